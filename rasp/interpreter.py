@@ -1,0 +1,391 @@
+"""The reference interpreter: exact RASP semantics, batched over inputs with numpy.
+
+Inputs are grouped by length; each group is one set of arrays of shape (batch, n) per
+s-op and (batch, n, n) per selector (entry [b, q, k]: query q selects key k), so a
+program costs one numpy call per node, not one Python step per position.
+
+Semantics (DESIGN §1):
+* aggregate ("rasp"): no selected position -> default; one -> that value unchanged;
+  several numbers -> their float mean; several non-numbers (strings, bools, None)
+  -> they must all be equal (else a runtime error naming the expression).
+* aggregate ("tracr"): Tracr's evaluator: ints/bools are averaged (always a float),
+  anything else must be selected at most once.
+* a None input to an elementwise function gives None; a None key or query never
+  matches (Tracr's predicates raise instead).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import ir
+from .errors import RaspInputError, RaspRuntimeError
+from .values import array_of, as_float, factorize, full_like_shape, is_numeric_array, select_values, to_python
+
+# Largest number of selector cells (batch * n * n) materialised at once.
+_MAX_CELLS = 1 << 24
+
+
+def _error(node: ir.Node, message: str) -> RaspRuntimeError:
+    span = node.origin.user_span() if node.origin is not None else None
+    label = node.name
+    text = node.source_text
+    where = f"`{text}`" if text else f"`{label}`"
+    if text and label and not label.startswith(node.kind + "_") and label != text:
+        where = f"{label} = `{text}`"
+    return RaspRuntimeError(f"in {where}: {message}", span)
+
+
+class _Group:
+    """Evaluation state for one batch of equal-length inputs."""
+
+    def __init__(self, tokens: list[Sequence[Any]], n: int, inputs_index: list[int]) -> None:
+        self.tokens = tokens
+        self.n = n
+        self.batch = len(tokens)
+        self.index = inputs_index
+        self.values: dict[int, np.ndarray] = {}
+
+
+def _describe_input(tokens: Sequence[Any]) -> str:
+    if all(isinstance(t, str) and len(t) == 1 for t in tokens):
+        return repr("".join(tokens))
+    return repr(list(tokens))
+
+
+class Interpreter:
+    """Evaluates a fixed set of IR roots; reuse it to amortise the graph traversal."""
+
+    def __init__(self, roots: Iterable[ir.Node]) -> None:
+        self.roots = list(roots)
+        self.order = ir.topological_order(self.roots)
+
+    # ---- public entry points
+    def run(self, inputs: Sequence[Sequence[Any]], nodes: Optional[Iterable[ir.Node]] = None) -> dict[int, list]:
+        """{node id: [python value per input]} for `nodes` (default: the roots)."""
+        wanted = list(nodes) if nodes is not None else self.roots
+        results: dict[int, list] = {node.id: [None] * len(inputs) for node in wanted}
+        for group in self._groups(inputs):
+            self._eval_group(group)
+            for node in wanted:
+                arr = group.values[node.id]
+                if isinstance(node, ir.Selector):
+                    rows = arr.astype(np.int64).tolist()
+                else:
+                    rows = to_python(arr)
+                for i, row in zip(group.index, rows):
+                    results[node.id][i] = row
+        return results
+
+    def run_arrays(self, inputs: Sequence[Sequence[Any]]) -> list[tuple[list[int], dict[int, np.ndarray]]]:
+        """Per length group: (input indices, {node id: array}) for every node."""
+        out = []
+        for group in self._groups(inputs):
+            self._eval_group(group)
+            out.append((group.index, group.values))
+        return out
+
+    # ---- grouping
+    def _groups(self, inputs: Sequence[Sequence[Any]]) -> list[_Group]:
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for i, seq in enumerate(inputs):
+            if isinstance(seq, (str, bytes)):
+                seq = list(seq)
+            by_len[len(seq)].append(i)
+        groups = []
+        for n, idx in sorted(by_len.items()):
+            chunk = max(1, _MAX_CELLS // max(1, n * n))
+            for start in range(0, len(idx), chunk):
+                part = idx[start:start + chunk]
+                tokens = [list(inputs[i]) for i in part]
+                groups.append(_Group(tokens, n, part))
+        return groups
+
+    # ---- evaluation of one group
+    def _eval_group(self, g: _Group) -> None:
+        for node in self.order:
+            if node.id in g.values:
+                continue
+            g.values[node.id] = self._eval_node(node, g)
+
+    def _eval_node(self, node: ir.Node, g: _Group) -> np.ndarray:
+        shape = (g.batch, g.n)
+        if isinstance(node, ir.Tokens):
+            return self._tokens(node, g)
+        if isinstance(node, ir.Indices):
+            return np.broadcast_to(np.arange(g.n, dtype=np.int64), shape)
+        if isinstance(node, ir.Length):
+            return np.full(shape, g.n, dtype=np.int64)
+        if isinstance(node, ir.Constant):
+            return full_like_shape(node.value, shape)
+        if isinstance(node, ir.ConstantSequence):
+            if node.check_length and len(node.values) != g.n:
+                raise _error(node, f"constant of length {len(node.values)} does not match input length {g.n}")
+            row = array_of(node.values[:g.n])
+            return np.broadcast_to(row, shape)
+        if isinstance(node, ir.Map):
+            return self._map(node, [g.values[c.id] for c in node.inputs], g)
+        if isinstance(node, ir.Select):
+            return self._select(node, g.values[node.keys.id], g.values[node.queries.id], g)
+        if isinstance(node, ir.SelectAnd):
+            return g.values[node.children[0].id] & g.values[node.children[1].id]
+        if isinstance(node, ir.SelectOr):
+            return g.values[node.children[0].id] | g.values[node.children[1].id]
+        if isinstance(node, ir.SelectNot):
+            return ~g.values[node.children[0].id]
+        if isinstance(node, ir.ConstantSelector):
+            m = np.array(node.matrix, dtype=bool)
+            if node.check_length and m.shape != (g.n, g.n):
+                raise _error(node, f"constant selector of shape {m.shape} does not match input length {g.n}")
+            return np.broadcast_to(m[:g.n, :g.n], (g.batch, g.n, g.n))
+        if isinstance(node, ir.SelectorWidth):
+            return g.values[node.selector.id].sum(axis=-1, dtype=np.int64)
+        if isinstance(node, ir.Aggregate):
+            sel = g.values[node.selector.id]
+            vals = g.values[node.sop.id]
+            if node.semantics == "tracr":
+                return self._aggregate_tracr(node, sel, vals, g)
+            return self._aggregate_rasp(node, sel, vals, g)
+        raise TypeError(f"cannot evaluate {node!r}")  # pragma: no cover
+
+    def _tokens(self, node: ir.Tokens, g: _Group) -> np.ndarray:
+        flat = [t for seq in g.tokens for t in seq]
+        conv = node.conversion
+        if conv != "asis":
+            fn = {"str": str, "int": int, "float": float, "bool": bool}[conv]
+            converted = []
+            for pos, t in enumerate(flat):
+                try:
+                    converted.append(fn(t))
+                except (TypeError, ValueError):
+                    b, i = divmod(pos, max(1, g.n))
+                    raise _error(node, f"cannot convert token {t!r} (position {i} of input "
+                                       f"{_describe_input(g.tokens[b])}) to {conv}") from None
+            flat = converted
+        return array_of(flat, (g.batch, g.n))
+
+    # ---- elementwise maps
+    def _map(self, node: ir.Map, args: list[np.ndarray], g: _Group) -> np.ndarray:
+        fn = node.fn
+        shape = (g.batch, g.n)
+        if g.n == 0:
+            return np.empty(shape, dtype=np.int64)
+        if fn.vec is not None and all(a.dtype != object for a in args):
+            try:
+                with np.errstate(all="raise"):
+                    out = fn.vec(*args)
+                out = np.asarray(out)
+                if out.shape != shape:
+                    out = np.broadcast_to(out, shape)
+                return out
+            except (NotImplementedError, FloatingPointError, TypeError, ValueError):
+                pass
+        return self._map_by_unique(node, args, g)
+
+    def _map_by_unique(self, node: ir.Map, args: list[np.ndarray], g: _Group) -> np.ndarray:
+        shape = (g.batch, g.n)
+        codes_list, uniques_list = [], []
+        for a in args:
+            codes, uniques = factorize(np.broadcast_to(a, shape))
+            codes_list.append(codes.reshape(-1))
+            uniques_list.append(uniques)
+        if len(args) == 0:
+            combined = np.zeros(g.batch * g.n, dtype=np.int64)
+        elif len(args) == 1:
+            combined = codes_list[0]
+        else:
+            dims = tuple(max(1, len(u)) for u in uniques_list)
+            combined = np.ravel_multi_index(tuple(codes_list), dims)
+        keys, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        results = []
+        py = node.fn.py
+        for pos in first:
+            call_args = [u[c[pos]] for u, c in zip(uniques_list, codes_list)]
+            if any(a is None for a in call_args):
+                results.append(None)
+                continue
+            try:
+                results.append(py(*call_args))
+            except Exception as exc:  # user functions may raise anything
+                b, i = divmod(int(pos), g.n)
+                shown = ", ".join(repr(a) for a in call_args)
+                raise _error(node, f"cannot compute {node.fn.label} for ({shown}) at position {i} of input "
+                                   f"{_describe_input(g.tokens[b])}: {exc}") from None
+        table = array_of(results)
+        return table[inverse.reshape(-1)].reshape(shape)
+
+    # ---- selectors
+    def _select(self, node: ir.Select, keys: np.ndarray, queries: np.ndarray, g: _Group) -> np.ndarray:
+        pred = node.ir_predicate
+        shape = (g.batch, g.n, g.n)
+        comp = pred.comparison
+        if comp == "TRUE" and keys.dtype != object and queries.dtype != object:
+            return np.ones(shape, dtype=bool)
+        if comp == "FALSE" and keys.dtype != object and queries.dtype != object:
+            return np.zeros(shape, dtype=bool)
+        if comp in ("==", "!=", "<", "<=", ">", ">="):
+            k, q = keys, queries
+            numeric = k.dtype.kind in "biuf" and q.dtype.kind in "biuf"
+            textual = k.dtype.kind == "U" and q.dtype.kind == "U"
+            if not (numeric or textual) and k.dtype == object and is_numeric_array(k) and \
+                    (q.dtype.kind in "biuf" or (q.dtype == object and is_numeric_array(q))):
+                k, q, numeric = as_float(k), as_float(q), True
+            elif not (numeric or textual) and q.dtype == object and is_numeric_array(q) and k.dtype.kind in "biuf":
+                q, numeric = as_float(q), True
+            if numeric or textual:
+                kk = k[:, None, :]
+                qq = q[:, :, None]
+                return {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+                        ">": np.greater, ">=": np.greater_equal}[comp](kk, qq)
+        return self._select_by_unique(node, keys, queries, g)
+
+    def _select_by_unique(self, node: ir.Select, keys: np.ndarray, queries: np.ndarray, g: _Group) -> np.ndarray:
+        kcodes, kvals = factorize(keys)
+        qcodes, qvals = factorize(queries)
+        pred = node.ir_predicate
+        table = np.zeros((max(1, len(qvals)), max(1, len(kvals))), dtype=bool)
+        for qi, qv in enumerate(qvals):
+            for ki, kv in enumerate(kvals):
+                if (kv is None or qv is None) and pred.none_policy != "call":
+                    if pred.none_policy == "raise":
+                        which = "key" if kv is None else "query"
+                        raise _error(node, f"{which} is None!")
+                    continue
+                try:
+                    table[qi, ki] = bool(pred.py(kv, qv))
+                except Exception as exc:
+                    raise _error(node, f"cannot compare key {kv!r} with query {qv!r} using "
+                                       f"{pred.label}: {exc}") from None
+        return table[qcodes[:, :, None], kcodes[:, None, :]]
+
+    # ---- aggregation
+    @staticmethod
+    def _first_selected(sel: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        first = np.argmax(sel, axis=-1)  # (B, n) index of the first selected key
+        return np.take_along_axis(np.broadcast_to(vals, sel.shape[:2]), first, axis=1)
+
+    def _aggregate_rasp(self, node: ir.Aggregate, sel: np.ndarray, vals: np.ndarray, g: _Group) -> np.ndarray:
+        shape = (g.batch, g.n)
+        if g.n == 0:
+            return np.empty(shape, dtype=np.int64)
+        vals = np.broadcast_to(vals, shape)
+        count = sel.sum(axis=-1)
+        one = count == 1
+        many = count > 1
+        none = count == 0
+        picked = self._first_selected(sel, vals)
+        default = full_like_shape(node.default, shape)
+        if not many.any():
+            return select_values([one, none], [picked, default], shape)
+        numeric = vals.dtype.kind in "iuf" or (vals.dtype == object and _all_numbers(vals, sel, many))
+        if numeric:
+            fv = as_float(vals)
+            with np.errstate(all="ignore"):
+                means = np.matmul(sel.astype(np.float64), fv[:, :, None])[:, :, 0] / np.maximum(count, 1)
+            return select_values([one, many, none], [picked, means, default], shape)
+        # non-numeric (or mixed) values: every selected value must equal the first one
+        self._check_all_equal(node, sel, vals, picked, many, g)
+        return select_values([one | many, none], [picked, default], shape)
+
+    def _check_all_equal(self, node: ir.Aggregate, sel: np.ndarray, vals: np.ndarray, picked: np.ndarray,
+                         many: np.ndarray, g: _Group) -> None:
+        codes, uniques = factorize(vals)
+        pcodes = np.take_along_axis(codes, np.argmax(sel, axis=-1), axis=1)
+        differ = sel & (codes[:, None, :] != pcodes[:, :, None])
+        bad = differ.any(axis=-1) & many
+        if bad.any():
+            b, q = map(int, np.argwhere(bad)[0])
+            chosen = [uniques[c] for c in codes[b][sel[b, q]]]
+            raise _error(node, f"cannot average the non-numeric values {chosen} selected at position {q} "
+                               f"of input {_describe_input(g.tokens[b])} (several different values; "
+                               f"numbers are averaged, other values must all be equal)")
+
+    def _aggregate_tracr(self, node: ir.Aggregate, sel: np.ndarray, vals: np.ndarray, g: _Group) -> np.ndarray:
+        shape = (g.batch, g.n)
+        if g.n == 0:
+            return np.empty(shape, dtype=np.int64)
+        vals = np.broadcast_to(vals, shape)
+        count = sel.sum(axis=-1)
+        none = count == 0
+        picked = self._first_selected(sel, vals)
+        default = full_like_shape(node.default, shape)
+        if vals.dtype.kind in "biu":  # ints and bools: always a float mean
+            means = np.matmul(sel.astype(np.float64), vals.astype(np.float64)[:, :, None])[:, :, 0]
+            means = means / np.maximum(count, 1)
+            return select_values([~none, none], [means, default], shape)
+        if vals.dtype == object:
+            out = np.empty(shape, dtype=object)
+            for b in range(g.batch):
+                for q in range(g.n):
+                    chosen = vals[b][sel[b, q]].tolist()
+                    out[b, q] = self._tracr_mean(node, chosen, node.default, g, b, q)
+            return out
+        many = count > 1
+        if many.any():
+            b, q = map(int, np.argwhere(many)[0])
+            chosen = vals[b][sel[b, q]].tolist()
+            raise _error(node, f"Unsupported type for aggregation: {chosen} (position {q} of input "
+                               f"{_describe_input(g.tokens[b])})")
+        return select_values([~none, none], [picked, default], shape)
+
+    def _tracr_mean(self, node, xs, default, g, b, q):
+        if not xs:
+            return default
+        if isinstance(xs[0], (int, bool)):
+            try:
+                return sum(xs) / len(xs)
+            except TypeError as exc:
+                raise _error(node, f"cannot average {xs}: {exc}") from None
+        if len(xs) == 1:
+            return xs[0]
+        raise _error(node, f"Unsupported type for aggregation: {xs} (position {q} of input "
+                           f"{_describe_input(g.tokens[b])})")
+
+
+def _all_numbers(vals: np.ndarray, sel: np.ndarray, many: np.ndarray) -> bool:
+    """Whether every value that takes part in a multi-position mean is a number (not bool)."""
+    used = (sel & many[:, :, None]).any(axis=1)
+    for v in vals[used]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+    return True
+
+
+# ---- convenience functions ---------------------------------------------------------------
+
+Input = Union[str, Sequence[Any]]
+
+
+def _as_tokens(tokens: Input) -> list:
+    if isinstance(tokens, str):
+        return list(tokens)
+    return list(tokens)
+
+
+def evaluate(node: ir.Node, tokens: Input) -> list:
+    """Evaluate an s-op (-> list of values) or selector (-> 0/1 matrix) on one input."""
+    _check_node(node)
+    return Interpreter([node]).run([_as_tokens(tokens)])[node.id][0]
+
+
+def evaluate_batch(node: ir.Node, batch: Iterable[Input]) -> list:
+    """Evaluate on many inputs at once (fast: one numpy pass per length)."""
+    _check_node(node)
+    inputs = [_as_tokens(t) for t in batch]
+    return Interpreter([node]).run(inputs)[node.id]
+
+
+def evaluate_all(nodes: Sequence[ir.Node], batch: Iterable[Input]) -> dict[int, list]:
+    """Evaluate several nodes on a batch, sharing work: {node id: [value per input]}."""
+    for node in nodes:
+        _check_node(node)
+    inputs = [_as_tokens(t) for t in batch]
+    return Interpreter(nodes).run(inputs, nodes)
+
+
+def _check_node(node: Any) -> None:
+    if not isinstance(node, ir.Node):
+        raise RaspInputError(f"expected an s-op or selector to evaluate, got {type(node).__name__}")

@@ -1,0 +1,638 @@
+"""A drop-in replacement for DeepMind Tracr's `tracr.rasp.rasp` module.
+
+Programs written against Tracr's RASP (e.g. every constructor in Tracr's
+`compiler/lib.py`) run unchanged when this module is imported in its place:
+
+    import sys, rasp.tracr
+    sys.modules["tracr.rasp.rasp"] = rasp.tracr
+
+Same public names, constructor signatures, annotations (`numerical`, `categorical`,
+`.named`, `.annotations`, default names and encodings) and evaluation semantics as
+Tracr (Python lambdas, `None` propagation through maps, Tracr's aggregate rules,
+`Comparison` raising on None). Every object is also an ordinary node of our IR
+(`rasp.ir`), so the interpreter and the compiler accept it directly. The lambdas are
+the user's own Python; no RASP source text is ever evaluated as Python.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+from typing import (Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar,
+                    Union)
+
+from . import ir
+from .interpreter import Interpreter
+
+_log = logging.getLogger(__name__)
+
+SelectorValue = List[List[bool]]
+NumericValue = Union[int, float]
+Value = Union[None, int, float, str, bool]
+VT = TypeVar("VT", bound=Value)
+RASPExprT = TypeVar("RASPExprT", bound="RASPExpr")
+SOpT = TypeVar("SOpT", bound="SOp")
+T = TypeVar("T")
+
+_NAME_KEY = "name"
+_ENCODING_KEY = "encoding"
+
+# Default annotation providers, looked up lazily (add your own, as in Tracr).
+DEFAULT_ANNOTATORS: Dict[str, Callable[["RASPExpr"], Any]] = {}
+
+RASPExpr = ir.Node
+Annotator = Callable[["RASPExpr"], Any]
+
+
+class _TracrNode:
+    """Mixin giving IR nodes Tracr's naming, default annotators and call syntax."""
+
+    def _default_annotation(self, key: str) -> Any:  # type: ignore[override]
+        if key in DEFAULT_ANNOTATORS:
+            return DEFAULT_ANNOTATORS[key](self)
+        return super()._default_annotation(key)  # type: ignore[misc]
+
+    def _default_name(self) -> str:  # type: ignore[override]
+        return default_name(self)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}_{self.unique_id}"
+
+    def __call__(self, xs: Sequence[Value]):
+        return evaluate(self, xs)
+
+
+def annotate(expr: RASPExprT, **annotations: Any) -> RASPExprT:
+    """Adds annotations to an expression (new ones overwrite existing keys)."""
+    expr.annotations = {**expr.annotations, **annotations}
+    return expr
+
+
+# ---- s-ops ------------------------------------------------------------------------------
+
+class SOp(_TracrNode, ir.SOp):
+    """A Sequence Operation; Python operators build Maps and SequenceMaps (Tracr semantics)."""
+
+    def __lt__(self, other: Value) -> "SOp":
+        return Map(lambda x: x < other, self)
+
+    def __le__(self, other: Value) -> "SOp":
+        return Map(lambda x: x <= other, self)
+
+    def __eq__(self, other: Value) -> "SOp":  # type: ignore[override]
+        return Map(lambda x: x == other, self)
+
+    def __ne__(self, other: Value) -> "SOp":  # type: ignore[override]
+        return Map(lambda x: x != other, self)
+
+    def __gt__(self, other: Value) -> "SOp":
+        return Map(lambda x: x > other, self)
+
+    def __ge__(self, other: Value) -> "SOp":
+        return Map(lambda x: x >= other, self)
+
+    def __add__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x + y, self, other)
+        return Map(lambda x: x + other, self)
+
+    def __radd__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x + y, other, self)
+        return Map(lambda x: other + x, self)
+
+    def __sub__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x - y, self, other)
+        return Map(lambda x: x - other, self)
+
+    def __rsub__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x - y, other, self)
+        return Map(lambda x: other - x, self)
+
+    def __mul__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x * y, self, other)
+        return Map(lambda x: x * other, self)
+
+    def __rmul__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x * y, other, self)
+        return Map(lambda x: other * x, self)
+
+    def __truediv__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x / y, self, other)
+        return Map(lambda x: x / other, self)
+
+    def __rtruediv__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x / y, other, self)
+        return Map(lambda x: other / x, self)
+
+    def __invert__(self):
+        return Map(lambda x: not x, self)
+
+    def __and__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x and y, self, other)
+        return Map(lambda x: x and other, self)
+
+    def __or__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x or y, self, other)
+        return Map(lambda x: x or other, self)
+
+    def __rand__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x and y, other, self)
+        return Map(lambda x: other and x, self)
+
+    def __ror__(self, other):
+        if isinstance(other, ir.SOp):
+            return SequenceMap(lambda x, y: x or y, other, self)
+        return Map(lambda x: x or other, self)
+
+    __hash__ = ir.Node.__hash__
+
+
+class TokensType(SOp, ir.Tokens):
+    """Primitive SOp returning the original input tokens."""
+
+    def __init__(self) -> None:
+        ir.Tokens.__init__(self, "asis")
+
+    @property
+    def label(self) -> str:
+        return "tokens"
+
+    def __repr__(self) -> str:
+        return "tokens"
+
+
+class IndicesType(SOp, ir.Indices):
+    """Primitive SOp returning the position index at each token."""
+
+    def __init__(self) -> None:
+        ir.Indices.__init__(self)
+
+    @property
+    def label(self) -> str:
+        return "indices"
+
+    def __repr__(self) -> str:
+        return "indices"
+
+
+class LengthType(SOp, ir.Length):
+    """Primitive SOp returning the total length of the input."""
+
+    def __init__(self) -> None:
+        ir.Length.__init__(self)
+
+    @property
+    def label(self) -> str:
+        return "length"
+
+    def __repr__(self) -> str:
+        return "length"
+
+
+tokens = TokensType()
+indices = IndicesType()
+length = LengthType()
+
+
+def _fn_label(f: Callable[..., Any]) -> str:
+    name = getattr(f, "__name__", "f")
+    return "lambda" if name == "<lambda>" else name
+
+
+class Map(SOp, ir.Map):
+    """SOp that evaluates the function elementwise on the input SOp.
+
+    Map(lambda x: x + 1, tokens).eval([1, 2, 3]) == [2, 3, 4]
+    """
+
+    def __init__(self, f: Callable[[Value], Value], inner: ir.SOp, simplify: bool = True) -> None:
+        assert isinstance(inner, ir.SOp)
+        assert callable(f) and not isinstance(f, ir.Node)
+        if simplify and isinstance(inner, Map):
+            inner_f = inner.f
+            outer_f = f
+            f = lambda t: outer_f(inner_f(t))  # noqa: E731
+            inner = inner.inner
+        ir.Map.__init__(self, ir.ElementFn(f, 1, _fn_label(f)), (inner,))
+        self.f = f
+
+    @property
+    def inner(self) -> ir.SOp:
+        return self.children[0]  # type: ignore[return-value]
+
+    @property
+    def children(self):
+        return self._children
+
+
+class SequenceMap(SOp, ir.Map):
+    """SOp that evaluates the function elementwise on the two given SOp's.
+
+    SequenceMap(lambda x, y: x - y, length, tokens).eval([1, 2, 3]) == [2, 1, 0]
+    """
+
+    def __init__(self, f: Callable[[Value, Value], Value], fst: ir.SOp, snd: ir.SOp) -> None:
+        if fst is snd:
+            _log.warning("Creating a SequenceMap with both inputs being the same SOp is discouraged. "
+                         "You should use a Map instead.")
+        assert isinstance(fst, ir.SOp)
+        assert isinstance(snd, ir.SOp)
+        assert callable(f) and not isinstance(f, ir.Node)
+        ir.Map.__init__(self, ir.ElementFn(f, 2, _fn_label(f)), (fst, snd))
+        self.f = f
+
+    @property
+    def fst(self) -> ir.SOp:
+        return self._children[0]  # type: ignore[return-value]
+
+    @property
+    def snd(self) -> ir.SOp:
+        return self._children[1]  # type: ignore[return-value]
+
+
+class LinearSequenceMap(SequenceMap):
+    """SOp that evaluates a linear function elementwise on the two given SOp's."""
+
+    def __init__(self, fst: ir.SOp, snd: ir.SOp, fst_fac: float, snd_fac: float) -> None:
+        super().__init__(lambda x, y: fst_fac * x + snd_fac * y, fst, snd)
+        self.fn.label = f"{fst_fac}*x + {snd_fac}*y"
+        self.fn.op = "linear"
+        self.fn.consts = (fst_fac, snd_fac)
+        self.fst_fac = fst_fac
+        self.snd_fac = snd_fac
+
+
+class Full(SOp, ir.Constant):
+    """A SOp evaluating to [fill]*len(input_values)."""
+
+    def __init__(self, fill: Value) -> None:
+        ir.Constant.__init__(self, fill)
+
+    @property
+    def fill(self) -> Value:
+        return self.value
+
+
+def sop_not(sop: ir.SOp) -> SOp:
+    return Map(lambda t: not t, sop)
+
+
+class ConstantSOp(SOp, ir.ConstantSequence, Generic[VT]):
+    """A constant S-Op for testing purposes."""
+
+    def __init__(self, value: Sequence[VT], check_length: bool = True) -> None:
+        ir.ConstantSequence.__init__(self, value, check_length)
+
+    @property
+    def value(self) -> Sequence[VT]:
+        return self.values
+
+
+# ---- selectors --------------------------------------------------------------------------
+
+class Comparison(enum.Enum):
+    """A two-place boolean comparison predicate for use in Select."""
+
+    EQ = "=="
+    LT = "<"
+    LEQ = "<="
+    GT = ">"
+    GEQ = ">="
+    NEQ = "!="
+    TRUE = "True"
+    FALSE = "False"
+
+    def __call__(self, key: Value, query: Value) -> bool:
+        if key is None:
+            raise ValueError("key is None!")
+        if query is None:
+            raise ValueError("query is None!")
+        return _comparison_table[self](key, query)
+
+
+_comparison_table = {
+    Comparison.EQ: lambda key, query: key == query,
+    Comparison.LT: lambda key, query: key < query,
+    Comparison.LEQ: lambda key, query: key <= query,
+    Comparison.GT: lambda key, query: key > query,
+    Comparison.GEQ: lambda key, query: key >= query,
+    Comparison.NEQ: lambda key, query: key != query,
+    Comparison.TRUE: lambda key, query: True,
+    Comparison.FALSE: lambda key, query: False,
+}
+
+_COMPARISON_NAMES = {Comparison.EQ: "==", Comparison.LT: "<", Comparison.LEQ: "<=", Comparison.GT: ">",
+                     Comparison.GEQ: ">=", Comparison.NEQ: "!=", Comparison.TRUE: "TRUE",
+                     Comparison.FALSE: "FALSE"}
+
+Predicate = Callable[[Value, Value], bool]
+
+
+def _ir_predicate(predicate: Any) -> ir.Predicate:
+    if isinstance(predicate, Comparison):
+        return ir.Predicate(_comparison_table[predicate], _COMPARISON_NAMES[predicate],
+                            comparison=_COMPARISON_NAMES[predicate], none_policy="raise")
+    return ir.Predicate(predicate, _fn_label(predicate), comparison=None, none_policy="call")
+
+
+class Selector(_TracrNode, ir.Selector):
+    """RASP Selector. Represents something like an attention head's weights."""
+
+    def __and__(self, other: ir.Selector) -> ir.Selector:
+        return selector_and(self, other)
+
+    def __rand__(self, other: ir.Selector) -> ir.Selector:
+        return selector_and(other, self)
+
+    def __or__(self, other: ir.Selector) -> ir.Selector:
+        return selector_or(self, other)
+
+    def __ror__(self, other: ir.Selector) -> ir.Selector:
+        return selector_or(other, self)
+
+    def __invert__(self) -> ir.Selector:
+        return selector_not(self)
+
+
+class Select(Selector, ir.Select):
+    """Primitive that creates a Selector."""
+
+    def __init__(self, keys: ir.SOp, queries: ir.SOp, predicate: Predicate) -> None:
+        assert isinstance(keys, ir.SOp)
+        assert isinstance(queries, ir.SOp)
+        ir.Select.__init__(self, keys, queries, _ir_predicate(predicate))
+        self._tracr_predicate = predicate
+
+    @property
+    def predicate(self) -> Any:
+        return self._tracr_predicate
+
+
+class ConstantSelector(Selector, ir.ConstantSelector):
+    """A constant selector for testing purposes."""
+
+    def __init__(self, value: SelectorValue, check_length: bool = True) -> None:
+        ir.ConstantSelector.__init__(self, value, check_length)
+
+    @property
+    def value(self) -> SelectorValue:
+        return self.matrix
+
+
+class SelectorWidth(SOp, ir.SelectorWidth):
+    """SelectorWidth primitive."""
+
+    def __init__(self, selector: ir.Selector) -> None:
+        assert isinstance(selector, ir.Selector)
+        ir.SelectorWidth.__init__(self, selector)
+
+
+class SelectorAnd(Selector, ir.SelectAnd):
+    """Implements elementwise `and` between selectors."""
+
+    def __init__(self, fst: ir.Selector, snd: ir.Selector) -> None:
+        assert isinstance(fst, ir.Selector)
+        assert isinstance(snd, ir.Selector)
+        ir.SelectAnd.__init__(self, fst, snd)
+
+    @property
+    def fst(self) -> ir.Selector:
+        return self._children[0]  # type: ignore[return-value]
+
+    @property
+    def snd(self) -> ir.Selector:
+        return self._children[1]  # type: ignore[return-value]
+
+
+class SelectorOr(Selector, ir.SelectOr):
+    """Implements elementwise `or` between selectors."""
+
+    def __init__(self, fst: ir.Selector, snd: ir.Selector) -> None:
+        assert isinstance(fst, ir.Selector)
+        assert isinstance(snd, ir.Selector)
+        ir.SelectOr.__init__(self, fst, snd)
+
+    @property
+    def fst(self) -> ir.Selector:
+        return self._children[0]  # type: ignore[return-value]
+
+    @property
+    def snd(self) -> ir.Selector:
+        return self._children[1]  # type: ignore[return-value]
+
+
+class SelectorNot(Selector, ir.SelectNot):
+    """Implements elementwise `not` on a selector."""
+
+    def __init__(self, inner: ir.Selector) -> None:
+        assert isinstance(inner, ir.Selector)
+        ir.SelectNot.__init__(self, inner)
+
+    @property
+    def inner(self) -> ir.Selector:
+        return self._children[0]  # type: ignore[return-value]
+
+
+def selector_not(inner: ir.Selector, simplify: bool = True) -> ir.Selector:
+    """Returns a SelectorNot, or a Select if simplifying is possible."""
+    if simplify and isinstance(inner, Select):
+        predicate = lambda k, q: not inner.predicate(k, q)  # noqa: E731
+        return Select(inner.keys, inner.queries, predicate=predicate)
+    return SelectorNot(inner)
+
+
+def selector_and(fst: ir.Selector, snd: ir.Selector, simplify: bool = True) -> ir.Selector:
+    """Returns a SelectorAnd, or a Select if simplifying is possible."""
+    if simplify and isinstance(fst, Select) and isinstance(snd, Select):
+        simplified = _attempt_simplify(fst, snd, lambda l, r: l and r)
+        if simplified is not None:
+            return simplified
+    return SelectorAnd(fst, snd)
+
+
+def selector_or(fst: ir.Selector, snd: ir.Selector, simplify: bool = True) -> ir.Selector:
+    """Returns a SelectorOr, or a Select if simplifying is possible."""
+    if simplify and isinstance(fst, Select) and isinstance(snd, Select):
+        simplified = _attempt_simplify(fst, snd, lambda l, r: l or r)
+        if simplified is not None:
+            return simplified
+    return SelectorOr(fst, snd)
+
+
+def _attempt_simplify(fst: Select, snd: Select, combine: Callable[[bool, bool], bool]) -> Optional[Select]:
+    """Merges two Selects over the same keys and queries into one (as Tracr does)."""
+    fst_predicate = fst.predicate
+    snd_predicate = snd.predicate
+    common_keys = None
+    common_queries = None
+    if isinstance(fst.keys, Full):
+        common_keys = snd.keys
+        fst_predicate = lambda key, query, p=fst_predicate: p(fst.keys.fill, query)  # noqa: E731
+    if isinstance(snd.keys, Full):
+        common_keys = fst.keys
+        snd_predicate = lambda key, query, p=snd_predicate: p(snd.keys.fill, query)  # noqa: E731
+    if isinstance(fst.queries, Full):
+        common_queries = snd.queries
+        fst_predicate = lambda key, query, p=fst_predicate: p(key, fst.queries.fill)  # noqa: E731
+    if isinstance(snd.queries, Full):
+        common_queries = fst.queries
+        snd_predicate = lambda key, query, p=snd_predicate: p(key, snd.queries.fill)  # noqa: E731
+    if fst.keys is snd.keys:
+        common_keys = fst.keys
+    if fst.queries is snd.queries:
+        common_queries = fst.queries
+    if common_keys is None or common_queries is None:
+        return None
+
+    def predicate(key, query):
+        return combine(fst_predicate(key, query), snd_predicate(key, query))
+
+    return Select(common_keys, common_queries, predicate=predicate)
+
+
+class Aggregate(SOp, ir.Aggregate, Generic[VT]):
+    """Aggregate primitive (mean of the selected values; `default` where none is selected)."""
+
+    def __init__(self, selector: ir.Selector, sop: ir.SOp, default: Optional[VT] = None) -> None:
+        assert isinstance(selector, ir.Selector)
+        assert isinstance(sop, ir.SOp)
+        assert default is None or isinstance(default, (str, float, bool, int))
+        ir.Aggregate.__init__(self, selector, sop, default, semantics="tracr")
+
+
+# ---- encodings --------------------------------------------------------------------------
+
+class Encoding(str, enum.Enum):
+    """The encoding used by a SOp. Only number-valued SOps support numerical."""
+
+    CATEGORICAL = "categorical"
+    NUMERICAL = "numerical"
+
+
+def numerical(sop: SOpT) -> SOpT:
+    return annotate(sop, encoding=Encoding.NUMERICAL)
+
+
+def categorical(sop: SOpT) -> SOpT:
+    return annotate(sop, encoding=Encoding.CATEGORICAL)
+
+
+def get_encoding(sop: ir.SOp) -> Encoding:
+    return Encoding(sop.annotations["encoding"])
+
+
+def is_numerical(sop: ir.SOp) -> bool:
+    """Check if the SOp is numerically encoded."""
+    return get_encoding(sop) == Encoding.NUMERICAL
+
+
+def is_categorical(sop: ir.SOp) -> bool:
+    """Check if the SOp is categorically encoded."""
+    return get_encoding(sop) == Encoding.CATEGORICAL
+
+
+def default_encoding(expr: RASPExpr) -> Optional[Encoding]:
+    """Adds an 'encoding' annotation, default is Categorical."""
+    if not isinstance(expr, ir.SOp):
+        raise TypeError(f"expr {expr} is not a SOp.")
+    return Encoding.CATEGORICAL
+
+
+DEFAULT_ANNOTATORS[_ENCODING_KEY] = default_encoding
+
+# ---- naming -----------------------------------------------------------------------------
+
+_default_name_by_class = {
+    TokensType: "tokens",
+    IndicesType: "indices",
+    LengthType: "length",
+    LinearSequenceMap: "linear_sequence_map",
+    SequenceMap: "sequence_map",
+    Map: "map",
+    Full: "full",
+    ConstantSOp: "constant_sop",
+    SelectorWidth: "selector_width",
+    Aggregate: "aggregate",
+    SOp: "sop",
+    Select: "select",
+    SelectorAnd: "selector_and",
+    SelectorOr: "selector_or",
+    SelectorNot: "selector_not",
+    ConstantSelector: "constant_selector",
+    Selector: "selector",
+}
+
+
+def default_name(expr: RASPExpr) -> str:
+    for cls, name in _default_name_by_class.items():
+        if isinstance(expr, cls):
+            return name
+    if isinstance(expr, ir.Node):
+        return expr.kind
+    raise NotImplementedError(f"{expr} was not given a default name!")
+
+
+DEFAULT_ANNOTATORS[_NAME_KEY] = default_name
+
+# ---- evaluation -------------------------------------------------------------------------
+
+
+class RASPEvaluator(abc.ABC):
+    """ABC for RASP evaluators."""
+
+    @abc.abstractmethod
+    def evaluate(self, expr: RASPExpr, xs: Sequence[Value]) -> Union[Sequence[Value], SelectorValue]:
+        """Evaluates the RASP expression on input `xs`."""
+
+
+class DefaultRASPEvaluator(RASPEvaluator):
+    """Tracr's default evaluator semantics, computed by our batched interpreter."""
+
+    def evaluate(self, expr: RASPExpr, xs: Sequence[Value]) -> Union[Sequence[Value], SelectorValue]:
+        result = Interpreter([expr]).run([list(xs)])[expr.id][0]
+        if isinstance(expr, ir.Selector):
+            return [[bool(v) for v in row] for row in result]
+        return result
+
+
+evaluate = DefaultRASPEvaluator().evaluate
+
+
+def _get_selected(selector_row: List[bool], values: Sequence[VT]) -> Sequence[VT]:
+    """Helper for aggregate. [T T F], [a b c] -> [a b]."""
+    return [v for s, v in zip(selector_row, values) if s]
+
+
+def _mean(xs: Sequence[VT], default: VT) -> VT:
+    """Takes the mean for numbers and concats for strings."""
+    if not xs:
+        return default
+    exemplar = xs[0]
+    if isinstance(exemplar, (int, bool)):
+        return sum(xs) / len(xs)
+    if len(xs) == 1:
+        return exemplar
+    raise ValueError(f"Unsupported type for aggregation: {xs}")
+
+
+__all__ = [
+    "SelectorValue", "NumericValue", "Value", "VT", "RASPExprT", "SOpT", "T", "DEFAULT_ANNOTATORS",
+    "Annotator", "RASPExpr", "annotate", "SOp", "TokensType", "IndicesType", "LengthType", "tokens",
+    "indices", "length", "Map", "SequenceMap", "LinearSequenceMap", "Full", "sop_not", "ConstantSOp",
+    "Predicate", "Comparison", "Selector", "Select", "ConstantSelector", "SelectorWidth", "SelectorAnd",
+    "SelectorOr", "SelectorNot", "selector_not", "selector_and", "selector_or", "Aggregate", "Encoding",
+    "numerical", "categorical", "get_encoding", "is_numerical", "is_categorical", "default_encoding",
+    "default_name", "RASPEvaluator", "DefaultRASPEvaluator", "evaluate",
+]

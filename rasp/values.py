@@ -1,0 +1,140 @@
+"""Conversions between Python values and the numpy arrays the interpreter works on.
+
+Values keep their Python types: ints stay ints, floats floats, strings strings. A batch
+of values is stored in the tightest numpy dtype that holds them exactly (bool, int64,
+float64, unicode) and in an object array otherwise (mixed types, None, tuples), so
+converting back with `to_python` returns exactly the Python values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+_INT_LIMIT = 2 ** 62
+
+
+def array_of(values: Sequence[Any], shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A numpy array holding `values` exactly (see module doc), reshaped to `shape`."""
+    values = list(values)
+    n = len(values)
+    out: np.ndarray
+    if n == 0:
+        out = np.empty(0, dtype=np.int64)
+    else:
+        types = {type(v) for v in values}
+        if types == {bool} or types == {np.bool_}:
+            out = np.array(values, dtype=bool)
+        elif types <= {int, np.int64} and all(-_INT_LIMIT < v < _INT_LIMIT for v in values):
+            out = np.array(values, dtype=np.int64)
+        elif types <= {float, np.float64}:
+            out = np.array(values, dtype=np.float64)
+        elif types == {str} or types == {np.str_}:
+            out = np.array(values, dtype=str)
+        else:
+            out = np.empty(n, dtype=object)
+            for i, v in enumerate(values):
+                out[i] = v
+    if shape is not None:
+        out = out.reshape(shape)
+    return out
+
+
+def full_like_shape(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """An array of `shape` filled with the atom `value` (keeping its Python type)."""
+    base = array_of([value])
+    if base.dtype == object:
+        out = np.empty(shape, dtype=object)
+        out[...] = None
+        out.reshape(-1)[:] = [value] * out.size
+        return out
+    return np.full(shape, base[0], dtype=base.dtype)
+
+
+def to_python(arr: np.ndarray) -> list:
+    """Nested Python lists with native Python scalars."""
+    if arr.dtype == object:
+        return arr.tolist()
+    return arr.tolist()
+
+
+def unify(parts: Iterable[np.ndarray], shape: tuple[int, ...]) -> tuple[np.dtype, bool]:
+    """The dtype that holds all `parts` exactly, and whether it must be object."""
+    kinds = {p.dtype.kind for p in parts if p.size}
+    if not kinds:
+        return np.dtype(np.int64), False
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind == "U":
+            return np.dtype(str), False
+        if kind == "O":
+            return np.dtype(object), True
+        return next(p.dtype for p in parts if p.size), False
+    return np.dtype(object), True
+
+
+def select_values(conditions: Sequence[np.ndarray], choices: Sequence[np.ndarray],
+                  shape: tuple[int, ...]) -> np.ndarray:
+    """Like `np.select`, but never converts between Python types (int stays int)."""
+    used = [(c, v) for c, v in zip(conditions, choices) if c.any()]
+    if not used:
+        return np.empty(shape, dtype=np.int64)
+    parts = [np.broadcast_to(v, shape)[c] for c, v in used]
+    kinds = {p.dtype.kind for p in parts if p.size}
+    if len(kinds) == 1 and "O" not in kinds:
+        kind = kinds.pop()
+        if kind == "U":
+            dtype = np.dtype(str)
+            width = max(np.broadcast_to(v, shape).dtype.itemsize for _, v in used)
+            dtype = np.dtype(f"<U{max(1, width // 4)}")
+        else:
+            dtype = np.result_type(*[p.dtype for p in parts if p.size])
+        out = np.zeros(shape, dtype=dtype)
+    else:
+        out = np.empty(shape, dtype=object)
+    for c, v in used:
+        vb = np.broadcast_to(v, shape)
+        if out.dtype == object and vb.dtype != object:
+            out[c] = np.array(vb[c].tolist(), dtype=object) if vb[c].size else vb[c]
+        else:
+            out[c] = vb[c]
+    return out
+
+
+def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
+    """Integer codes and the list of distinct Python values, for `arr` of any dtype.
+
+    Object arrays are factorised by (type, value) so that 1, 1.0 and True stay distinct.
+    """
+    flat = arr.reshape(-1)
+    if arr.dtype != object:
+        uniques, codes = np.unique(flat, return_inverse=True)
+        return codes.reshape(arr.shape), uniques.tolist()
+    table: dict = {}
+    values: list = []
+    codes = np.empty(flat.shape[0], dtype=np.int64)
+    for i, v in enumerate(flat):
+        key = (type(v), v)
+        code = table.get(key)
+        if code is None:
+            code = len(values)
+            table[key] = code
+            values.append(v)
+        codes[i] = code
+    return codes.reshape(arr.shape), values
+
+
+def is_numeric_array(arr: np.ndarray) -> bool:
+    """True if every element is an int/float/bool (None or strings make it False)."""
+    if arr.dtype.kind in "biuf":
+        return True
+    if arr.dtype == object:
+        return all(isinstance(v, (int, float)) for v in arr.reshape(-1))
+    return False
+
+
+def as_float(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == object:
+        return np.array(arr.tolist(), dtype=np.float64).reshape(arr.shape)
+    return arr.astype(np.float64)

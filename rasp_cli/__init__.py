@@ -1,0 +1,1 @@
+"""The `rasp` command line (imports both `rasp` and `compiler`; neither imports it)."""
