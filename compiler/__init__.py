@@ -1,0 +1,43 @@
+"""Compile RASP s-ops into exact PyTorch transformers.
+
+    import rasp, compiler
+    prog = rasp.load("programs/sort.rasp")
+    model = compiler.compile(prog["out"], vocab={"a", "b", "c"}, max_seq_len=16)
+    model(["b", "a", "c"])             # -> ['a', 'b', 'c']
+    model.num_layers, model.d_model    # sizes
+    model.save("sort.safetensors"); compiler.load("sort.safetensors")
+
+Pipeline (one module per stage): graph -> infer -> plan/lower -> schedule -> residual
+-> assemble -> model, and runtime for encoding/decoding.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Optional, Union
+
+from rasp import ir
+
+from .errors import CompileError
+from .runtime import CompiledModel, OutputSpec, load
+
+__all__ = ["compile", "load", "CompiledModel", "CompileError"]
+
+
+def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
+            device: Union[str, Any] = "cpu") -> CompiledModel:  # noqa: A001 - the public name DESIGN fixes
+    """Compile `sop` for inputs over `vocab` of length 1..max_seq_len.
+
+    The result agrees with the reference interpreter on every such input; where the
+    compiler cannot guarantee that it raises `CompileError` naming the expression.
+    """
+    from .pipeline import build, normalize_vocab
+    start = time.perf_counter()
+    if not isinstance(sop, ir.SOp):
+        raise CompileError(f"compile expects an s-op, got {type(sop).__name__}")
+    if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
+        raise CompileError(f"max_seq_len must be a positive integer, got {max_seq_len!r}")
+    tokens = normalize_vocab(vocab)
+    model = build(sop, tokens, max_seq_len)
+    model.info["compile_seconds"] = time.perf_counter() - start
+    return model.to(device)

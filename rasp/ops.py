@@ -173,15 +173,28 @@ def _vec_sub(a, b):
     raise NotImplementedError
 
 
+def _max_abs(x: Any) -> int:
+    arr = np.asarray(x)
+    return int(np.abs(arr).max()) if arr.size else 0
+
+
 def _vec_mul(a, b):
     if _numeric(a, b):
-        return _check_int_range(np.multiply(_as_num(a), _as_num(b)))
+        a, b = _as_num(a), _as_num(b)
+        # an int64 product can wrap to a plausible value, which the range check cannot see
+        if _kind(a) == "i" and _kind(b) == "i" and _max_abs(a) * _max_abs(b) > 2 ** 62:
+            raise NotImplementedError
+        return _check_int_range(np.multiply(a, b))
     raise NotImplementedError
 
 
 def _vec_div(a, b):
     if _numeric(a, b) and not np.any(np.asarray(b) == 0):
-        return np.true_divide(_as_num(a), _as_num(b))
+        a, b = _as_num(a), _as_num(b)
+        # Python divides two ints exactly (one rounding); numpy rounds big ints to float first
+        if _kind(a) == "i" and _kind(b) == "i" and max(_max_abs(a), _max_abs(b)) > 2 ** 53:
+            raise NotImplementedError
+        return np.true_divide(a, b)
     raise NotImplementedError
 
 
@@ -289,7 +302,9 @@ def _binary_out_types(op: str, ta: frozenset, tb: frozenset) -> frozenset:
     if op == "/":
         return FLOAT
     if op == "+" and (str in ta or str in tb):
-        return STR if (ta | tb) <= {str} else ANY
+        # a None input gives None (it propagates), so it does not make the result non-text
+        maybe_none = (ta | tb) & {type(None)}
+        return STR | maybe_none if (ta | tb) - maybe_none <= {str} else ANY
     nums = (ta | tb) - {type(None)}
     if nums <= {int, bool}:
         return FLOAT | INT if op == "^" else INT

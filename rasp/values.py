@@ -113,13 +113,21 @@ def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
         return codes.reshape(arr.shape), uniques.tolist()
     table: dict = {}
     values: list = []
+    unhashable: list = []  # (code, value) for values like lists, compared with ==
     codes = np.empty(flat.shape[0], dtype=np.int64)
     for i, v in enumerate(flat):
         key = (type(v), v)
-        code = table.get(key)
+        try:
+            code = table.get(key)
+        except TypeError:
+            key = None
+            code = next((c for c, u in unhashable if type(u) is type(v) and u == v), None)
         if code is None:
             code = len(values)
-            table[key] = code
+            if key is None:
+                unhashable.append((code, v))
+            else:
+                table[key] = code
             values.append(v)
         codes[i] = code
     return codes.reshape(arr.shape), values

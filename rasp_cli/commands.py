@@ -19,3 +19,101 @@ def list_cmd() -> None:
     for path in paths:
         header = read_header_file(path)
         click.echo(f"{path.stem:<{width}}  {header.description}")
+
+
+def _compile_loaded(loaded, vocab_text, max_len):
+    import compiler
+
+    return compiler.compile(loaded.node, vocab=loaded.vocab(vocab_text), max_seq_len=loaded.max_len(max_len))
+
+
+@cli.command("run")
+@click.argument("file")
+@click.option("--name", help="The s-op to compile (default: out, the last expression).")
+@click.option("--input", "input_text", help="The input: a JSON list or a string.")
+@click.option("--vocab", "vocab_text", help="The vocabulary: a JSON list or a string of characters.")
+@click.option("--max-len", "max_len", type=int, help="The longest input the model accepts.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def run_cmd(file, name, input_text, vocab_text, max_len, as_json):
+    """Compile a program to a transformer and run the transformer on an input."""
+    from rasp import ir
+    from .common import LoadedProgram, emit_json, show_sequence
+
+    loaded = LoadedProgram(file, name)
+    if not isinstance(loaded.node, ir.SOp):
+        raise click.UsageError(f"{loaded.name!r} is a selector; only s-ops can be compiled")
+    tokens = loaded.input_or_default(input_text)
+    model = _compile_loaded(loaded, vocab_text, max_len)
+    output = model(tokens)
+    if as_json:
+        emit_json({"output": output, **_size_fields(model)})
+    else:
+        click.echo(show_sequence(output))
+
+
+def _size_fields(model) -> dict:
+    return {"layers": model.num_layers, "heads": model.num_heads, "d_model": model.d_model,
+            "d_mlp": model.d_mlp, "params": model.num_params}
+
+
+@cli.command("compile")
+@click.argument("file")
+@click.option("--name", help="The s-op to compile (default: out, the last expression).")
+@click.option("--vocab", "vocab_text", help="The vocabulary: a JSON list or a string of characters.")
+@click.option("--max-len", "max_len", type=int, help="The longest input the model accepts.")
+@click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False), help="Save the model (safetensors).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def compile_cmd(file, name, vocab_text, max_len, out_path, as_json):
+    """Compile a program into a transformer; print its size, optionally save it."""
+    from rasp import ir
+    from .common import LoadedProgram, emit_json
+
+    loaded = LoadedProgram(file, name)
+    if not isinstance(loaded.node, ir.SOp):
+        raise click.UsageError(f"{loaded.name!r} is a selector; only s-ops can be compiled")
+    with _progress(f"compiling {loaded.path.name}", enabled=not as_json):
+        model = _compile_loaded(loaded, vocab_text, max_len)
+    if out_path:
+        model.save(out_path)
+    fields = {**_size_fields(model), "compile_seconds": round(model.info["compile_seconds"], 6)}
+    if as_json:
+        emit_json(fields)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{loaded.path.name}: {loaded.name}", show_header=True)
+    table.add_column("layer")
+    table.add_column("heads")
+    table.add_column("MLP units")
+    table.add_column("blocks")
+    for i, blocks in enumerate(model.info["blocks"]):
+        table.add_row(str(i), str(model.heads_per_layer[i]), str(model.module.shape.d_mlp[i]), "; ".join(blocks))
+    console = Console()
+    console.print(table)
+    console.print(f"layers {model.num_layers}  heads {model.num_heads}  d_model {model.d_model}  "
+                  f"d_mlp {model.d_mlp}  params {model.num_params}  compile {fields['compile_seconds']:.4f}s")
+    if out_path:
+        console.print(f"saved to {out_path}")
+
+
+class _progress:
+    """A spinner on stderr while a long compile runs (silent when not a terminal)."""
+
+    def __init__(self, text: str, enabled: bool = True) -> None:
+        self.text, self.enabled, self.status = text, enabled, None
+
+    def __enter__(self):
+        import sys
+        if self.enabled and sys.stderr.isatty():
+            from rich.console import Console
+            self.status = Console(stderr=True).status(self.text)
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.status is not None:
+            self.status.__exit__(*exc)
+        return False

@@ -1,0 +1,137 @@
+"""Stage 6: dense weight tensors from the scheduled blocks and the layout.
+
+Token ids: 0 is padding, 1 is BOS, 2.. are the vocabulary (in `vocab` order).
+Position 0 holds BOS; input token i sits at position i+1.
+
+Every head gets two extra dimensions besides its literal terms:
+  * `const`: query reads `one`, key reads `bos` * bos_score, so the BOS key scores
+    bos_score for every ordinary query (the fallback of an empty selection, or one
+    more key for selector_width);
+  * `self`: query reads `bos` * BOS_SELF_SCORE, key reads `bos`, so the BOS query
+    attends to the BOS key only.
+Because the BOS position only ever attends to itself, its residual stream is the same
+for every input; we compute it here layer by layer and set the weights of the `bos`
+feature so that BOS's query, key and value vectors are exactly what the construction
+needs (zero literal terms, the default value, ...), whatever else the earlier layers
+wrote at BOS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .features import BOS, ONE
+from .lower import BOS_SELF_SCORE, HeadBlock, Lowered, MLPBlock, resolve
+from .model import ModelShape, Transformer
+from .residual import Layout
+from .schedule import Schedule
+
+PAD_ID, BOS_ID = 0, 1
+
+
+def _fill_column(mat: np.ndarray, col: int, read, layout: Layout) -> None:
+    for f, c in read.terms.items():
+        mat[layout[f], col] += c
+
+
+def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
+    d = lay.d_model
+    V = len(lowered.vocab)
+    N = lowered.max_seq_len
+    n_heads, d_head, d_mlp = [], [], []
+    for layer in range(sched.num_layers):
+        heads = sched.heads[layer]
+        n_heads.append(len(heads))
+        d_head.append(max((max(len(h.terms) + 2, len(h.values)) for h in heads), default=0))
+        d_mlp.append(sum(len(m.units) for m in sched.mlps[layer]))
+    d_out = len(lowered.readout.reads)
+    shape = ModelShape(V + 2, N + 1, d, d_out, n_heads, d_head, d_mlp, attn_scale=1.0)
+    model = Transformer(shape)
+
+    W_E = np.zeros((V + 2, d))
+    W_E[BOS_ID, lay[ONE]] = 1.0
+    W_E[BOS_ID, lay[BOS]] = 1.0
+    W_E[2:, lay[ONE]] = 1.0
+    W_pos = np.zeros((N + 1, d))
+    for e in lowered.embed:
+        if e.where == "token":
+            W_E[2:, lay[e.feature]] = e.vector
+        else:
+            W_pos[1:, lay[e.feature]] = e.vector
+    x_bos = W_E[BOS_ID] + W_pos[0]
+
+    params: dict[str, np.ndarray] = {"W_E": W_E, "W_pos": W_pos}
+    for layer in range(sched.num_layers):
+        heads = sched.heads[layer]
+        if heads:
+            H, D = len(heads), d_head[layer]
+            WQ, WK, WV = (np.zeros((H, d, D)) for _ in range(3))
+            WO = np.zeros((H, D, d))
+            for h, head in enumerate(heads):
+                _head_weights(head, WQ[h], WK[h], WV[h], WO[h], lay, x_bos)
+            attn_out = np.einsum("hd,hdm->m", np.einsum("m,hmd->hd", x_bos, WV), WO)
+            x_bos = x_bos + attn_out
+            prefix = f"blocks.{layer}.attn"
+            params.update({f"{prefix}.W_Q": WQ, f"{prefix}.W_K": WK, f"{prefix}.W_V": WV, f"{prefix}.W_O": WO})
+        mlps = sched.mlps[layer]
+        if mlps:
+            M = d_mlp[layer]
+            W_in = np.zeros((d, M))
+            b_in = np.zeros(M)
+            W_out = np.zeros((M, d))
+            b_out = np.zeros(d)
+            offset = 0
+            for block in mlps:
+                for u, unit in enumerate(block.units):
+                    _fill_column(W_in, offset + u, resolve(unit.pre), lay)
+                    b_in[offset + u] = unit.bias
+                for f, weights, bias in block.outputs:
+                    for u, w in weights.items():
+                        W_out[offset + u, lay[f]] += w
+                    b_out[lay[f]] += bias
+                offset += len(block.units)
+            x_bos = x_bos + np.maximum(x_bos @ W_in + b_in, 0.0) @ W_out + b_out
+            prefix = f"blocks.{layer}.mlp"
+            params.update({f"{prefix}.W_in": W_in, f"{prefix}.b_in": b_in, f"{prefix}.W_out": W_out,
+                           f"{prefix}.b_out": b_out})
+    W_U = np.zeros((d, d_out))
+    for o, ref in enumerate(lowered.readout.reads):
+        _fill_column(W_U, o, ref.read(), lay)
+    params["W_U"] = W_U
+    state = model.state_dict()
+    for name, value in params.items():
+        state[name] = torch.tensor(value, dtype=state[name].dtype)
+    model.load_state_dict(state)
+    return model
+
+
+def _head_weights(head: HeadBlock, WQ: np.ndarray, WK: np.ndarray, WV: np.ndarray, WO: np.ndarray,
+                  lay: Layout, x_bos: np.ndarray) -> None:
+    T = len(head.terms)
+    for j, (q, k) in enumerate(head.terms):
+        _fill_column(WQ, j, resolve(q), lay)
+        _fill_column(WK, j, resolve(k), lay)
+    const, self_dim = T, T + 1
+    WQ[lay[ONE], const] += 1.0
+    WQ[lay[BOS], self_dim] += BOS_SELF_SCORE
+    WK[lay[BOS], self_dim] += 1.0
+    for v, (f, lin, _) in enumerate(head.values):
+        _fill_column(WV, v, resolve(lin), lay)
+        WO[v, lay[f]] = 1.0
+    # make BOS's query, key and value exactly what the construction needs
+    bos = lay[BOS]
+    want_q = np.zeros(WQ.shape[1])
+    want_q[self_dim] = BOS_SELF_SCORE
+    want_k = np.zeros(WK.shape[1])
+    want_k[const] = head.bos_score
+    want_k[self_dim] = 1.0
+    want_v = np.zeros(WV.shape[1])
+    for v, (_, _, bos_value) in enumerate(head.values):
+        want_v[v] = bos_value
+    for W, want in ((WQ, want_q), (WK, want_k), (WV, want_v)):
+        W[bos, :] = 0.0
+        got = x_bos @ W
+        W[bos, :] = (want - got) / x_bos[bos]

@@ -1,0 +1,28 @@
+"""Compile errors: always name the RASP expression and its source line."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rasp import ir
+from rasp.errors import RaspError
+
+
+class CompileError(RaspError):
+    """The compiler cannot build an exact model for this program (and says why)."""
+
+    kind = "compile error"
+
+    def __init__(self, message: str, node: Optional[ir.Node] = None, notes: tuple[str, ...] = ()) -> None:
+        span = None
+        if node is not None and node.origin is not None:
+            span = node.origin.user_span()
+        if node is not None:
+            text = node.source_text
+            label = node.name
+            where = f"`{text}`" if text else f"`{label}`"
+            if text and node.has_user_name and label != text:
+                where = f"{label} = `{text}`"
+            message = f"in {where}: {message}"
+        self.node = node
+        super().__init__(message, span, notes)

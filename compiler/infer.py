@@ -1,0 +1,499 @@
+"""Stage 2: what values each s-op can take, and how much of the input it depends on.
+
+The domain is finite: tokens from the vocabulary, lengths 1..max_seq_len. For every
+s-op we compute (soundly, i.e. a superset of) the values it can take at each
+position, and exactly where that is cheap:
+
+* nodes that depend only on positions and the length ("structural") are evaluated
+  exactly with the reference interpreter for every length;
+* nodes that depend only on the token ("token-local") or on token and position
+  ("local") are evaluated exactly on one representative input per token;
+* everything else gets per-position value sets by abstract interpretation
+  (products of input sets for maps, sums of selected values for means, ...).
+
+Selectors whose keys and queries are structural are evaluated exactly for every
+length too; that tells the compiler when a selection can be empty (and so whether
+the attention needs its BOS fallback) and how wide it can be.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+import rasp
+from rasp import ir
+from rasp.errors import RaspError
+from rasp.interpreter import Interpreter
+
+from .errors import CompileError
+from .graph import ProgramGraph
+
+# Largest value set we enumerate for one s-op (per position or overall).
+MAX_VALUES = 50_000
+# Largest product of input value sets we enumerate for one elementwise map.
+MAX_TUPLES = 400_000
+
+TOK, IDX, LEN, SEL = "tokens", "indices", "length", "attention"
+
+
+def value_key(v: Any) -> tuple:
+    """Sort/dedupe key keeping 1, 1.0 and True apart (as the interpreter does)."""
+    if isinstance(v, bool):
+        return (0, 0, int(v))
+    if isinstance(v, (int, float)):
+        return (0, 1, v)
+    if v is None:
+        return (1, "")
+    if isinstance(v, str):
+        return (2, v)
+    return (3, repr(v))
+
+
+def sorted_values(values: Iterable[Any]) -> tuple:
+    """Distinct values in a fixed order; floats within 1e-12 (relative) count as one.
+
+    The interpreter computes floats in float64 along different paths (2/3 - 1/3 vs
+    1/3), so values that are equal as rationals can differ in the last bits; they are
+    one value for the compiler (outputs are compared with that tolerance).
+    """
+    table = {}
+    for v in values:
+        table.setdefault((type(v), v) if not isinstance(v, float) or not math.isnan(v) else ("nan",), v)
+    out = sorted(table.values(), key=value_key)
+    merged: list = []
+    for v in out:
+        if merged and isinstance(v, float) and type(merged[-1]) is float and \
+                abs(v - merged[-1]) <= 1e-12 * max(1.0, abs(v)):
+            if len(repr(v)) < len(repr(merged[-1])):
+                merged[-1] = v  # keep the shortest spelling: 0.5 rather than 0.49999999999999994
+            continue
+        merged.append(v)
+    return tuple(merged)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass
+class NodeInfo:
+    """Everything the later stages need to know about one s-op's values."""
+
+    node: ir.SOp
+    deps: frozenset
+    values: tuple                           # all values, sorted
+    by_pos: list[tuple]                     # values possible at position i (i < max_seq_len)
+    exact: Optional[np.ndarray] = None      # structural: object array [n, i] (n = 1..N), None past the end
+    per_token: Optional[dict] = None        # token-local: token -> value
+    local: Optional[dict] = None            # local: token -> array of values per position
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def numeric(self) -> bool:
+        """Every value is an int/float/bool (so one residual direction can hold it)."""
+        return all(isinstance(v, (int, float)) for v in self.values)
+
+    @property
+    def has_none(self) -> bool:
+        return any(v is None for v in self.values)
+
+    @property
+    def structural(self) -> bool:
+        return self.deps <= {IDX, LEN}
+
+    @property
+    def positional(self) -> bool:
+        """Depends on the position only (so the positional embedding can hold it)."""
+        return self.deps <= {IDX} and IDX in self.deps
+
+    @property
+    def token_local(self) -> bool:
+        return self.deps == frozenset({TOK})
+
+    @property
+    def constant(self) -> bool:
+        return not self.deps
+
+
+@dataclass
+class SelectorInfo:
+    node: ir.Selector
+    deps: frozenset
+    exact: Optional[list[np.ndarray]] = None   # structural: bool matrix per length n (index n-1)
+    at_most_one: bool = False                  # never selects two keys for one query
+    never_empty: bool = False                  # every query always selects a key
+    always_self: bool = False                  # every query selects its own position
+
+    @property
+    def structural(self) -> bool:
+        return self.exact is not None
+
+    def widths(self, n: int) -> Optional[np.ndarray]:
+        if self.exact is None:
+            return None
+        return self.exact[n - 1].sum(axis=1)
+
+
+class Inference:
+    """Runs the value-set analysis over a ProgramGraph for a vocabulary and max length."""
+
+    def __init__(self, graph: ProgramGraph, vocab: Sequence[Any], max_seq_len: int) -> None:
+        if max_seq_len < 1:
+            raise CompileError(f"max_seq_len must be at least 1, got {max_seq_len}")
+        if not vocab:
+            raise CompileError("the vocabulary is empty")
+        self.graph = graph
+        self.vocab = list(vocab)
+        self.N = max_seq_len
+        self.info: dict[int, NodeInfo] = {}
+        self.sel: dict[int, SelectorInfo] = {}
+        self.deps: dict[int, frozenset] = {}
+        self._compute_deps()
+        self._exact_low_dependency()
+        for node in graph.nodes():
+            if isinstance(node, ir.SOp) and node.id not in self.info:
+                self.info[node.id] = self._infer(node)
+            elif isinstance(node, ir.Selector) and node.id not in self.sel:
+                self.sel[node.id] = self._infer_selector(node)
+
+    # ---- dependencies
+    def _compute_deps(self) -> None:
+        for node in self.graph.nodes():
+            kids = self.graph.children(node)
+            if isinstance(node, ir.Tokens):
+                d = frozenset({TOK})
+            elif isinstance(node, ir.Indices):
+                d = frozenset({IDX})
+            elif isinstance(node, ir.Length):
+                d = frozenset({LEN})
+            elif isinstance(node, ir.Constant):
+                d = frozenset()
+            elif isinstance(node, ir.Select) and node.ir_predicate.comparison in ("TRUE", "FALSE"):
+                d = frozenset()  # selects everything (or nothing) whatever its keys and queries
+            else:
+                d = frozenset().union(*(self.deps[c.id] for c in kids)) if kids else frozenset()
+                if isinstance(node, (ir.Aggregate, ir.SelectorWidth)) and not d <= {IDX, LEN}:
+                    d = d | {SEL}
+                if isinstance(node, (ir.Aggregate, ir.SelectorWidth)) and d <= {IDX, LEN}:
+                    d = d | {LEN} if d else frozenset({LEN})
+            self.deps[node.id] = d
+
+    # ---- exact evaluation of nodes with few dependencies
+    def _exact_low_dependency(self) -> None:
+        nodes = [n for n in self.graph.nodes()]
+        structural = [n for n in nodes if self.deps[n.id] <= {IDX, LEN}]
+        token_only = [n for n in nodes if isinstance(n, ir.SOp) and self.deps[n.id] == frozenset({TOK})]
+        local = [n for n in nodes if isinstance(n, ir.SOp) and self.deps[n.id] == frozenset({TOK, IDX})]
+        N = self.N
+        if structural:
+            dummy = self.vocab[0]
+            inputs = [[dummy] * n for n in range(1, N + 1)]
+            results = self._run(structural, inputs)
+            for node in structural:
+                rows = results[node.id]
+                if isinstance(node, ir.Selector):
+                    mats = [np.array(r, dtype=bool).reshape(n, n) for n, r in zip(range(1, N + 1), rows)]
+                    self.sel[node.id] = self._selector_from_exact(node, mats)
+                    continue
+                exact = np.empty((N + 1, N), dtype=object)
+                for n, row in zip(range(1, N + 1), rows):
+                    for i, v in enumerate(row):
+                        exact[n, i] = v
+                by_pos = [sorted_values(exact[n, i] for n in range(i + 1, N + 1)) for i in range(N)]
+                values = sorted_values(v for pos in by_pos for v in pos)
+                self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, exact=exact)
+        if token_only:
+            results = self._run(token_only, [self.vocab])
+            for node in token_only:
+                row = results[node.id][0]
+                per_token = {}
+                for t, v in zip(self.vocab, row):
+                    per_token[_tok_key(t)] = v
+                values = sorted_values(row)
+                self.info[node.id] = NodeInfo(node, self.deps[node.id], values, [values] * N, per_token=per_token)
+        if local:
+            results = self._run(local, [[t] * N for t in self.vocab])
+            for node in local:
+                rows = results[node.id]
+                table = {_tok_key(t): list(r) for t, r in zip(self.vocab, rows)}
+                by_pos = [sorted_values(r[i] for r in rows) for i in range(N)]
+                values = sorted_values(v for pos in by_pos for v in pos)
+                self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, local=table)
+
+    def _run(self, nodes: list[ir.Node], inputs: list[list]) -> dict[int, list]:
+        try:
+            return Interpreter(nodes).run(inputs, nodes)
+        except RaspError as err:
+            raise CompileError(f"evaluating the program on the vocabulary failed: {err.message}",
+                               getattr(err, "node", None)) from None
+
+    # ---- joint values of several s-ops
+    def joint_tuples(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:
+        """Value combinations the s-ops can take at one position (a sound superset).
+
+        Exact when all are structural (enumerate length and position) or all depend on
+        token and position only; otherwise the per-position product of value sets.
+        """
+        infos = [self.info[n.id] for n in nodes]
+        seen: dict[tuple, tuple] = {}
+        if all(i.exact is not None for i in infos):
+            for n in range(1, self.N + 1):
+                for p in range(n):
+                    combo = tuple(i.exact[n, p] for i in infos)
+                    seen.setdefault(tuple((type(v), v) for v in combo), combo)
+            return list(seen.values())
+        if all(i.local is not None or i.per_token is not None or i.exact is not None and i.deps <= {IDX}
+               for i in infos) and any(i.local is not None or i.per_token is not None for i in infos):
+            for t in self.vocab:
+                key = _tok_key(t)
+                for p in range(self.N):
+                    combo = []
+                    for i in infos:
+                        if i.local is not None:
+                            combo.append(i.local[key][p])
+                        elif i.per_token is not None:
+                            combo.append(i.per_token[key])
+                        else:
+                            combo.append(i.exact[p + 1, p] if i.exact[p + 1, p] is not None else i.by_pos[p][0])
+                    combo = tuple(combo)
+                    seen.setdefault(tuple((type(v), v) for v in combo), combo)
+            return list(seen.values())
+        cache = set()
+        for p in range(self.N):
+            sets = tuple(i.by_pos[p] for i in infos)
+            key = tuple(id(s) for s in sets)
+            if key in cache:
+                continue
+            cache.add(key)
+            if math.prod(len(s) for s in sets) + len(seen) > MAX_TUPLES:
+                return None
+            for combo in itertools.product(*sets):
+                seen.setdefault(tuple((type(v), v) for v in combo), combo)
+        return list(seen.values())
+
+    # ---- selectors
+    def _selector_from_exact(self, node: ir.Selector, mats: list[np.ndarray]) -> SelectorInfo:
+        info = SelectorInfo(node, self.deps[node.id], exact=mats)
+        info.at_most_one = all(m.sum(axis=1).max(initial=0) <= 1 for m in mats)
+        info.never_empty = all(m.any(axis=1).all() for m in mats)
+        info.always_self = all(np.diagonal(m).all() for m in mats)
+        return info
+
+    def _infer_selector(self, node: ir.Selector) -> SelectorInfo:
+        kids = self.graph.children(node)
+        info = SelectorInfo(node, self.deps[node.id])
+        if isinstance(node, ir.Select):
+            keys, queries = kids
+            kinfo, qinfo = self.info[keys.id], self.info[queries.id]
+            pred = node.ir_predicate
+            if self._keys_injective(kinfo) and self._functional(pred, kinfo.values, qinfo.values):
+                info.at_most_one = True
+            if keys.id == queries.id and pred.comparison in ("==", "<=", ">=", "TRUE"):
+                info.always_self = all(v is not None for v in kinfo.values) or pred.comparison == "TRUE"
+            if pred.comparison == "TRUE":
+                info.never_empty = True
+            if info.always_self:
+                info.never_empty = True
+        elif isinstance(node, ir.SelectAnd):
+            a, b = (self.sel[c.id] for c in kids)
+            info.at_most_one = a.at_most_one or b.at_most_one
+            info.always_self = a.always_self and b.always_self
+            info.never_empty = info.always_self
+        elif isinstance(node, ir.SelectOr):
+            a, b = (self.sel[c.id] for c in kids)
+            info.always_self = a.always_self or b.always_self
+            info.never_empty = a.never_empty or b.never_empty
+        return info
+
+    def _keys_injective(self, kinfo: NodeInfo) -> bool:
+        """Distinct positions always hold distinct key values (e.g. indices)."""
+        if kinfo.exact is None:
+            return False
+        for n in range(1, self.N + 1):
+            row = [kinfo.exact[n, i] for i in range(n)]
+            if len(sorted_values(row)) != n:
+                return False
+        return True
+
+    @staticmethod
+    def _functional(pred: ir.Predicate, keys: tuple, queries: tuple) -> bool:
+        """Each query value matches at most one key value."""
+        if len(keys) * len(queries) > MAX_TUPLES:
+            return pred.comparison == "=="
+        for q in queries:
+            hits = 0
+            for k in keys:
+                try:
+                    if k is not None and q is not None and pred.py(k, q):
+                        hits += 1
+                except Exception:
+                    continue
+                if hits > 1:
+                    return False
+        return True
+
+    # ---- s-ops with attention-dependent values
+    def _infer(self, node: ir.SOp) -> NodeInfo:
+        deps = self.deps[node.id]
+        kids = self.graph.children(node)
+        if isinstance(node, ir.Map):
+            by_pos = self._map_values(node, [self.info[k.id] for k in kids])
+        elif isinstance(node, ir.SelectorWidth):
+            by_pos = self._width_values(self.sel[kids[0].id])
+        elif isinstance(node, ir.Aggregate):
+            by_pos = self._aggregate_values(node, self.sel[kids[0].id], self.info[kids[1].id])
+        else:  # pragma: no cover - low-dependency nodes are handled exactly
+            raise CompileError("internal: unexpected node in value inference", node)
+        values = sorted_values(v for pos in by_pos for v in pos)
+        if len(values) > MAX_VALUES:
+            raise CompileError(f"this s-op can take more than {MAX_VALUES} different values over the domain; "
+                               "the compiler cannot guarantee an exact model (use a smaller vocabulary or "
+                               "max_seq_len)", node)
+        return NodeInfo(node, deps, values, by_pos)
+
+    def _map_values(self, node: ir.Map, inputs: list[NodeInfo]) -> list[tuple]:
+        cache: dict[tuple, tuple] = {}
+        out = []
+        for i in range(self.N):
+            sets = tuple(inp.by_pos[i] for inp in inputs)
+            key = tuple(id(s) for s in sets)
+            if key not in cache:
+                cache[key] = self._apply(node, sets)
+            out.append(cache[key])
+        return out
+
+    def _apply(self, node: ir.Map, sets: tuple) -> tuple:
+        total = math.prod(len(s) for s in sets)
+        if total > MAX_TUPLES:
+            raise CompileError(f"the inputs of this elementwise operation have {total} value combinations "
+                               f"(limit {MAX_TUPLES}); the compiler cannot enumerate them exactly", node)
+        results = []
+        py = node.fn.py
+        for args in itertools.product(*sets):
+            if any(a is None for a in args):
+                results.append(None)
+                continue
+            try:
+                results.append(py(*args))
+            except Exception:
+                # unreachable combination (or one the interpreter rejects too)
+                continue
+        return sorted_values(results)
+
+    def _width_values(self, sel: SelectorInfo) -> list[tuple]:
+        N = self.N
+        if sel.exact is not None:
+            return [sorted_values(int(sel.exact[n - 1][i].sum()) for n in range(i + 1, N + 1)) for i in range(N)]
+        lo = 1 if sel.always_self else 0
+        hi_by_pos = [N for _ in range(N)]
+        if sel.at_most_one:
+            return [tuple(range(lo, 2)) for _ in range(N)]
+        return [tuple(range(lo, hi_by_pos[i] + 1)) for i in range(N)]
+
+    def _aggregate_values(self, node: ir.Aggregate, sel: SelectorInfo, src: NodeInfo) -> list[tuple]:
+        N = self.N
+        default = node.default
+        tracr = node.semantics == "tracr"
+        numeric_src = all(is_number(v) or (tracr and isinstance(v, bool)) for v in src.values)
+        if sel.exact is not None:
+            out = []
+            for i in range(N):
+                vals = set()
+                for n in range(i + 1, N + 1):
+                    keys = np.nonzero(sel.exact[n - 1][i])[0]
+                    if len(keys) == 0:
+                        vals.add((type(default), default))
+                        continue
+                    for v in self._means_over_positions(node, [src.by_pos[j] for j in keys], numeric_src, tracr):
+                        vals.add((type(v), v))
+                out.append(sorted_values(v for _, v in vals))
+            return out
+        everywhere = sorted_values(v for pos in src.by_pos for v in pos)
+        with_default = sorted_values([*everywhere, default]) if not sel.never_empty else everywhere
+        if sel.at_most_one or not numeric_src:
+            if tracr and numeric_src:
+                with_default = sorted_values([*(float(v) for v in everywhere),
+                                              *([] if sel.never_empty else [default])])
+            return [with_default] * N
+        means = self._all_means(node, everywhere)
+        if not sel.never_empty:
+            means = sorted_values([*means, default])
+        return [means] * N
+
+    def _means_over_positions(self, node: ir.Aggregate, sets: list[tuple], numeric: bool, tracr: bool) -> list:
+        """Every value the aggregate can produce when exactly these key positions are selected."""
+        if len(sets) == 1:
+            return [float(v) if tracr and numeric else v for v in sets[0]]
+        if not numeric:
+            common = set.intersection(*(set((type(v), v) for v in s) for s in sets))
+            return [v for _, v in common]
+        sums = _sumset_many(sets, node)
+        return [s / len(sets) for s in sums]
+
+    def _all_means(self, node: ir.Aggregate, values: tuple) -> tuple:
+        """Means of any 1..N selected values drawn from `values` (with repetition)."""
+        nums = [float(v) for v in values if isinstance(v, (int, float))]
+        if not nums:
+            return values
+        N = self.N
+        if all(float(v).is_integer() for v in nums):
+            ints = sorted({int(v) for v in nums})
+            lo = ints[0]
+            shifted = np.zeros(ints[-1] - lo + 1, dtype=bool)
+            shifted[[v - lo for v in ints]] = True
+            if len(shifted) * N * N > 50_000_000:
+                raise CompileError("the mean of this aggregate can take too many different values to enumerate",
+                                   node)
+            current = shifted.copy()
+            results = set()
+            for m in range(1, N + 1):
+                sums = np.nonzero(current)[0] + m * lo
+                results.update((int(s), m) for s in sums)
+                if len(results) > MAX_VALUES * 4:
+                    raise CompileError("the mean of this aggregate can take too many different values to "
+                                       "enumerate exactly", node)
+                if m < N:
+                    current = np.convolve(current, shifted) > 0
+            reduced = {(s // math.gcd(s, m), m // math.gcd(s, m)) for s, m in results}
+            out = [s / m if m != 1 else float(s) for s, m in reduced]
+            if node.semantics != "tracr":
+                out += [v for v in values if isinstance(v, int)]
+            return sorted_values(out)
+        raise CompileError("the mean of several non-integer values cannot be enumerated exactly; "
+                           "aggregate integer-valued s-ops (or make the selection unique)", node)
+
+
+def _sumset_many(sets: list[tuple], node: ir.Aggregate) -> list:
+    """All sums picking one value from each set (sets of numbers)."""
+    floats = [[float(v) for v in s] for s in sets]
+    if all(all(v.is_integer() for v in s) for s in floats):
+        lo = sum(min(s) for s in floats)
+        acc = np.array([True])
+        base = 0
+        for s in floats:
+            ints = [int(v) for v in s]
+            m = min(ints)
+            vec = np.zeros(max(ints) - m + 1, dtype=bool)
+            vec[[v - m for v in ints]] = True
+            acc = np.convolve(acc, vec) > 0
+            base += m
+        return [float(base + k) for k in np.nonzero(acc)[0]]
+    current = {0.0}
+    for s in floats:
+        current = {a + b for a in current for b in s}
+        if len(current) > MAX_VALUES:
+            raise CompileError("the mean of this aggregate can take too many different values", node)
+    return sorted(current)
+
+
+def _tok_key(t: Any) -> tuple:
+    return (type(t), t)
+
+
+def infer(graph: ProgramGraph, vocab: Sequence[Any], max_seq_len: int) -> Inference:
+    return Inference(graph, vocab, max_seq_len)

@@ -1,0 +1,1006 @@
+"""Stage 3b: one block of exact weights per s-op, in named features (no layout yet).
+
+Lowering walks the graph from the output back to the inputs. Every consumer asks its
+inputs for *refs*: real functions of the input's value that it needs to read linearly
+(a one-hot component for a table, the value itself for a mean, ...). When a node is
+reached, all refs on it are known, and the node decides how to provide them:
+
+* constants read `one`; token- and position-only s-ops get embedding features (a new
+  residual direction only when the function is not already a combination of existing
+  ones, see `features.Basis`);
+* a virtual map forwards each ref to its inputs (the composed function), so it costs
+  nothing;
+* an aggregate becomes an attention head that writes the requested functions of the
+  copied value (or the mean);
+* selector_width becomes a head plus a decoding MLP; other maps become MLPs that
+  compute the requested functions straight from the s-ops they are built from.
+
+The result is a `Lowered` bundle: embedding features, heads and MLP blocks whose
+inputs are refs; `Ref.read()` resolves each to a linear combination of features.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from rasp import ir
+from rasp.values import array_of, factorize
+
+from .errors import CompileError
+from .features import BOS, ONE, Basis, Feature, Read
+from .graph import ProgramGraph
+from .infer import MAX_TUPLES, Inference, NodeInfo, sorted_values, value_key
+from .mlp import EPS32, TablePlan, build_table, output_error_bound
+from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
+                   Plan, affine_fit, mlp_slot, numbers, separable)
+from .selectors import Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix
+
+# Score gap between a selected and an unselected key. exp(-30) ~ 1e-13: the weight of
+# every unselected key (and of BOS when the selection is not empty: exp(-15)) is far
+# below float32 resolution of the values.
+SCORE_GAP = 30.0
+# Score that keeps the BOS query on the BOS key in every head (its other scores are 0).
+BOS_SELF_SCORE = 60.0
+
+
+class Ref:
+    """A real function of an s-op's value (a vector over its value list), read linearly.
+
+    After lowering, `read()` gives the residual features and coefficients that hold it.
+    """
+
+    __slots__ = ("sop_id", "vec", "own", "parts", "const", "_read", "label")
+
+    def __init__(self, sop_id: int, vec: np.ndarray, label: str = "") -> None:
+        self.sop_id = sop_id
+        self.vec = np.asarray(vec, dtype=np.float64)
+        self.own: dict[Feature, float] = {}
+        self.parts: list[tuple[float, "Ref"]] = []
+        self.const = 0.0
+        self._read: Optional[Read] = None
+        self.label = label
+
+    def read(self) -> Read:
+        if self._read is None:
+            out = Read(self.own) + Read.const(self.const)
+            for coef, part in self.parts:
+                out = out + part.read().scale(coef)
+            self._read = out
+        return self._read
+
+
+Lin = dict  # (Ref | Feature) -> coefficient
+
+
+def resolve(lin: Lin) -> Read:
+    """A linear combination of refs and features as one Read."""
+    out = Read()
+    for term, coef in lin.items():
+        if isinstance(term, Ref):
+            out = out + term.read().scale(coef)
+        else:
+            out = out + Read({term: coef})
+    return out
+
+
+@dataclass
+class HeadBlock:
+    """One attention head: scores from literal terms, values written to features."""
+
+    node: ir.SOp                      # the aggregate / selector_width it implements
+    selector: Optional[ir.Selector]
+    terms: list[tuple[Lin, Lin]]      # (query side, key side) per head dimension
+    bos_score: float                  # score of the BOS key for ordinary queries
+    values: list[tuple[Feature, Lin, float]]   # (written feature, value read, value at BOS)
+    width: bool
+    label: str
+    description: str
+    literals: list[Literal] = field(default_factory=list)
+    slot: int = -1
+
+
+@dataclass
+class MLPUnitSpec:
+    pre: Lin                  # pre-activation (linear part)
+    bias: float
+    label: str = ""
+
+
+@dataclass
+class MLPBlock:
+    """A group of hidden units (one table) and the features they write."""
+
+    node: ir.SOp
+    units: list[MLPUnitSpec]
+    outputs: list[tuple[Feature, dict[int, float], float]]   # feature, unit weights, bias
+    label: str
+    checks: list[Callable[[], Optional[str]]] = field(default_factory=list)
+    slot: int = -1
+
+
+@dataclass
+class EmbedFeature:
+    feature: Feature
+    where: str                # "token" or "position"
+    vector: np.ndarray        # over the vocabulary (token) or positions 0..N-1 (position)
+
+
+@dataclass
+class Readout:
+    """How to decode the output s-op from the final residual."""
+
+    mode: str                 # "onehot" or "numeric"
+    values: tuple             # the output's value list
+    reads: list[Ref]          # onehot: one per value; numeric: [value] (+ [is_none])
+    node: ir.SOp
+
+
+@dataclass
+class Lowered:
+    embed: list[EmbedFeature]
+    heads: list[HeadBlock]
+    mlps: list[MLPBlock]
+    readout: Readout
+    vocab: list
+    max_seq_len: int
+    feature_err: dict[int, float]
+
+
+def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
+    return np.array([float(fn(v)) for v in values], dtype=np.float64)
+
+
+class Lowering:
+    def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan) -> None:
+        self.graph = graph
+        self.inf = inf
+        self.plan = plan
+        self.N = inf.N
+        self.vocab = inf.vocab
+        self.refs: dict[int, list[Ref]] = defaultdict(list)
+        self.tok_basis = Basis(len(self.vocab))
+        self.pos_basis = Basis(self.N)
+        self.node_basis: dict[int, Basis] = {}
+        self.embed: list[EmbedFeature] = []
+        self.heads: list[HeadBlock] = []
+        self.mlps: list[MLPBlock] = []
+        self.index: dict[int, dict] = {}
+        self.err: dict[int, float] = {}         # feature uid -> absolute error bound
+        self._shared_heads: dict[tuple, HeadBlock] = {}
+
+    # ---- helpers over value lists
+    def values(self, node: ir.Node) -> tuple:
+        return self.inf.info[node.id].values
+
+    def value_index(self, node: ir.Node) -> dict:
+        idx = self.index.get(node.id)
+        if idx is None:
+            idx = {}
+            for i, v in enumerate(self.values(node)):
+                idx[(type(v), v)] = i
+            self.index[node.id] = idx
+        return idx
+
+    def find(self, node: ir.Node, value: Any) -> Optional[int]:
+        """Index of `value` in node's value list.
+
+        Numbers also match numerically (3 == 3.0, and floats within 1e-12 relative, the
+        tolerance with which value sets merge float64 rounding variants).
+        """
+        idx = self.value_index(node)
+        hit = idx.get((type(value), value))
+        if hit is not None:
+            return hit
+        if isinstance(value, (int, float)):
+            nums = self._numeric_index(node)
+            if nums is None:
+                return None
+            xs, where = nums
+            x = float(value)
+            pos = int(np.searchsorted(xs, x))
+            for cand in (pos - 1, pos, pos + 1):
+                if 0 <= cand < len(xs) and abs(xs[cand] - x) <= 1e-12 * max(1.0, abs(x)):
+                    return int(where[cand])
+        return None
+
+    def _numeric_index(self, node: ir.Node) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        key = ("num", node.id)
+        if key not in self.index:
+            vals = self.values(node)
+            pairs = [(float(v), i) for i, v in enumerate(vals)
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            pairs += [(float(v), i) for i, v in enumerate(vals) if isinstance(v, bool)]
+            if not pairs:
+                self.index[key] = None
+            else:
+                pairs.sort(key=lambda p: p[0])
+                self.index[key] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+        return self.index[key]
+
+    def request(self, node: ir.SOp, vec: np.ndarray, label: str = "") -> Ref:
+        ref = Ref(node.id, vec, label)
+        self.refs[node.id].append(ref)
+        return ref
+
+    def request_fn(self, node: ir.SOp, fn: Callable[[Any], float], label: str = "") -> Ref:
+        return self.request(node, _fn_of(self.values(node), fn), label)
+
+    def identity(self, node: ir.SOp) -> Ref:
+        vals = self.values(node)
+        nums = numbers(v for v in vals if v is not None)
+        if nums is None:
+            raise CompileError("this s-op is used as a number but its values are not all numbers", node)
+        return self.request_fn(node, lambda v: 0.0 if v is None else float(v), f"{node.name}")
+
+    def indicator(self, node: ir.SOp, value: Any) -> Ref:
+        vec = np.zeros(len(self.values(node)))
+        i = self.find(node, value)
+        if i is not None:
+            vec[i] = 1.0
+        return self.request(node, vec, f"{node.name}=={value!r}")
+
+    def new_feature(self, node: ir.SOp, vec: np.ndarray, kind: str = "value", label: str = "") -> Feature:
+        vals = self.values(node)
+        if not label:
+            nz = np.nonzero(vec)[0]
+            if kind == "value" and len(nz) == 1 and vec[nz[0]] == 1.0:
+                kind, label = "onehot", f"{node.name}={vals[nz[0]]!r}"
+            elif numbers(v for v in vals if v is not None) is not None and \
+                    np.allclose(vec, [0.0 if v is None else float(v) for v in vals]):
+                label = node.name
+            else:
+                label = f"{node.name}:f{len(self.node_basis.get(node.id, Basis(1)).features)}"
+        value = vals[int(np.nonzero(vec)[0][0])] if kind == "onehot" else None
+        return Feature(label, sop_id=node.id, fn=np.asarray(vec, dtype=np.float64), kind=kind, value=value)
+
+    # ---- main loop
+    def run(self) -> Lowered:
+        out = self.graph.output
+        readout = self._readout(out)
+        for node in reversed(self.graph.nodes()):
+            if isinstance(node, ir.Selector) or not self.refs.get(node.id):
+                continue
+            kind = self.plan.kind[node.id]
+            if kind == CONST:
+                self._lower_const(node)
+            elif kind == EMBED_TOK:
+                self._lower_embed_token(node)
+            elif kind == EMBED_POS:
+                self._lower_embed_position(node)
+            elif kind in (ATTN_COPY, ATTN_MEAN):
+                self._lower_aggregate(node, kind)
+            elif kind == WIDTH:
+                self._lower_width(node)
+            elif kind == MAP_VIRTUAL:
+                self._lower_virtual(node)
+            elif kind == MAP_MLP:
+                self._lower_mlp_map(node, self.refs[node.id])
+        feature_err = dict(self.err)
+        return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err)
+
+    # ---- readout
+    def _readout(self, out: ir.SOp) -> Readout:
+        vals = self.values(out)
+        non_none = [v for v in vals if v is not None]
+        all_bool = non_none and all(isinstance(v, bool) for v in non_none)
+        all_num = non_none and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in non_none)
+        readable = self.plan.readable[out.id]
+        numeric = (all_num or all_bool) and (readable == AFFINE or len(non_none) > 2)
+        if numeric:
+            reads = [self.request_fn(out, lambda v: 0.0 if v is None else float(v), "out")]
+            if len(non_none) < len(vals):
+                reads.append(self.request_fn(out, lambda v: 1.0 if v is None else 0.0, "out is None"))
+            return Readout("numeric", vals, reads, out)
+        if readable == AFFINE:
+            raise CompileError("the output cannot be decoded: its values are not all numbers", out)
+        reads = [self.indicator(out, v) for v in vals]
+        return Readout("onehot", vals, reads, out)
+
+    # ---- constants and embeddings
+    def _lower_const(self, node: ir.SOp) -> None:
+        for ref in self.refs[node.id]:
+            ref.const = float(ref.vec[0]) if len(ref.vec) else 0.0
+
+    def _lower_embed_token(self, node: ir.SOp) -> None:
+        info = self.inf.info[node.id]
+        if info.per_token is None:
+            raise CompileError("internal: token-local s-op without a token table", node)
+        positions = []
+        for t in self.vocab:
+            v = info.per_token[(type(t), t)]
+            positions.append(self.find(node, v))
+        for ref in self.refs[node.id]:
+            vec = np.array([ref.vec[p] for p in positions])
+            terms = self.tok_basis.express_or_add(vec, lambda: self._embed_feature(node, vec, "token", ref))
+            ref.own = dict(terms)
+            if ONE in ref.own:
+                ref.const += ref.own.pop(ONE)
+
+    def _lower_embed_position(self, node: ir.SOp) -> None:
+        info = self.inf.info[node.id]
+        per_pos = [info.by_pos[i][0] for i in range(self.N)]
+        positions = [self.find(node, v) for v in per_pos]
+        for ref in self.refs[node.id]:
+            vec = np.array([ref.vec[p] for p in positions])
+            terms = self.pos_basis.express_or_add(vec, lambda: self._embed_feature(node, vec, "position", ref))
+            ref.own = dict(terms)
+            if ONE in ref.own:
+                ref.const += ref.own.pop(ONE)
+
+    def _embed_feature(self, node: ir.SOp, vec: np.ndarray, where: str, ref: Ref) -> Feature:
+        f = self.new_feature(node, ref.vec)
+        if f.label.startswith(node.name + ":"):
+            f.label = f"{node.name}:{where[0]}{len(self.embed)}"
+        self.embed.append(EmbedFeature(f, where, vec))
+        self.err[f.uid] = EPS32 * float(np.max(np.abs(vec), initial=0.0))
+        return f
+
+    # ---- virtual maps
+    def _lower_virtual(self, node: ir.Map) -> None:
+        kids = self.graph.children(node)
+        failed = []
+        for ref in self.refs[node.id]:
+            if not self._forward(node, kids, ref):
+                failed.append(ref)
+        if failed:
+            self._lower_mlp_map(node, failed)
+
+    def _forward(self, node: ir.Map, kids: list, ref: Ref) -> bool:
+        fn = node.fn.py
+        if len(kids) == 1:
+            (k,) = kids
+            vec = np.zeros(len(self.values(k)))
+            for j, v in enumerate(self.values(k)):
+                try:
+                    r = fn(v) if v is not None else None
+                except Exception:
+                    continue
+                i = self.find(node, r)
+                vec[j] = ref.vec[i] if i is not None else 0.0
+            if self.plan.readable[k.id] == AFFINE:
+                xs = numbers(self.values(k))
+                if xs is None or affine_fit(xs, vec) is None:
+                    return False
+            ref.parts.append((1.0, self.request(k, vec, ref.label)))
+            return True
+        def phi(r: Any) -> Optional[float]:
+            i = self.find(node, r)
+            return None if i is None else float(ref.vec[i])
+        dec = self.plan.map_decomposition(node, kids, phi)
+        if dec is None:
+            return False
+        for k, part in zip(kids, dec.parts):
+            if self.plan.readable[k.id] == AFFINE:
+                xs = numbers(self.values(k))
+                if xs is None or affine_fit(xs, part) is None:
+                    return False
+        for k, part in zip(kids, dec.parts):
+            if np.any(part != 0):
+                ref.parts.append((1.0, self.request(k, part, ref.label)))
+        ref.const += dec.const
+        return True
+
+    # ---- features produced by a block (heads and MLPs): one basis per s-op
+    def _produce(self, node: ir.SOp, refs: list[Ref]) -> list[Feature]:
+        """Express every ref in the node's feature basis, creating features as needed."""
+        basis = self.node_basis.setdefault(node.id, Basis(len(self.values(node))))
+        created: list[Feature] = []
+        for ref in refs:
+            before = len(basis.features)
+            terms = basis.express_or_add(ref.vec, lambda: self.new_feature(node, ref.vec))
+            created.extend(basis.features[before:])
+            ref.own = {f: c for f, c in terms.items() if f is not ONE}
+            ref.const += terms.get(ONE, 0.0)
+        return created
+
+    # ---- aggregates
+    def _lower_aggregate(self, node: ir.Aggregate, kind: str) -> None:
+        sel, src = self.graph.children(node)
+        refs = self.refs[node.id]
+        default = node.default
+        values = self.values(node)
+        if kind == ATTN_MEAN:
+            nums = numbers(v for v in values if v is not None)
+            has_none = any(v is None for v in values)
+            f_mean = Feature(f"{node.name}", sop_id=node.id, kind="value",
+                             fn=np.array([0.0 if v is None else float(v) for v in values]))
+            f_none = Feature(f"{node.name} is None", sop_id=node.id, kind="value",
+                             fn=np.array([1.0 if v is None else 0.0 for v in values])) if has_none else None
+            xs = np.array([0.0 if v is None else float(v) for v in values])
+            mask = np.array([v is not None for v in values])
+            nonaffine = []
+            for ref in refs:
+                fit = affine_fit(xs[mask], ref.vec[mask]) if mask.any() else (0.0, 0.0)
+                if fit is None:
+                    nonaffine.append(ref)
+                    continue
+                a, b = fit
+                ref.own = {f_mean: a}
+                ref.const += b
+                if f_none is not None:
+                    none_val = float(ref.vec[~mask][0])
+                    ref.own[f_none] = none_val - b
+            value_ref = self.identity(src)
+            outs = [(f_mean, {value_ref: 1.0}, 0.0 if default is None else float(default))]
+            if f_none is not None:
+                outs.append((f_none, {}, 1.0))
+            self._head(node, sel, outs, width=False, exact_mean=True)
+            if nonaffine:
+                self._materialize(node, nonaffine)
+            return
+        created = self._produce(node, refs)
+        outs = []
+        src_vals = self.values(src)
+        for f in created:
+            vec = np.zeros(len(src_vals))
+            for j, v in enumerate(src_vals):
+                i = self.find(node, float(v) if node.semantics == "tracr" and isinstance(v, (int, bool))
+                              and not isinstance(v, float) else v)
+                if i is None:
+                    i = self.find(node, v)
+                vec[j] = f.fn[i] if i is not None else 0.0
+            di = self.find(node, default)
+            bos_val = float(f.fn[di]) if di is not None else 0.0
+            outs.append((f, {self.request(src, vec, f.label): 1.0}, bos_val))
+        self._head(node, sel, outs, width=False, exact_mean=False)
+
+    # ---- selector width (and length)
+    def _lower_width(self, node: ir.SOp) -> None:
+        kids = self.graph.children(node)
+        sel = kids[0] if kids else None
+        refs = self.refs[node.id]
+        if sel is None:
+            conjs: list[Optional[list[Literal]]] = [None]
+        else:
+            conj = conjunction(sel, self.graph, self.inf)
+            conjs = [conj] if conj is not None else disjoint_conjunctions(sel, self.graph, self.inf)
+        xfeats = []
+        for t, lits in enumerate(conjs):
+            f_x = Feature(f"{node.name}:1/(w{t}+1)", kind="aux")
+            self._head(node, sel, [(f_x, {}, 1.0)], width=True, exact_mean=True, literals=lits, part=t)
+            xfeats.append(f_x)
+        info = self.inf.info[node.id]
+        if len(conjs) == 1:
+            # one head: the decoding MLP writes every requested function of the width
+            created = self._produce(node, refs)
+            widths = [int(w) for w in self.values(node)]
+            z = np.array([1.0 / (w + 1) for w in widths])
+            outputs = np.stack([f.fn for f in created], axis=1) if created else np.zeros((len(widths), 0))
+            self._mlp_from_table(node, [], [()] * len(widths), z, {xfeats[0]: 1.0}, outputs, created,
+                                 z_err=self._width_x_error(), label=f"decode {node.name}")
+            return
+        # several disjoint heads: w = sum of their widths; decode each and add
+        f_w = Feature(node.name, sop_id=node.id, kind="value",
+                      fn=np.array([float(v) for v in self.values(node)]))
+        max_w = int(max(self.values(node)))
+        units_outs = []
+        for t, f_x in enumerate(xfeats):
+            ws = list(range(0, max_w + 1))
+            z = np.array([1.0 / (w + 1) for w in ws])
+            outputs = np.array(ws, dtype=np.float64).reshape(-1, 1)
+            units_outs.append((z, f_x, outputs))
+        self._mlp_sum_of_tables(node, units_outs, f_w, label=f"decode {node.name}")
+        xs = np.array([float(v) for v in self.values(node)])
+        nonaffine = []
+        for ref in refs:
+            fit = affine_fit(xs, ref.vec)
+            if fit is None:
+                nonaffine.append(ref)
+            else:
+                ref.own = {f_w: fit[0]}
+                ref.const += fit[1]
+        if nonaffine:
+            self._materialize(node, nonaffine, z_feature=f_w)
+
+    def _width_x_error(self) -> float:
+        # leakage of unselected keys (weight <= N e^-gap) plus float32 softmax rounding
+        return (self.N + 1) * math.exp(-SCORE_GAP) + 8 * EPS32
+
+    # ---- heads
+    def _head(self, node: ir.SOp, sel: Optional[ir.Selector], outs: list, width: bool, exact_mean: bool,
+              literals: Optional[list[Literal]] = None, part: int = 0) -> None:
+        if sel is not None and literals is None:
+            literals = conjunction(sel, self.graph, self.inf)
+            if literals is None:
+                raise CompileError("an aggregate over an `or` of selects on different s-ops cannot be one "
+                                   "attention head; rewrite the selector (e.g. select on a combined s-op)", node)
+        literals = literals or []
+        sel_info = self.inf.sel[sel.id] if sel is not None else None
+        if sel is not None and not width:
+            for key in ((sel.id, exact_mean), (sel.id, True)):
+                shared = self._shared_heads.get(key)
+                if shared is not None:
+                    shared.values.extend(outs)
+                    shared.label += f", {node.name}"
+                    for f, _, _ in outs:
+                        self.err[f.uid] = self._head_value_error(shared.values)
+                    return
+        terms: list[tuple[Lin, Lin]] = []
+        row_shift = False
+        for lit in literals:
+            lit_terms, shift = self._literal_terms(node, lit, need_uniform=exact_mean)
+            terms.extend(lit_terms)
+            row_shift = row_shift or shift
+        m = len(literals)
+        top = m * SCORE_GAP
+        if width:
+            if row_shift:
+                raise CompileError("internal: selector_width needs exact scores", node)
+            bos_score = top
+        elif row_shift:
+            if not (sel_info and sel_info.never_empty):
+                raise CompileError("internal: shifted scores need a selection that is never empty", node)
+            bos_score = top - SCORE_GAP
+        elif sel_info is not None and sel_info.never_empty:
+            bos_score = top - 2 * SCORE_GAP
+        else:
+            bos_score = top - SCORE_GAP / 2
+        description = self._describe_selector(sel, literals)
+        label = f"{'width' if width else 'aggregate'} {node.name}" + (f" (part {part})" if part else "")
+        head = HeadBlock(node, sel, terms, bos_score, outs, width, label, description, literals)
+        self.heads.append(head)
+        if sel is not None and not width:
+            self._shared_heads[(sel.id, exact_mean)] = head
+        for f, _, _ in outs:
+            self.err[f.uid] = self._head_value_error(outs)
+
+    def _head_value_error(self, outs: list) -> float:
+        biggest = 1.0
+        for f, lin, bos in outs:
+            for term, coef in lin.items():
+                if isinstance(term, Ref):
+                    biggest = max(biggest, float(np.max(np.abs(term.vec), initial=0.0)) * abs(coef))
+            biggest = max(biggest, abs(bos))
+        leak = (self.N + 1) * math.exp(-SCORE_GAP) + math.exp(-SCORE_GAP / 2)
+        return biggest * (leak + 8 * EPS32)
+
+    def _describe_selector(self, sel: Optional[ir.Selector], literals: list[Literal]) -> str:
+        if sel is None:
+            return "select(all, all)"
+        text = sel.source_text
+        if text:
+            return " ".join(text.split())
+        return " and ".join(f"select({l.keys.name}, {l.queries.name}, {getattr(l.source, 'ir_predicate', None) and l.source.ir_predicate.label or '?'})"
+                            for l in literals)
+
+    def _literal_terms(self, node: ir.SOp, lit: Literal, need_uniform: bool) -> tuple[list[tuple[Lin, Lin]], bool]:
+        """Bilinear score terms for one literal: c where it holds, <= 0 where it does not.
+
+        Table form (one-hot-like functions on either side) when both sides can provide any
+        function; otherwise a quadratic form c*(1 - (code_q - code_k)^2 / d^2) for
+        equality predicates, which needs only the codes (and their squares).
+        """
+        q_read = self.plan.readable[lit.queries.id]
+        k_read = self.plan.readable[lit.keys.id]
+        P = lit.matrix
+        qvals, kvals = self.values(lit.queries), self.values(lit.keys)
+        A, B, _ = factor_matrix(P)
+        rank = A.shape[1]
+        quad = self._quadratic_codes(lit, q_read, k_read)
+        exact_sides = (self.plan.kind[lit.queries.id] in (EMBED_POS, EMBED_TOK, CONST) and
+                       self.plan.kind[lit.keys.id] in (EMBED_POS, EMBED_TOK, CONST))
+        affine_side = q_read == AFFINE or k_read == AFFINE
+        use_quad = quad is not None and (affine_side or (rank > 3 and (not need_uniform or exact_sides)))
+        if use_quad and need_uniform and affine_side and not exact_sides:
+            use_quad = False  # scores from computed numbers are not exact enough for a mean
+        if not use_quad:
+            for side in (lit.queries, lit.keys):
+                if self.plan.readable[side.id] == AFFINE and self.plan.kind[side.id] == MAP_VIRTUAL:
+                    # tabulate it with an MLP so that it can be read one-hot
+                    self.plan.kind[side.id] = MAP_MLP
+                    self.plan.readable[side.id] = ANY
+                    self.plan.time[side.id] = mlp_slot(self.plan.frontier_time(side))
+            terms = []
+            for r in range(rank):
+                qref = self.request(lit.queries, A[:, r], f"{lit.queries.name}~{r}")
+                kref = self.request(lit.keys, SCORE_GAP * B[:, r], f"{lit.keys.name}~{r}")
+                terms.append(({qref: 1.0}, {kref: 1.0}))
+            return terms, False
+        qcode, kcode, delta = quad
+        s = SCORE_GAP / (delta * delta)
+        terms = []
+        # c - s*qc^2 + 2 s*qc*kc - s*kc^2
+        one_q = {}  # constant query side: read the `one` feature
+        k_const = self.request(lit.keys, SCORE_GAP - s * kcode ** 2, f"{lit.keys.name}:c-k2")
+        terms.append(({ONE: 1.0}, {k_const: 1.0}))
+        q_lin = self.request(lit.queries, qcode, f"{lit.queries.name}:code")
+        k_lin = self.request(lit.keys, 2 * s * kcode, f"{lit.keys.name}:2k")
+        terms.append(({q_lin: 1.0}, {k_lin: 1.0}))
+        if q_read == ANY:
+            q_sq = self.request(lit.queries, -s * qcode ** 2, f"{lit.queries.name}:-q2")
+            terms.append(({q_sq: 1.0}, {ONE: 1.0}))
+            return terms, False
+        return terms, True
+
+    def _quadratic_codes(self, lit: Literal, q_read: str, k_read: str) -> Optional[tuple[np.ndarray, np.ndarray, float]]:
+        P = lit.matrix
+        qvals, kvals = self.values(lit.queries), self.values(lit.keys)
+        qn, kn = numbers(qvals), numbers(kvals)
+        if qn is not None and kn is not None:
+            eq = qn[:, None] == kn[None, :]
+            if np.array_equal(eq, P):
+                codes = (qn, kn)
+            else:
+                codes = None
+        else:
+            codes = None
+        if codes is None:
+            if q_read == AFFINE or k_read == AFFINE:
+                return None
+            ec = equality_codes(P)
+            if ec is None:
+                return None
+            codes = (ec[0].astype(np.float64), ec[1].astype(np.float64))
+        qc, kc = codes
+        diff = np.abs(qc[:, None] - kc[None, :])
+        mism = diff[~P]
+        if mism.size and mism.min() <= 0:
+            return None
+        delta = float(mism.min()) if mism.size else 1.0
+        return qc, kc, delta
+
+    # ---- MLPs
+    def _materialize(self, node: ir.SOp, refs: list[Ref], z_feature: Optional[Feature] = None) -> None:
+        """Compute non-linear functions of a numerical s-op with an MLP reading its value."""
+        vals = self.values(node)
+        xs = np.array([0.0 if v is None else float(v) for v in vals])
+        created = self._produce(node, refs)
+        outputs = np.stack([f.fn for f in created], axis=1) if created else np.zeros((len(vals), 0))
+        if z_feature is not None:
+            z_lin: Lin = {z_feature: 1.0}
+        else:
+            z_lin = {self.identity(node): 1.0}
+        if any(v is None for v in vals):
+            raise CompileError("cannot compute a non-linear function of a numerical s-op that may be None", node)
+        self._mlp_from_table(node, [], [()] * len(vals), xs, z_lin, outputs, created,
+                             z_err=None, label=f"decode {node.name}")
+
+    def _lower_mlp_map(self, node: ir.Map, refs: list[Ref]) -> None:
+        """Compute the requested functions of a map with an MLP.
+
+        First try to compute it straight from the s-ops it is built from (fusing every
+        intermediate map into this one MLP). If that table cannot be built exactly
+        (too many combinations, or no single numeric coordinate works), compute the
+        map's direct inputs in earlier MLPs instead and tabulate over those.
+        """
+        try:
+            self._mlp_map_over(node, refs, self._mlp_leaves(node), probe=True)
+            return
+        except _TableUnfit:
+            pass
+        kids = self.graph.children(node)
+        for k in kids:
+            if isinstance(k, ir.Map) and self.plan.kind.get(k.id) in (MAP_VIRTUAL, MAP_MLP):
+                self.plan.kind[k.id] = MAP_MLP
+                self.plan.readable[k.id] = ANY
+                self.plan.time[k.id] = max(self.plan.time[k.id], 2)
+        self.plan.time[node.id] = max(self.plan.time[k.id] for k in kids) + 2
+        for ref in refs:
+            ref.own, ref.const = {}, 0.0
+        self._mlp_map_over(node, refs, list(kids), probe=False)
+
+    def _mlp_map_over(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], probe: bool) -> None:
+        try:
+            rows, leaf_cols = self._reachable_tuples(node, leaves)
+        except CompileError:
+            if probe:
+                raise _TableUnfit() from None
+            raise
+        results, valid = self._evaluate_composite(node, leaves, leaf_cols)
+        rows_idx = np.nonzero(valid)[0]
+        created = self._produce(node, refs)
+        positions = [self.find(node, results[r]) for r in rows_idx]
+        keep = [i for i, p in enumerate(positions) if p is not None]
+        rows_idx = rows_idx[keep]
+        positions = [positions[i] for i in keep]
+        outputs = np.zeros((len(rows_idx), len(created)))
+        for j, f in enumerate(created):
+            outputs[:, j] = f.fn[positions]
+        cols = [col[rows_idx] for col in leaf_cols]
+        try:
+            self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe)
+        except _TableUnfit:
+            basis = self.node_basis.get(node.id)
+            if basis is not None:
+                drop = {f.uid for f in created}
+                keep = [i for i, f in enumerate(basis.features) if f.uid not in drop]
+                basis.features = [basis.features[i] for i in keep]
+                basis.vectors = [basis.vectors[i] for i in keep]
+                basis._matrix = None
+            raise
+
+    def _mlp_leaves(self, node: ir.Map) -> list[ir.SOp]:
+        slot = self.plan.time[node.id]
+        leaves: list[ir.SOp] = []
+        seen: set[int] = set()
+
+        def walk(y: ir.Node) -> None:
+            for k in self.graph.children(y):
+                if k.id in seen:
+                    continue
+                kind = self.plan.kind.get(k.id)
+                if isinstance(k, ir.Map) and kind in (MAP_VIRTUAL, MAP_MLP) and self.plan.time[k.id] >= slot:
+                    seen.add(k.id)
+                    walk(k)
+                else:
+                    seen.add(k.id)
+                    leaves.append(k)
+        walk(node)
+        return leaves
+
+    def _reachable_tuples(self, node: ir.Map, leaves: list[ir.SOp]) -> tuple[int, list[np.ndarray]]:
+        infos = [self.inf.info[l.id] for l in leaves]
+        seen: dict[tuple, tuple] = {}
+        cache: set = set()
+        for i in range(self.N):
+            sets = tuple(info.by_pos[i] for info in infos)
+            key = tuple(id(s) for s in sets)
+            if key in cache:
+                continue
+            cache.add(key)
+            total = math.prod(len(s) for s in sets)
+            if total > MAX_TUPLES or len(seen) > MAX_TUPLES:
+                raise CompileError(f"this elementwise computation depends on {len(leaves)} s-ops "
+                                   f"({', '.join(l.name for l in leaves)}) with more than {MAX_TUPLES} value "
+                                   "combinations; the compiler cannot tabulate it exactly", node)
+            for combo in itertools.product(*sets):
+                seen.setdefault(tuple((type(v), v) for v in combo), combo)
+        rows = list(seen.values())
+        cols = []
+        for j in range(len(leaves)):
+            col = np.empty(len(rows), dtype=object)
+            for r, combo in enumerate(rows):
+                col[r] = combo[j]
+            cols.append(col)
+        return len(rows), cols
+
+    def _evaluate_composite(self, node: ir.Map, leaves: list[ir.SOp], cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The map's value for every reachable combination of its leaves' values."""
+        n = len(cols[0]) if cols else 1
+        values: dict[int, np.ndarray] = {l.id: c for l, c in zip(leaves, cols)}
+        valid = np.ones(n, dtype=bool)
+
+        def ev(y: ir.Node) -> np.ndarray:
+            if y.id in values:
+                return values[y.id]
+            if isinstance(y, ir.Constant):
+                arr = np.empty(n, dtype=object)
+                arr[:] = [y.value] * n
+                values[y.id] = arr
+                return arr
+            if not isinstance(y, ir.Map):
+                raise CompileError("internal: non-map inside an MLP expression", y)
+            args = [ev(k) for k in self.graph.children(y)]
+            out = np.empty(n, dtype=object)
+            codes, uniques = [], []
+            for a in args:
+                c, u = factorize(a)
+                codes.append(c)
+                uniques.append(u)
+            if args:
+                dims = tuple(max(1, len(u)) for u in uniques)
+                combined = np.ravel_multi_index(tuple(codes), dims) if len(args) > 1 else codes[0]
+            else:
+                combined = np.zeros(n, dtype=np.int64)
+            keys, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+            results = []
+            bad = np.zeros(len(keys), dtype=bool)
+            for slot, pos in enumerate(first):
+                call = [u[c[pos]] for u, c in zip(uniques, codes)]
+                if any(a is None for a in call):
+                    results.append(None)
+                    continue
+                try:
+                    results.append(y.fn.py(*call))
+                except Exception:
+                    results.append(None)
+                    bad[slot] = True
+            for i, r in enumerate(inverse.reshape(-1)):
+                out[i] = results[r]
+            valid[bad[inverse.reshape(-1)]] = False
+            values[y.id] = out
+            return out
+
+        return ev(node), valid
+
+    def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
+                           outputs: np.ndarray, created: list[Feature], probe: bool = False) -> None:
+        """Choose gates and the z coordinate among the leaves, then build the table MLP."""
+        n = len(cols[0]) if cols else 1
+        if not created:
+            return
+        codes = [factorize(c)[0] for c in cols]
+        active = list(range(len(leaves)))
+        # drop leaves the outputs do not depend on (functional dependence on the others)
+        for j in sorted(range(len(leaves)), key=lambda j: -len(set(codes[j].tolist()))):
+            rest = [a for a in active if a != j]
+            if _is_function_of([codes[a] for a in rest], outputs):
+                active = rest
+        infos = {j: self.inf.info[leaves[j].id] for j in active}
+        numeric = {j for j in active if numbers(v for v in set_values(cols[j])) is not None}
+        affine = [j for j in active if self.plan.readable[leaves[j].id] == AFFINE]
+        gates = [j for j in active if j not in numeric]
+        zs = list(affine)
+        rest_numeric = [j for j in numeric if j not in affine]
+        if not zs and rest_numeric:
+            best = max(rest_numeric, key=lambda j: len(set(codes[j].tolist())))
+            zs = [best]
+        gates += [j for j in rest_numeric if j not in zs]
+        for g in gates:
+            if self.plan.readable[leaves[g].id] != ANY:
+                raise CompileError(f"internal: {leaves[g].name} cannot be read one-hot", node)
+        # the z coordinate: one numeric leaf, or a projection of several
+        znum = [np.array([float(v) for v in cols[j]]) for j in zs]
+        combos = [tuple(cols[g][r] for g in gates) for r in range(n)]
+        lam = self._projection(zs, znum, combos, outputs, node) if len(zs) > 1 else [1.0] * len(zs)
+        if lam is None:
+            if probe:
+                raise _TableUnfit()
+            raise CompileError("this elementwise computation is a function of several numerical means that "
+                               "no single MLP can tabulate exactly; compute parts of it separately", node)
+        z_probe = canonical(sum(l * x for l, x in zip(lam, znum))) if zs else np.zeros(n)
+        if probe and zs:
+            plan = build_table(combos, z_probe, outputs, len(gates))
+            err = sum(abs(l) * self._leaf_error_estimate(leaves[j]) for l, j in zip(lam, zs))
+            if err > plan.z_tolerance or plan.max_preactivation * EPS32 * 8 > 0.25:
+                raise _TableUnfit()
+        z = canonical(sum(l * x for l, x in zip(lam, znum))) if zs else np.zeros(n)
+        z_lin: Lin = {}
+        z_err = 0.0
+        for l, j in zip(lam, zs):
+            ref = self.identity(leaves[j])
+            z_lin[ref] = z_lin.get(ref, 0.0) + l
+            z_err += abs(l) * self._leaf_error_estimate(leaves[j])
+        gate_leaves = [leaves[g] for g in gates]
+        self._mlp_from_table(node, gate_leaves, combos, z, z_lin, outputs, created, z_err=z_err,
+                             label=f"compute {node.name}")
+
+    def _leaf_error_estimate(self, leaf: ir.SOp) -> float:
+        kind = self.plan.kind[leaf.id]
+        vals = numbers(v for v in self.values(leaf) if v is not None)
+        scale = float(np.max(np.abs(vals), initial=1.0)) if vals is not None else 1.0
+        if kind in (CONST, EMBED_POS, EMBED_TOK):
+            return EPS32 * scale
+        if kind == ATTN_COPY or kind == ATTN_MEAN:
+            return scale * ((self.N + 1) * math.exp(-SCORE_GAP) + math.exp(-SCORE_GAP / 2) + 16 * EPS32)
+        return 1e-4 * max(1.0, scale)  # MLP outputs: bounded by the table checks upstream
+
+    def _projection(self, zs: list[int], znum: list[np.ndarray], combos: list[tuple], outputs: np.ndarray,
+                    node: ir.SOp) -> list[float]:
+        """Coefficients making the outputs a function of (gates, sum_j lam_j * leaf_j)."""
+        k = len(zs)
+        candidates = [list(c) for c in itertools.product([1.0, -1.0], repeat=k) if c[0] == 1.0]
+        # an injective combination as the last resort
+        lam = [1.0]
+        for j in range(1, k):
+            prev = sum(l * x for l, x in zip(lam, znum[:j]))
+            span = float(prev.max() - prev.min()) if len(prev) else 0.0
+            u = np.unique(znum[j])
+            gap = float(np.min(np.diff(u))) if len(u) > 1 else 1.0
+            lam.append((span + gap) / gap)
+        candidates.append(lam)
+        best = None
+        for cand in candidates:
+            z = canonical(sum(l * x for l, x in zip(cand, znum)))
+            keyed = [(c, float(v)) for c, v in zip(combos, z)]
+            codes, _ = factorize(np.array([hash(k) for k in keyed], dtype=np.int64))
+            if _is_function_of([codes], outputs):
+                steps = len(set(keyed))
+                if best is None or steps < best[0]:
+                    best = (steps, cand)
+        return None if best is None else best[1]
+
+    def _mlp_from_table(self, node: ir.SOp, gate_leaves: list[ir.SOp], combos: list[tuple], z: np.ndarray,
+                        z_lin: Lin, outputs: np.ndarray, created: list[Feature], z_err: Optional[float],
+                        label: str) -> None:
+        plan = build_table(combos, z, outputs, len(gate_leaves))
+        gate_refs: dict[tuple[int, Any], Ref] = {}
+        for (g, v) in {key for u in plan.units for key in u.gates}:
+            gate_refs[(g, v)] = self.indicator(gate_leaves[g], v)
+        units = []
+        for u in plan.units:
+            pre: Lin = {}
+            for term, coef in z_lin.items():
+                if u.z:
+                    pre[term] = pre.get(term, 0.0) + u.z * coef
+            for key, coef in u.gates.items():
+                ref = gate_refs[key]
+                pre[ref] = pre.get(ref, 0.0) + coef
+            units.append(MLPUnitSpec(pre, u.bias, u.label))
+        outs = []
+        for j, f in enumerate(created):
+            outs.append((f, dict(plan.out_weights[j]), float(plan.out_bias[j])))
+        scale = float(np.max(np.abs(z), initial=1.0))
+        out_err = output_error_bound(plan, scale)
+        for f in created:
+            self.err[f.uid] = out_err
+        block = MLPBlock(node, units, outs, label)
+        tol = plan.z_tolerance
+
+        def check() -> Optional[str]:
+            err = z_err if z_err is not None else 0.0
+            if err > tol:
+                return (f"{label}: its input can be off by {err:.2e} but the table needs {tol:.2e} "
+                        f"(values too close together for float32)")
+            if plan.max_preactivation * EPS32 * 8 > 0.25:
+                return f"{label}: activations up to {plan.max_preactivation:.3g} lose float32 precision"
+            return None
+        block.checks.append(check)
+        self.mlps.append(block)
+
+    def _mlp_sum_of_tables(self, node: ir.SOp, parts: list, f_out: Feature, label: str) -> None:
+        units: list[MLPUnitSpec] = []
+        weights: dict[int, float] = {}
+        bias = 0.0
+        checks = []
+        for z, f_x, outputs in parts:
+            plan = build_table([()] * len(z), z, outputs, 0)
+            for u in plan.units:
+                idx = len(units)
+                units.append(MLPUnitSpec({f_x: u.z} if u.z else {}, u.bias, u.label))
+            offset = len(units) - len(plan.units)
+            for uidx, w in plan.out_weights[0].items():
+                weights[offset + uidx] = w
+            bias += float(plan.out_bias[0])
+            tol = plan.z_tolerance
+            xerr = self._width_x_error()
+            checks.append(lambda tol=tol, xerr=xerr: None if xerr <= tol else
+                          f"{label}: width decoding needs precision {tol:.2e}, has {xerr:.2e}")
+        self.err[f_out.uid] = 1e-4
+        block = MLPBlock(node, units, [(f_out, weights, bias)], label, checks)
+        self.mlps.append(block)
+
+
+def canonical(z: np.ndarray) -> np.ndarray:
+    """Merge values within 1e-12 (relative): float64 rounding variants of one number."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.size == 0:
+        return z
+    u = np.unique(z)
+    keep = np.ones(len(u), dtype=bool)
+    rep = u.copy()
+    for i in range(1, len(u)):
+        if u[i] - rep[i - 1] <= 1e-12 * max(1.0, abs(u[i])):
+            rep[i] = rep[i - 1]
+    return rep[np.searchsorted(u, z)]
+
+
+class _TableUnfit(Exception):
+    """This grouping of an MLP's inputs cannot give an exact table (try another)."""
+
+
+def set_values(col: np.ndarray) -> list:
+    seen = {}
+    for v in col:
+        seen.setdefault((type(v), v), v)
+    return list(seen.values())
+
+
+def _is_function_of(code_cols: list[np.ndarray], outputs: np.ndarray) -> bool:
+    """Whether the output rows are determined by the given (coded) columns."""
+    n = outputs.shape[0]
+    if n == 0:
+        return True
+    if not code_cols:
+        return bool(np.all(np.abs(outputs - outputs[0]) <= 1e-12))
+    dims = tuple(int(c.max()) + 1 for c in code_cols)
+    if math.prod(dims) < 2 ** 62:
+        key = np.ravel_multi_index(tuple(code_cols), dims)
+    else:
+        key = np.unique(np.stack(code_cols, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+    order = np.argsort(key, kind="stable")
+    k_sorted = key[order]
+    o_sorted = outputs[order]
+    same = k_sorted[1:] == k_sorted[:-1]
+    diff = np.any(np.abs(o_sorted[1:] - o_sorted[:-1]) > 1e-12, axis=1)
+    return not np.any(same & diff)
+
+
+def lower(graph: ProgramGraph, inf: Inference, plan: Plan) -> Lowered:
+    return Lowering(graph, inf, plan).run()

@@ -1,0 +1,187 @@
+"""A plain transformer (no LayerNorm) whose weights can be compiled or trained.
+
+    x = W_E[token] + W_pos[position]
+    for each layer:  x = x + Attn(x);  x = x + MLP(x)        (ReLU MLP)
+    logits = x @ W_U + b_U
+
+Weights use TransformerLens's shapes (W_Q: [heads, d_model, d_head], ...), so a model
+exports directly. Layers may differ in head count, head size and MLP width (a
+compiled model uses exactly what each layer needs; a trained one is usually uniform).
+Everything is batched matrix multiplication: no Python loop over positions or heads.
+This module knows tensors and shapes only; nothing here knows about RASP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+Hook = Callable[[torch.Tensor], Optional[torch.Tensor]]
+
+
+@dataclass
+class ModelShape:
+    d_vocab: int                 # token ids (including BOS and PAD)
+    n_ctx: int                   # positions (including BOS)
+    d_model: int
+    d_out: int                   # readout size
+    n_heads: list[int]           # per layer
+    d_head: list[int]            # per layer
+    d_mlp: list[int]             # per layer
+    attn_scale: float = 1.0      # multiplies q.k (compiled: 1, trained: 1/sqrt(d_head))
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.n_heads)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("d_vocab", "n_ctx", "d_model", "d_out", "n_heads", "d_head",
+                                              "d_mlp", "attn_scale")}
+
+    @staticmethod
+    def uniform(d_vocab: int, n_ctx: int, d_model: int, d_out: int, n_layers: int, n_heads: int,
+                d_head: int, d_mlp: int) -> "ModelShape":
+        return ModelShape(d_vocab, n_ctx, d_model, d_out, [n_heads] * n_layers, [d_head] * n_layers,
+                          [d_mlp] * n_layers, attn_scale=1.0 / math.sqrt(max(1, d_head)))
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_head: int, scale: float) -> None:
+        super().__init__()
+        self.n_heads, self.d_head, self.scale = n_heads, d_head, scale
+        self.W_Q = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
+        self.W_K = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
+        self.W_V = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
+        self.W_O = nn.Parameter(torch.zeros(n_heads, d_head, d_model))
+        self.b_Q = nn.Parameter(torch.zeros(n_heads, d_head))
+        self.b_K = nn.Parameter(torch.zeros(n_heads, d_head))
+        self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
+        self.b_O = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
+        q = torch.einsum("btm,hmd->bhtd", x, self.W_Q) + self.b_Q[None, :, None, :]
+        k = torch.einsum("btm,hmd->bhtd", x, self.W_K) + self.b_K[None, :, None, :]
+        v = torch.einsum("btm,hmd->bhtd", x, self.W_V) + self.b_V[None, :, None, :]
+        q = _hook(hooks, f"{prefix}.hook_q", q)
+        k = _hook(hooks, f"{prefix}.hook_k", k)
+        v = _hook(hooks, f"{prefix}.hook_v", v)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale
+        scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        scores = _hook(hooks, f"{prefix}.hook_attn_scores", scores)
+        pattern = torch.softmax(scores, dim=-1)
+        pattern = _hook(hooks, f"{prefix}.hook_pattern", pattern)
+        z = torch.matmul(pattern, v)
+        z = _hook(hooks, f"{prefix}.hook_z", z)
+        result = torch.einsum("bhtd,hdm->bhtm", z, self.W_O)
+        if f"{prefix}.hook_result" in hooks:
+            result = _hook(hooks, f"{prefix}.hook_result", result)
+        return result.sum(dim=1) + self.b_O
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, d_mlp: int) -> None:
+        super().__init__()
+        self.W_in = nn.Parameter(torch.zeros(d_model, d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(d_mlp))
+        self.W_out = nn.Parameter(torch.zeros(d_mlp, d_model))
+        self.b_out = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
+        pre = _hook(hooks, f"{prefix}.hook_pre", x @ self.W_in + self.b_in)
+        post = _hook(hooks, f"{prefix}.hook_post", torch.relu(pre))
+        return post @ self.W_out + self.b_out
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_head: int, d_mlp: int, scale: float) -> None:
+        super().__init__()
+        self.attn = Attention(d_model, n_heads, d_head, scale) if n_heads > 0 else None
+        self.mlp = MLP(d_model, d_mlp) if d_mlp > 0 else None
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
+        x = _hook(hooks, f"{prefix}.hook_resid_pre", x)
+        if self.attn is not None:
+            attn_out = _hook(hooks, f"{prefix}.hook_attn_out", self.attn(x, key_mask, hooks, f"{prefix}.attn"))
+            x = x + attn_out
+        x = _hook(hooks, f"{prefix}.hook_resid_mid", x)
+        if self.mlp is not None:
+            mlp_out = _hook(hooks, f"{prefix}.hook_mlp_out", self.mlp(x, hooks, f"{prefix}.mlp"))
+            x = x + mlp_out
+        return _hook(hooks, f"{prefix}.hook_resid_post", x)
+
+
+def _hook(hooks: dict, name: str, value: torch.Tensor) -> torch.Tensor:
+    fn = hooks.get(name)
+    if fn is None:
+        return value
+    out = fn(value)
+    return value if out is None else out
+
+
+class Transformer(nn.Module):
+    """The model class shared by compiled and trained transformers."""
+
+    def __init__(self, shape: ModelShape) -> None:
+        super().__init__()
+        self.shape = shape
+        self.W_E = nn.Parameter(torch.zeros(shape.d_vocab, shape.d_model))
+        self.W_pos = nn.Parameter(torch.zeros(shape.n_ctx, shape.d_model))
+        self.blocks = nn.ModuleList(
+            Block(shape.d_model, h, d, m, shape.attn_scale)
+            for h, d, m in zip(shape.n_heads, shape.d_head, shape.d_mlp))
+        self.W_U = nn.Parameter(torch.zeros(shape.d_model, shape.d_out))
+        self.b_U = nn.Parameter(torch.zeros(shape.d_out))
+
+    def forward(self, tokens: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                hooks: Optional[dict[str, Hook]] = None) -> torch.Tensor:
+        """tokens: [batch, pos] ids; mask: [batch, pos] True for real (non-pad) positions."""
+        hooks = hooks or {}
+        if mask is None:
+            mask = torch.ones_like(tokens, dtype=torch.bool)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        embed = _hook(hooks, "hook_embed", self.W_E[tokens])
+        pos = _hook(hooks, "hook_pos_embed", self.W_pos[positions][None, :, :].expand_as(embed))
+        x = embed + pos
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, hooks, f"blocks.{i}")
+        x = _hook(hooks, "hook_resid_final", x)
+        return x @ self.W_U + self.b_U
+
+    def run_with_cache(self, tokens: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                       hooks: Optional[dict[str, Hook]] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits and every intermediate activation, named as in TransformerLens."""
+        cache: dict[str, torch.Tensor] = {}
+        user = dict(hooks or {})
+
+        def saver(name: str) -> Hook:
+            def fn(t: torch.Tensor) -> torch.Tensor:
+                if name in user:
+                    out = user[name](t)
+                    t = t if out is None else out
+                cache[name] = t.detach()
+                return t
+            return fn
+
+        names = ["hook_embed", "hook_pos_embed", "hook_resid_final"]
+        for i, block in enumerate(self.blocks):
+            p = f"blocks.{i}"
+            names += [f"{p}.hook_resid_pre", f"{p}.hook_resid_mid", f"{p}.hook_resid_post"]
+            if block.attn is not None:
+                names += [f"{p}.hook_attn_out"] + [f"{p}.attn.{h}" for h in
+                                                    ("hook_q", "hook_k", "hook_v", "hook_attn_scores",
+                                                     "hook_pattern", "hook_z")]
+            if block.mlp is not None:
+                names += [f"{p}.hook_mlp_out", f"{p}.mlp.hook_pre", f"{p}.mlp.hook_post"]
+        all_hooks = {n: saver(n) for n in names}
+        for n, fn in user.items():
+            if n not in all_hooks:
+                all_hooks[n] = fn
+        logits = self.forward(tokens, mask, all_hooks)
+        return logits, cache
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

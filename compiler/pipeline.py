@@ -1,0 +1,63 @@
+"""The compile pipeline, stage by stage (each stage is its own module)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from rasp import ir
+
+from .assemble import assemble
+from .errors import CompileError
+from .graph import ProgramGraph
+from .infer import Inference, sorted_values
+from .lower import Lowering
+from .plan import Plan
+from .residual import layout
+from .runtime import CompiledModel, OutputSpec
+from .schedule import schedule
+
+
+def normalize_vocab(vocab: Iterable[Any]) -> list:
+    """Distinct tokens in a fixed order (a string means its characters)."""
+    if isinstance(vocab, str):
+        vocab = list(vocab)
+    tokens = sorted_values(vocab)
+    if not tokens:
+        raise CompileError("the vocabulary is empty")
+    for t in tokens:
+        if not isinstance(t, (str, int, float, bool)):
+            raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")
+    return list(tokens)
+
+
+class Compilation:
+    """Every intermediate product of one compile, kept for inspection."""
+
+    def __init__(self, sop: ir.SOp, vocab: list, max_seq_len: int) -> None:
+        self.graph = ProgramGraph(sop)
+        self.inference = Inference(self.graph, vocab, max_seq_len)
+        self.plan = Plan(self.graph, self.inference)
+        self.lowered = Lowering(self.graph, self.inference, self.plan).run()
+        problems = [msg for block in self.lowered.mlps for check in block.checks if (msg := check())]
+        if problems:
+            raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
+                               self.graph.output)
+        self.schedule = schedule(self.lowered)
+        self.layout = layout(self.lowered, self.schedule)
+        self.module = assemble(self.lowered, self.schedule, self.layout)
+
+
+def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
+    comp = Compilation(sop, vocab, max_seq_len)
+    readout = comp.lowered.readout
+    if readout.mode == "numeric":
+        values = [v for v in readout.values if v is not None]
+        spec = OutputSpec("numeric", values, none_flag=len(readout.reads) > 1)
+    else:
+        spec = OutputSpec("onehot", list(readout.values))
+    info = {
+        "blocks": [[h.label for h in comp.schedule.heads[l]] + [m.label for m in comp.schedule.mlps[l]]
+                   for l in range(comp.schedule.num_layers)],
+    }
+    model = CompiledModel(comp.module, vocab, max_seq_len, spec, comp.layout.labels(), info, program=comp)
+    return model

@@ -1,0 +1,310 @@
+"""Stage 3a: decide what each s-op becomes in the transformer, before any weights exist.
+
+Kinds:
+  CONST      a constant: read from the `one` direction.
+  EMBED_TOK  depends on the token only: any function of it comes from the token embedding.
+  EMBED_POS  depends on the position only: from the positional embedding.
+  ATTN_COPY  an aggregate that copies one value (unique selection, or equal values):
+             the head writes any requested function of the copied value.
+  ATTN_MEAN  a numerical mean: the head writes the mean (only linear functions readable).
+  WIDTH      selector_width (and `length`): a head reads 1/(w+1) at BOS, an MLP decodes w.
+  MAP_VIRTUAL an elementwise map that costs nothing: every function of it that is needed
+             is a linear function of its inputs' features (e.g. `length - indices - 1`,
+             or any function of a one-hot s-op).
+  MAP_MLP    an elementwise map computed by an MLP, fused with the maps it depends on.
+
+"Readable" says which functions of an s-op later blocks may read: "any" (one more
+residual direction per new function) or "affine" (only a*x + b).
+
+Times: the embedding writes at time 0; layer l's attention at 2l+1 and its MLP at 2l+2.
+An s-op's time is when its value is first written; blocks are scheduled as early as
+their inputs allow (as soon as possible, like the RASP paper's layer analysis).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from rasp import ir
+
+from .errors import CompileError
+from .graph import ProgramGraph
+from .infer import IDX, LEN, MAX_TUPLES, Inference, NodeInfo
+
+CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
+ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
+MAP_VIRTUAL, MAP_MLP = "map_virtual", "map_mlp"
+ANY, AFFINE = "any", "affine"
+
+
+def attn_slot(t: int) -> int:
+    """The time of the first attention sublayer that can read something written at `t`."""
+    return 2 * ((t + 1) // 2) + 1
+
+
+def mlp_slot(t: int) -> int:
+    """The time of the first MLP sublayer that can read something written at `t`."""
+    return 2 * (t // 2) + 2
+
+
+def numbers(values) -> Optional[np.ndarray]:
+    """The values as floats, or None if any is not a number (None, strings...)."""
+    out = []
+    for v in values:
+        if isinstance(v, (int, float)):
+            out.append(float(v))
+        else:
+            return None
+    return np.array(out, dtype=np.float64)
+
+
+def affine_fit(xs: np.ndarray, ys: np.ndarray) -> Optional[tuple[float, float]]:
+    """(a, b) with ys == a*xs + b exactly (to rounding), else None."""
+    if len(xs) == 0:
+        return 0.0, 0.0
+    if len(np.unique(xs)) == 1:
+        if np.allclose(ys, ys[0], rtol=0, atol=1e-12 * max(1.0, abs(ys[0]))):
+            return 0.0, float(ys[0])
+        return None
+    A = np.stack([xs, np.ones_like(xs)], axis=1)
+    (a, b), *_ = np.linalg.lstsq(A, ys, rcond=None)
+    scale = max(1.0, float(np.max(np.abs(ys))))
+    if np.max(np.abs(a * xs + b - ys)) > 1e-9 * scale:
+        return None
+    return float(a), float(b)
+
+
+@dataclass
+class Decomposition:
+    """F(y1..yk) = sum_i parts[i](y_i) + const over the product of the inputs' value sets."""
+
+    parts: list[np.ndarray]     # per input: vector over that input's value list
+    const: float
+
+
+def separable_on(tuples: list[tuple], outputs: np.ndarray, value_lists: list[tuple],
+                 index: Callable[[int, Any], Optional[int]]) -> Optional[Decomposition]:
+    """Additive decomposition F(y) = sum_i g_i(y_i) + c that matches F on the given tuples.
+
+    Only reachable tuples constrain the parts, so e.g. `length - indices` is additive
+    even though it is never evaluated where indices >= length.
+    """
+    k = len(value_lists)
+    offsets = np.cumsum([0] + [len(v) for v in value_lists])
+    n_unknowns = int(offsets[-1]) + 1
+    A = np.zeros((len(tuples), n_unknowns))
+    for r, tup in enumerate(tuples):
+        for i, v in enumerate(tup):
+            j = index(i, v)
+            if j is None:
+                return None
+            A[r, offsets[i] + j] = 1.0
+        A[r, -1] = 1.0
+    sol, *_ = np.linalg.lstsq(A, outputs, rcond=None)
+    scale = max(1.0, float(np.max(np.abs(outputs), initial=0.0)))
+    if not np.all(np.isfinite(outputs)) or np.max(np.abs(A @ sol - outputs), initial=0.0) > 1e-9 * scale:
+        return None
+    parts = [sol[offsets[i]:offsets[i + 1]].copy() for i in range(k)]
+    const = float(sol[-1])
+    # values never seen in a reachable tuple get 0 (they cannot occur)
+    for i in range(k):
+        seen = np.zeros(len(value_lists[i]), dtype=bool)
+        for tup in tuples:
+            j = index(i, tup[i])
+            seen[j] = True
+        parts[i][~seen] = 0.0
+    return Decomposition(parts, const)
+
+
+def separable(fn_values: np.ndarray) -> Optional[Decomposition]:
+    """Additive decomposition of a k-dimensional table, or None if it is not additive."""
+    k = fn_values.ndim
+    anchor = (0,) * k
+    c0 = fn_values[anchor]
+    parts = []
+    for axis in range(k):
+        idx = [0] * k
+        idx[axis] = slice(None)
+        parts.append(fn_values[tuple(idx)] - c0)
+    recon = np.full(fn_values.shape, c0, dtype=np.float64)
+    for axis, part in enumerate(parts):
+        shape = [1] * k
+        shape[axis] = len(part)
+        recon = recon + part.reshape(shape)
+    scale = max(1.0, float(np.max(np.abs(fn_values))))
+    if not np.all(np.isfinite(fn_values)) or np.max(np.abs(recon - fn_values)) > 1e-9 * scale:
+        return None
+    return Decomposition(parts, float(c0))
+
+
+class Plan:
+    """Kinds, readability and earliest times for every s-op of a program."""
+
+    def __init__(self, graph: ProgramGraph, inf: Inference) -> None:
+        self.graph = graph
+        self.inf = inf
+        self.kind: dict[int, str] = {}
+        self.readable: dict[int, str] = {}
+        self.time: dict[int, int] = {}
+        self.sel_time: dict[int, int] = {}
+        self._front: dict[int, int] = {}
+        for node in graph.nodes():
+            if isinstance(node, ir.Selector):
+                kids = graph.children(node)
+                self.sel_time[node.id] = max((self.sel_time[k.id] if isinstance(k, ir.Selector)
+                                              else self.time[k.id] for k in kids), default=0)
+                continue
+            self._classify(node)
+
+    # ---- classification
+    def _classify(self, node: ir.SOp) -> None:
+        info = self.inf.info[node.id]
+        kids = self.graph.children(node)
+        nid = node.id
+        if info.constant and len(info.values) == 1:
+            self.kind[nid], self.readable[nid], self.time[nid] = CONST, ANY, 0
+        elif info.token_local or isinstance(node, ir.Tokens):
+            self.kind[nid], self.readable[nid], self.time[nid] = EMBED_TOK, ANY, 0
+        elif self.is_positional(info):
+            self.kind[nid], self.readable[nid], self.time[nid] = EMBED_POS, ANY, 0
+        elif isinstance(node, ir.Aggregate):
+            sel, sop = kids
+            t = attn_slot(max(self.sel_time[sel.id], self.time[sop.id]))
+            kind = self._aggregate_kind(node, sop)
+            self.kind[nid] = kind
+            self.readable[nid] = ANY if kind == ATTN_COPY else AFFINE
+            self.time[nid] = t
+        elif isinstance(node, (ir.SelectorWidth, ir.Length)):
+            t = attn_slot(self.sel_time[kids[0].id]) if kids else 1
+            self.kind[nid], self.readable[nid], self.time[nid] = WIDTH, ANY, t + 1
+        elif isinstance(node, ir.Map):
+            self._classify_map(node, kids)
+        else:  # pragma: no cover
+            raise CompileError("internal: cannot classify this node", node)
+
+    def is_positional(self, info: NodeInfo) -> bool:
+        if info.deps <= {IDX} and info.deps:
+            return True
+        if info.exact is not None and info.deps <= {IDX, LEN} and IDX in info.deps:
+            # structural values that turn out not to depend on the length
+            N = self.inf.N
+            for i in range(N):
+                col = {(type(info.exact[n, i]), info.exact[n, i]) for n in range(i + 1, N + 1)}
+                if len(col) > 1:
+                    return False
+            return True
+        return False
+
+    def _aggregate_kind(self, node: ir.Aggregate, sop: ir.SOp) -> str:
+        sel_info = self.inf.sel[self.graph.children(node)[0].id]
+        src = self.inf.info[sop.id]
+        numeric = all(isinstance(v, (int, float)) and (node.semantics == "tracr" or not isinstance(v, bool))
+                      for v in src.values)
+        if numeric and not sel_info.at_most_one and len(src.values) > 1:
+            return ATTN_MEAN
+        return ATTN_COPY
+
+    def _classify_map(self, node: ir.Map, kids: list[ir.Node]) -> None:
+        nid = node.id
+        if self.virtual_able(node, kids):
+            self.kind[nid] = MAP_VIRTUAL
+            single_any = len(kids) == 1 and self.readable[kids[0].id] == ANY
+            self.readable[nid] = ANY if single_any else AFFINE
+            self.time[nid] = max(self.time[k.id] for k in kids)
+        else:
+            self.kind[nid], self.readable[nid] = MAP_MLP, ANY
+            self.time[nid] = mlp_slot(self.frontier_time(node))
+
+    def frontier_time(self, node: ir.Map) -> int:
+        """Latest time among the non-map s-ops this map is computed from (through maps)."""
+        if node.id in self._front:
+            return self._front[node.id]
+        t = 0
+        for k in self.graph.children(node):
+            if isinstance(k, ir.Map) and self.kind.get(k.id) in (MAP_VIRTUAL, MAP_MLP):
+                t = max(t, self.frontier_time(k))
+            else:
+                t = max(t, self.time[k.id])
+        self._front[node.id] = t
+        return t
+
+    def virtual_able(self, node: ir.Map, kids: list[ir.Node]) -> bool:
+        info = self.inf.info[node.id]
+        out = numbers(info.values)
+        if len(kids) == 1:
+            (k,) = kids
+            if self.readable[k.id] == ANY:
+                return True
+            kin = numbers(self.inf.info[k.id].values)
+            if kin is None or out is None:
+                return False
+            ys = self._apply_1(node, self.inf.info[k.id].values)
+            return ys is not None and affine_fit(kin, ys) is not None
+        if out is None:
+            return False
+        dec = self.map_decomposition(node, kids, lambda r: r)
+        if dec is None:
+            return False
+        for k, part in zip(kids, dec.parts):
+            if self.readable[k.id] == AFFINE:
+                kin = numbers(self.inf.info[k.id].values)
+                if kin is None or affine_fit(kin, part) is None:
+                    return False
+        return True
+
+    def _apply_1(self, node: ir.Map, values) -> Optional[np.ndarray]:
+        out = []
+        for v in values:
+            try:
+                r = node.fn.py(v) if v is not None else None
+            except Exception:
+                return None
+            if not isinstance(r, (int, float)):
+                return None
+            out.append(float(r))
+        return np.array(out)
+
+    def map_decomposition(self, node: ir.Map, kids: list[ir.Node],
+                          fn: Callable[[Any], Optional[float]]) -> Optional[Decomposition]:
+        """Additive decomposition of fn(map value) over the inputs' reachable tuples."""
+        tuples = self.inf.joint_tuples(kids)
+        if tuples is None:
+            return None
+        outputs = np.empty(len(tuples))
+        for r, args in enumerate(tuples):
+            if any(a is None for a in args):
+                return None
+            try:
+                y = fn(node.fn.py(*args))
+            except Exception:
+                return None
+            if not isinstance(y, (int, float)) or y is None:
+                return None
+            outputs[r] = float(y)
+        lists = [self.inf.info[k.id].values for k in kids]
+        indexes = [{(type(v), v): i for i, v in enumerate(vals)} for vals in lists]
+        return separable_on(tuples, outputs, lists, lambda i, v: indexes[i].get((type(v), v)))
+
+    def map_table(self, node: ir.Map, kids: list[ir.Node]) -> Optional[np.ndarray]:
+        """The map's numeric output on the product of its inputs' value sets."""
+        sets = [self.inf.info[k.id].values for k in kids]
+        if math.prod(len(s) for s in sets) > MAX_TUPLES:
+            return None
+        out = np.empty([len(s) for s in sets], dtype=np.float64)
+        for idx in itertools.product(*(range(len(s)) for s in sets)):
+            args = [s[i] for s, i in zip(sets, idx)]
+            if any(a is None for a in args):
+                return None
+            try:
+                r = node.fn.py(*args)
+            except Exception:
+                return None
+            if not isinstance(r, (int, float)):
+                return None
+            out[idx] = float(r)
+        return out

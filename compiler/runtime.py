@@ -1,0 +1,208 @@
+"""Stage 7: run a compiled transformer on real inputs (encode, batch, decode) and save it.
+
+`CompiledModel` wraps the torch module with everything needed to use it: the
+vocabulary (token ids), the output decoding and the residual layout (feature names,
+for inspection). Inputs are checked first: an unknown token or a too-long input is a
+clear `RaspInputError`, not a wrong answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from rasp.errors import RaspInputError
+
+from .assemble import BOS_ID, PAD_ID
+from .model import ModelShape, Transformer
+
+Input = Union[str, Sequence[Any]]
+
+
+# ---- value encoding for metadata (JSON keeps types: tuples, None, bools) ---------------
+
+def encode_value(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return {"tuple": [encode_value(x) for x in v]}
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return {"float": repr(v)}
+    return v
+
+
+def decode_value(v: Any) -> Any:
+    if isinstance(v, dict):
+        if "tuple" in v:
+            return tuple(decode_value(x) for x in v["tuple"])
+        if "float" in v:
+            return float(v["float"])
+    return v
+
+
+@dataclass
+class OutputSpec:
+    """How logits become output values."""
+
+    mode: str                      # "onehot": argmax over `values`; "numeric": snap to `values`
+    values: list                   # the possible output values (numeric: sorted by value)
+    none_flag: bool = False        # numeric mode: logit 1 says "None"
+
+    def decode(self, logits: np.ndarray) -> list:
+        """logits: [positions, d_out] -> list of values."""
+        if self.mode == "onehot":
+            idx = np.argmax(logits, axis=-1)
+            return [self.values[i] for i in idx]
+        nums = np.array([float(v) for v in self.values])
+        order = np.argsort(nums, kind="stable")
+        sorted_nums = nums[order]
+        x = logits[:, 0].astype(np.float64)
+        pos = np.clip(np.searchsorted(sorted_nums, x), 1, max(1, len(sorted_nums) - 1)) if len(nums) > 1 else \
+            np.zeros(len(x), dtype=np.int64)
+        if len(nums) > 1:
+            left = sorted_nums[pos - 1]
+            right = sorted_nums[pos]
+            pos = np.where(np.abs(x - left) <= np.abs(x - right), pos - 1, pos)
+        out = [self.values[order[p]] for p in pos] if len(nums) else [None] * len(x)
+        if self.none_flag:
+            none = logits[:, 1] > 0.5
+            out = [None if n else v for v, n in zip(out, none)]
+        return out
+
+
+@dataclass
+class CompiledModel:
+    """A compiled RASP program: the transformer plus its input/output conventions."""
+
+    module: Transformer
+    vocab: list
+    max_seq_len: int
+    output: OutputSpec
+    feature_labels: list[str]
+    info: dict = field(default_factory=dict)      # sizes, compile time, per-layer blocks
+    program: Any = None                           # the compile-time objects (for inspection)
+
+    def __post_init__(self) -> None:
+        self._token_ids = {(type(t), t): i + 2 for i, t in enumerate(self.vocab)}
+        self.module.eval()
+
+    # ---- sizes (a layer = attention + MLP, as in Tracr and the RASP paper)
+    @property
+    def num_layers(self) -> int:
+        return self.module.shape.n_layers
+
+    @property
+    def heads_per_layer(self) -> list[int]:
+        return list(self.module.shape.n_heads)
+
+    @property
+    def num_heads(self) -> int:
+        return max(self.module.shape.n_heads, default=0)
+
+    @property
+    def d_model(self) -> int:
+        return self.module.shape.d_model
+
+    @property
+    def d_mlp(self) -> int:
+        return max(self.module.shape.d_mlp, default=0)
+
+    @property
+    def num_params(self) -> int:
+        return self.module.num_params()
+
+    @property
+    def device(self) -> torch.device:
+        return self.module.W_E.device
+
+    def to(self, device: Union[str, torch.device]) -> "CompiledModel":
+        self.module.to(device)
+        return self
+
+    def sizes(self) -> dict:
+        return {"layers": self.num_layers, "heads": self.num_heads, "heads_per_layer": self.heads_per_layer,
+                "d_model": self.d_model, "d_mlp": self.d_mlp, "params": self.num_params}
+
+    # ---- encoding
+    def encode(self, batch: Sequence[Input]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Token ids [batch, 1 + longest], padding mask, and each input's length."""
+        seqs = [list(x) if not isinstance(x, str) else list(x) for x in batch]
+        lengths = [len(s) for s in seqs]
+        T = 1 + max(lengths, default=0)
+        ids = np.full((len(seqs), T), PAD_ID, dtype=np.int64)
+        ids[:, 0] = BOS_ID
+        for b, seq in enumerate(seqs):
+            if len(seq) > self.max_seq_len:
+                raise RaspInputError(f"input {b} has length {len(seq)}, longer than the model's max_seq_len "
+                                     f"{self.max_seq_len}")
+            for i, tok in enumerate(seq):
+                tid = self._token_ids.get((type(tok), tok))
+                if tid is None:
+                    raise RaspInputError(f"token {tok!r} (position {i} of input {b}) is not in the vocabulary "
+                                         f"{self.vocab!r}")
+                ids[b, i + 1] = tid
+        mask = ids != PAD_ID
+        return (torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device), lengths)
+
+    # ---- running
+    @torch.no_grad()
+    def logits(self, batch: Sequence[Input]) -> tuple[np.ndarray, list[int]]:
+        ids, mask, lengths = self.encode(batch)
+        out = self.module(ids, mask)
+        return out.float().cpu().numpy(), lengths
+
+    def run_batch(self, batch: Sequence[Input], batch_size: int = 1024) -> list[list]:
+        """Outputs for many inputs (batched on the model's device)."""
+        batch = list(batch)
+        results: list[list] = []
+        for start in range(0, len(batch), batch_size):
+            chunk = batch[start:start + batch_size]
+            logits, lengths = self.logits(chunk)
+            for b, n in enumerate(lengths):
+                results.append(self.output.decode(logits[b, 1:n + 1]))
+        return results
+
+    def __call__(self, tokens: Input) -> list:
+        return self.run_batch([tokens])[0]
+
+    # ---- persistence
+    def metadata(self) -> dict:
+        return {
+            "format": "rasp-compiled/1",
+            "shape": self.module.shape.to_dict(),
+            "vocab": [encode_value(v) for v in self.vocab],
+            "max_seq_len": self.max_seq_len,
+            "output": {"mode": self.output.mode, "values": [encode_value(v) for v in self.output.values],
+                       "none_flag": self.output.none_flag},
+            "features": self.feature_labels,
+            "info": self.info,
+        }
+
+    def save(self, path: Union[str, Path]) -> None:
+        """Weights and everything needed to decode, in one safetensors file."""
+        from safetensors.torch import save_file
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        save_file(tensors, str(path), metadata={"rasp": json.dumps(self.metadata())})
+
+
+def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> CompiledModel:
+    """Load a model saved with `CompiledModel.save`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "rasp" not in meta:
+        raise RaspInputError(f"{path} is not a compiled RASP model (no metadata)")
+    info = json.loads(meta["rasp"])
+    shape = ModelShape(**info["shape"])
+    module = Transformer(shape)
+    module.load_state_dict(load_file(str(path)))
+    out = info["output"]
+    spec = OutputSpec(out["mode"], [decode_value(v) for v in out["values"]], out.get("none_flag", False))
+    model = CompiledModel(module, [decode_value(v) for v in info["vocab"]], info["max_seq_len"], spec,
+                          info["features"], info.get("info", {}))
+    return model.to(device)

@@ -1,0 +1,295 @@
+"""Selectors as attention scores.
+
+A selector expression (selects combined with and/or/not) is first rewritten into
+*literals*: each literal is one (keys, queries) pair of s-ops with a 0/1 predicate
+matrix over their value sets (any and/or/not of selects over the same pair collapses
+into one literal, as in Tracr). An attention head can realise a conjunction of
+literals exactly: each literal adds `c` to the score of the keys it selects and at
+most 0 elsewhere, so a key selected by all m literals scores m*c and any other key at
+most (m-1)*c; the BOS key scores m*c - c/2 (so an empty selection falls back to BOS,
+which carries the default) or m*c for selector_width (BOS counts as one more key).
+
+A disjunction of literals over different pairs cannot be one uniform head (its keys
+would score differently); for selector_width we split it into disjoint conjunctions
+(A or B = A + (not A and B)) and add the widths of several heads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from rasp import ir
+
+from .errors import CompileError
+from .graph import ProgramGraph
+from .infer import Inference
+
+
+@dataclass
+class Literal:
+    """One (keys, queries) pair and its predicate matrix P[query value, key value]."""
+
+    keys: ir.SOp
+    queries: ir.SOp
+    matrix: np.ndarray          # bool, shape (len(query values), len(key values))
+    source: ir.Selector         # the (sub)selector it came from, for messages
+
+    def negated(self) -> "Literal":
+        return Literal(self.keys, self.queries, ~self.matrix, self.source)
+
+
+def _pairs(node: ir.Selector, graph: ProgramGraph) -> set[tuple[int, int]]:
+    if isinstance(node, ir.Select):
+        k, q = graph.children(node)
+        return {(k.id, q.id)}
+    out: set = set()
+    for c in graph.children(node):
+        out |= _pairs(c, graph)
+    return out
+
+
+def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> np.ndarray:
+    keys, queries = graph.children(node)
+    kv = inf.info[keys.id].values
+    qv = inf.info[queries.id].values
+    pred = node.ir_predicate
+    m = np.zeros((len(qv), len(kv)), dtype=bool)
+    for i, q in enumerate(qv):
+        for j, k in enumerate(kv):
+            if (k is None or q is None) and pred.none_policy != "call":
+                continue
+            try:
+                m[i, j] = bool(pred.py(k, q))
+            except Exception:
+                m[i, j] = False  # only unreachable (or invalid) inputs get here
+    return m
+
+
+def _literal_of(node: ir.Selector, graph: ProgramGraph, inf: Inference) -> Literal:
+    """Collapse a single-pair selector expression into one literal."""
+    if isinstance(node, ir.Select):
+        k, q = graph.children(node)
+        return Literal(k, q, _predicate_matrix(node, graph, inf), node)
+    kids = [_literal_of(c, graph, inf) for c in graph.children(node)]
+    if isinstance(node, ir.SelectNot):
+        return Literal(kids[0].keys, kids[0].queries, ~kids[0].matrix, node)
+    a, b = kids
+    m = a.matrix & b.matrix if isinstance(node, ir.SelectAnd) else a.matrix | b.matrix
+    return Literal(a.keys, a.queries, m, node)
+
+
+def conjunction(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> Optional[list[Literal]]:
+    """The selector as a conjunction of literals, or None if it needs a disjunction."""
+    if len(_pairs(sel, graph)) == 1:
+        return [_literal_of(sel, graph, inf)]
+    if isinstance(sel, ir.SelectAnd):
+        out = []
+        for c in graph.children(sel):
+            part = conjunction(c, graph, inf)
+            if part is None:
+                return None
+            out.extend(part)
+        return out
+    if isinstance(sel, ir.SelectNot):
+        inner = graph.children(sel)[0]
+        if isinstance(inner, ir.SelectOr):  # not (a or b) = not a and not b
+            a, b = graph.children(inner)
+            pa, pb = conjunction_not(a, graph, inf), conjunction_not(b, graph, inf)
+            if pa is not None and pb is not None:
+                return pa + pb
+        return None
+    return None
+
+
+def conjunction_not(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> Optional[list[Literal]]:
+    if len(_pairs(sel, graph)) == 1:
+        return [_literal_of(sel, graph, inf).negated()]
+    if isinstance(sel, ir.SelectNot):
+        return conjunction(graph.children(sel)[0], graph, inf)
+    if isinstance(sel, ir.SelectOr):
+        a, b = graph.children(sel)
+        pa, pb = conjunction_not(a, graph, inf), conjunction_not(b, graph, inf)
+        if pa is not None and pb is not None:
+            return pa + pb
+    return None
+
+
+# ---- disjoint decomposition for selector_width ---------------------------------------
+
+@dataclass
+class _Formula:
+    """A boolean formula over single-pair literals (leaves are Literal objects)."""
+
+    op: str                    # "lit", "and", "or", "not", "true", "false"
+    lit: Optional[Literal] = None
+    args: tuple = ()
+
+
+def _formula(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> _Formula:
+    if len(_pairs(sel, graph)) == 1:
+        return _Formula("lit", _literal_of(sel, graph, inf))
+    kids = [_formula(c, graph, inf) for c in graph.children(sel)]
+    if isinstance(sel, ir.SelectNot):
+        return _Formula("not", args=(kids[0],))
+    return _Formula("and" if isinstance(sel, ir.SelectAnd) else "or", args=tuple(kids))
+
+
+def _leaves(f: _Formula) -> list[Literal]:
+    if f.op == "lit":
+        return [f.lit]
+    out = []
+    for a in f.args:
+        out.extend(_leaves(a))
+    return out
+
+
+def _restrict(f: _Formula, lit: Literal, value: bool) -> _Formula:
+    if f.op == "lit":
+        if f.lit is lit:
+            return _Formula("true" if value else "false")
+        return f
+    if f.op in ("true", "false"):
+        return f
+    args = tuple(_restrict(a, lit, value) for a in f.args)
+    if f.op == "not":
+        (a,) = args
+        if a.op in ("true", "false"):
+            return _Formula("false" if a.op == "true" else "true")
+        return _Formula("not", args=args)
+    if f.op == "and":
+        if any(a.op == "false" for a in args):
+            return _Formula("false")
+        rest = tuple(a for a in args if a.op != "true")
+        if not rest:
+            return _Formula("true")
+        return rest[0] if len(rest) == 1 else _Formula("and", args=rest)
+    if any(a.op == "true" for a in args):
+        return _Formula("true")
+    rest = tuple(a for a in args if a.op != "false")
+    if not rest:
+        return _Formula("false")
+    return rest[0] if len(rest) == 1 else _Formula("or", args=rest)
+
+
+def _as_conjunction(f: _Formula) -> Optional[list[Literal]]:
+    if f.op == "lit":
+        return [f.lit]
+    if f.op == "not" and f.args[0].op == "lit":
+        return [f.args[0].lit.negated()]
+    if f.op == "and":
+        out = []
+        for a in f.args:
+            part = _as_conjunction(a)
+            if part is None:
+                return None
+            out.extend(part)
+        return out
+    if f.op == "not" and f.args[0].op == "or":
+        out = []
+        for a in f.args[0].args:
+            part = _as_conjunction(_Formula("not", args=(a,)))
+            if part is None:
+                return None
+            out.extend(part)
+        return out
+    if f.op == "not" and f.args[0].op == "not":
+        return _as_conjunction(f.args[0].args[0])
+    return None
+
+
+def disjoint_conjunctions(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> list[list[Literal]]:
+    """Disjoint conjunctions whose union is the selector (Shannon expansion).
+
+    selector_width(sel) is then the sum of the widths of these conjunctions.
+    """
+    root = _formula(sel, graph, inf)
+    out: list[list[Literal]] = []
+
+    def expand(f: _Formula, prefix: list[Literal], depth: int) -> None:
+        if f.op == "false":
+            return
+        if f.op == "true":
+            out.append(list(prefix))
+            return
+        conj = _as_conjunction(f)
+        if conj is not None:
+            out.append(prefix + conj)
+            return
+        if depth > 8:
+            raise CompileError("this selector combination is too complex to split into attention heads", sel)
+        lit = _leaves(f)[0]
+        expand(_restrict(f, lit, True), prefix + [lit], depth + 1)
+        expand(_restrict(f, lit, False), prefix + [lit.negated()], depth + 1)
+
+    expand(root, [], 0)
+    return out
+
+
+def factorize(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """P = A @ B.T with few columns: group identical rows (or columns).
+
+    Returns (A, B, side): A over query values, B over key values, both 0/1 or 0/1
+    patterns; `side` names the side whose features are indicator functions.
+    """
+    rows, row_inv = np.unique(matrix, axis=0, return_inverse=True)
+    cols, col_inv = np.unique(matrix, axis=1, return_inverse=True)
+    # drop the all-zero pattern: it contributes nothing to the score
+    if rows.shape[0] <= cols.shape[1]:
+        keep = [r for r in range(rows.shape[0]) if rows[r].any()]
+        A = np.zeros((matrix.shape[0], len(keep)))
+        for j, r in enumerate(keep):
+            A[row_inv.reshape(-1) == r, j] = 1.0
+        B = rows[keep].T.astype(np.float64) if keep else np.zeros((matrix.shape[1], 0))
+        return A, B, "query"
+    keep = [c for c in range(cols.shape[1]) if cols[:, c].any()]
+    B = np.zeros((matrix.shape[1], len(keep)))
+    for j, c in enumerate(keep):
+        B[col_inv.reshape(-1) == c, j] = 1.0
+    A = cols[:, keep].astype(np.float64) if keep else np.zeros((matrix.shape[0], 0))
+    return A, B, "key"
+
+
+def equality_codes(matrix: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Integer codes with P[q, k] == (qcode[q] == kcode[k]), if P is an equality relation.
+
+    Every query value and key value gets a code; values that match nothing get codes
+    distinct from everything else. None if P is not of this form.
+    """
+    nq, nk = matrix.shape
+    qcode = np.full(nq, -1, dtype=np.int64)
+    kcode = np.full(nk, -1, dtype=np.int64)
+    classes: dict[bytes, int] = {}
+    for i in range(nq):
+        row = matrix[i]
+        if not row.any():
+            continue
+        key = row.tobytes()
+        if key not in classes:
+            classes[key] = len(classes)
+        qcode[i] = classes[key]
+    # each key must match exactly the queries of one class
+    for j in range(nk):
+        col = matrix[:, j]
+        if not col.any():
+            continue
+        cls = set(qcode[col].tolist())
+        if len(cls) != 1 or -1 in cls:
+            return None
+        c = cls.pop()
+        if not np.array_equal(col, qcode == c):
+            return None
+        kcode[j] = c
+    # rows of one class must select exactly the keys with that code
+    for i in range(nq):
+        if qcode[i] >= 0 and not np.array_equal(matrix[i], kcode == qcode[i]):
+            return None
+    n = len(classes)
+    # unmatched values: fresh codes, far from the used ones
+    free_q = np.nonzero(qcode < 0)[0]
+    qcode[free_q] = n + 1 + np.arange(len(free_q))
+    free_k = np.nonzero(kcode < 0)[0]
+    kcode[free_k] = -2 - np.arange(len(free_k))
+    return qcode, kcode

@@ -1,0 +1,178 @@
+"""The Python API (`rasp.api`) and the evaluation entry points of `rasp`."""
+
+from __future__ import annotations
+
+import pytest
+
+import rasp
+from rasp import api as r
+
+from .helpers import same
+
+INPUTS = ["", "a", "abba", "hello", "cabbage", "zzz"]
+INT_INPUTS = [[], [3], [1, 2], [5, 1, 4, 1], [0, -2, 7, 7, 3]]
+
+
+def text_node(src: str, name: str = "out"):
+    return rasp.parse(src)[name]
+
+
+def assert_same_results(api_node, src: str, inputs) -> None:
+    """The API node and the text program agree on every input, types included."""
+    node = text_node(src)
+    for tokens in inputs:
+        a, t = rasp.evaluate(api_node, tokens), rasp.evaluate(node, tokens)
+        assert same(a, t), f"{src!r} on {tokens!r}: api {a!r}, text {t!r}"
+
+
+def test_histogram():
+    hist = r.selector_width(r.select(r.tokens, r.tokens, "=="))
+    assert same(r.evaluate(hist, "hello"), [1, 1, 2, 2, 1])
+    assert_same_results(hist, "selector_width(select(tokens, tokens, ==));", INPUTS)
+
+
+def test_reverse():
+    rev = r.aggregate(r.select(r.indices, r.length - r.indices - 1, "=="), r.tokens)
+    assert same(r.evaluate(rev, "abc"), ["c", "b", "a"])
+    assert_same_results(rev, "aggregate(select(indices, length - indices - 1, ==), tokens);", INPUTS)
+
+
+def test_stable_sort_with_selector_operators():
+    k = r.tokens
+    before = r.select(k, k, "<") | (r.select(k, k, "==") & r.select(r.indices, r.indices, "<"))
+    srt = r.aggregate(r.select(r.selector_width(before), r.indices, "=="), r.tokens)
+    assert same(r.evaluate(srt, "cabbage"), list("aabbceg"))
+    assert_same_results(srt, "sort(tokens, tokens);", INPUTS)
+    assert_same_results(~before, "not (select(tokens, tokens, <) or (select(tokens, tokens, ==) and "
+                                 "select(indices, indices, <)));", INPUTS)
+
+
+@pytest.mark.parametrize("build, src", [
+    (lambda: r.tokens_int * 2 + 1, "tokens_int * 2 + 1;"),
+    (lambda: 1 - r.tokens_int, "1 - tokens_int;"),
+    (lambda: r.tokens_int / 2, "tokens_int / 2;"),
+    (lambda: 10 / (r.tokens_int * 0 + 4), "10 / (tokens_int * 0 + 4);"),
+    (lambda: r.tokens_int % 3, "tokens_int % 3;"),
+    (lambda: 7 % (r.indices + 1), "7 % (indices + 1);"),
+    (lambda: r.tokens_int ** 2, "tokens_int ^ 2;"),
+    (lambda: 2 ** r.indices, "2 ^ indices;"),
+    (lambda: -r.tokens_int, "-tokens_int;"),
+    (lambda: r.tokens_int < r.indices, "tokens_int < indices;"),
+    (lambda: r.tokens_int >= 1, "tokens_int >= 1;"),
+    (lambda: r.tokens_int == 1, "tokens_int == 1;"),
+    (lambda: r.tokens_int != r.indices, "tokens_int != indices;"),
+    (lambda: (r.tokens_int > 0) & (r.indices > 0), "tokens_int > 0 and indices > 0;"),
+    (lambda: (r.tokens_int > 0) | (r.indices > 2), "tokens_int > 0 or indices > 2;"),
+    (lambda: ~(r.tokens_int > 0), "not (tokens_int > 0);"),
+    (lambda: r.tokens_int & 1, "tokens_int and 1;"),
+    (lambda: r.aggregate(r.select(r.indices, r.indices, "<="), r.tokens_int),
+     "aggregate(select(indices, indices, <=), tokens_int);"),
+    (lambda: r.aggregate(r.select(r.indices, r.indices, "<"), r.tokens_int, 9),
+     "aggregate(select(indices, indices, <), tokens_int, 9);"),
+    (lambda: r.aggregate(r.full_s, r.tokens_int), "aggregate(full_s, tokens_int);"),
+    (lambda: r.selector_width(r.select(r.tokens_int, 1, "==")), "selector_width(select(tokens_int, 1, ==));"),
+    (lambda: r.aggregate(r.select(r.indices, 0, "=="), 5), "aggregate(select(indices, 0, ==), 5);"),
+])
+def test_api_expressions_match_text_programs(build, src):
+    assert_same_results(build(), src, INT_INPUTS)
+
+
+@pytest.mark.parametrize("op", ["==", "!=", "<", "<=", ">", ">="])
+def test_select_comparisons_match_text(op):
+    assert_same_results(r.select(r.tokens_int, r.indices, op), f"select(tokens_int, indices, {op});",
+                        INT_INPUTS)
+
+
+def test_aggregate_default_depends_on_the_value_type():
+    earlier = r.select(r.indices, r.indices, "<")
+    assert same(r.evaluate(r.aggregate(earlier, r.tokens), "ab"), [None, "a"])
+    assert same(r.evaluate(r.aggregate(earlier, r.tokens_int), [4, 5]), [0, 4])
+    assert same(r.evaluate(r.aggregate(earlier, r.tokens, "-"), "ab"), ["-", "a"])
+
+
+def test_map_applies_python_functions():
+    combined = r.map(lambda a, b: a * 10 + b, r.tokens_int, r.indices)
+    assert same(r.evaluate(combined, [1, 2, 3]), [10, 21, 32])
+    upper = r.map(str.upper, r.tokens, label="upper")
+    assert same(r.evaluate(upper, "ab"), ["A", "B"])
+    assert same(r.evaluate(r.aggregate(r.full_s, r.map(len, r.tokens)), ["a", "bb", "ccc"]), [2.0, 2.0, 2.0])
+
+
+def test_constants_and_hints():
+    c = r.constant(5)
+    assert same(r.evaluate(c, "abc"), [5, 5, 5])
+    n = r.numerical(r.tokens_int + 1)
+    assert n.annotations["encoding"] == "numerical"
+    assert r.categorical(n) is n and n.annotations["encoding"] == "categorical"
+
+
+def test_select_rejects_unknown_comparisons():
+    with pytest.raises(ValueError):
+        r.select(r.tokens, r.tokens, "=<")
+    with pytest.raises(ValueError):
+        r.select(r.tokens, r.tokens, "TRUE")
+
+
+# ---- evaluation entry points ------------------------------------------------------------
+
+def test_evaluate_batch_equals_evaluate_one_by_one():
+    prog = rasp.parse("""
+        hist = selector_width(select(tokens, tokens, ==));
+        srt = sort(tokens, tokens);
+        frac = aggregate(select(indices, indices, <=), indicator(tokens == 'a'));
+        prev = aggregate(select(indices, indices - 1, ==), tokens);
+        sel = select(tokens, tokens, <);
+    """)
+    batch = INPUTS + ["a" * 7, "ba", "ab"]
+    for name in ["hist", "srt", "frac", "prev", "sel"]:
+        node = prog[name]
+        singles = [rasp.evaluate(node, t) for t in batch]
+        assert same(rasp.evaluate_batch(node, batch), singles), name
+    # hand-checked values inside the batch
+    assert rasp.evaluate_batch(prog["hist"], ["abba", "", "z"]) == [[2, 2, 2, 2], [], [1]]
+    assert same(rasp.evaluate_batch(prog["frac"], ["ab", "aa"]), [[1, 0.5], [1, 1.0]])
+
+
+def test_evaluate_batch_accepts_lists_and_strings_and_any_iterable():
+    node = text_node("tokens_int + indices;")
+    assert rasp.evaluate_batch(node, ([1, 1], "12", (3,))) == [[1, 2], [1, 3], [3]]
+    assert rasp.evaluate_batch(node, []) == []
+
+
+def test_evaluate_all_shares_one_pass():
+    prog = rasp.parse("a = tokens_int + 1; b = a * 2; s = select(a, b, <);")
+    nodes = [prog["a"], prog["b"], prog["s"]]
+    out = rasp.evaluate_all(nodes, [[1, 2], [0]])
+    assert set(out) == {n.id for n in nodes}
+    assert out[prog["a"].id] == [[2, 3], [1]]
+    assert out[prog["b"].id] == [[4, 6], [2]]
+    # queries b = [4, 6], keys a = [2, 3]: every key is smaller than every query
+    assert out[prog["s"].id] == [[[1, 1], [1, 1]], [[1]]]
+
+
+def test_the_same_sop_evaluates_on_many_lengths():
+    node = text_node("length - indices;")
+    for n in range(0, 12):
+        assert rasp.evaluate(node, "x" * n) == list(range(n, 0, -1))
+
+
+def test_program_object(tmp_path):
+    path = tmp_path / "p.rasp"
+    path.write_text("# doc\nx = tokens == 'a';\ndef f(s) { return s; }\ny = f(x);\nn = 3;\n")
+    prog = rasp.load(path)
+    assert prog.names() == ["x", "f", "y", "n"]
+    assert set(prog.sops()) == {"x", "y"}
+    assert prog["y"] is prog["x"]
+    assert prog.result_name == "n" and prog["out"] == 3
+    assert "x" in prog and "zzz" not in prog and "indices" in prog
+    assert rasp.evaluate(prog["x"], "ba") == [False, True]
+    assert prog.filename == str(path)
+
+
+def test_api_and_text_nodes_are_the_same_ir():
+    text = text_node("select(tokens, tokens, ==);")
+    api = r.select(r.tokens, r.tokens, "==")
+    assert isinstance(text, rasp.Select) and isinstance(api, rasp.Select)
+    assert isinstance(r.selector_width(api), rasp.SelectorWidth)
+    assert isinstance(r.aggregate(api, r.tokens), rasp.Aggregate)
+    assert isinstance(r.tokens + "x", rasp.Map)
