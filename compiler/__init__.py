@@ -18,10 +18,11 @@ from typing import Any, Iterable, Optional, Union
 
 from rasp import ir
 
+from .compare import same_output, same_value
 from .errors import CompileError
 from .runtime import CompiledModel, OutputSpec, load
 
-__all__ = ["compile", "load", "CompiledModel", "CompileError"]
+__all__ = ["compile", "load", "CompiledModel", "CompileError", "same_output", "same_value"]
 
 
 def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
@@ -69,11 +70,22 @@ def sorted_values(values: Iterable[Any]) -> tuple:
     for v in out:
         if merged and isinstance(v, float) and type(merged[-1]) is float and \
                 abs(v - merged[-1]) <= 1e-12 * max(1.0, abs(v)):
-            if len(repr(v)) < len(repr(merged[-1])):
-                merged[-1] = v  # keep the shortest spelling: 0.5 rather than 0.49999999999999994
+            merged[-1] = _representative(merged[-1], v)
             continue
         merged.append(v)
     return tuple(merged)
+
+
+def _representative(a: float, b: float) -> float:
+    """Of two float64 spellings of one number, the one a direct division would give
+    (1/6 = 0.16666666666666666, not 0.16666666666666663), else the shorter."""
+    simple = float(Fraction(a).limit_denominator(1_000_000))
+    for v in (a, b):
+        if v == simple:
+            return v
+    if abs(simple - a) <= 1e-12 * max(1.0, abs(a)):
+        return simple
+    return a if len(repr(a)) <= len(repr(b)) else b
 
 
 def is_number(v: Any) -> bool:

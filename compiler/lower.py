@@ -299,8 +299,12 @@ class Lowering:
             return Readout("numeric", vals, reads, out)
         if readable == AFFINE:
             raise CompileError("the output cannot be decoded: its values are not all numbers", out)
-        reads = [self.indicator(out, v) for v in vals]
-        return Readout("onehot", vals, reads, out)
+        if len(vals) <= 2:
+            reads = [self.indicator(out, v) for v in vals]
+            return Readout("onehot", vals, reads, out)
+        # one direction holding the index of the value: decoded by rounding
+        reads = [self.request(out, np.arange(len(vals), dtype=np.float64), "out:code")]
+        return Readout("code", vals, reads, out)
 
     # ---- constants and embeddings
     def _lower_const(self, node: ir.SOp) -> None:
@@ -513,7 +517,9 @@ class Lowering:
         literals = literals or []
         sel_info = self.inf.sel[sel.id] if sel is not None else None
         if sel is not None and not width:
-            for key in ((sel.id, exact_mean), (sel.id, True)):
+            # aggregates over one selector share a head when they run in the same layer
+            t = self.plan.time[node.id]
+            for key in ((sel.id, exact_mean, t), (sel.id, True, t)):
                 shared = self._shared_heads.get(key)
                 if shared is not None:
                     shared.values.extend(outs)
@@ -546,7 +552,7 @@ class Lowering:
         head = HeadBlock(node, sel, terms, bos_score, outs, width, label, description, literals)
         self.heads.append(head)
         if sel is not None and not width:
-            self._shared_heads[(sel.id, exact_mean)] = head
+            self._shared_heads[(sel.id, exact_mean, self.plan.time[node.id])] = head
         for f, _, _ in outs:
             self.err[f.uid] = self._head_value_error(outs)
 
@@ -586,7 +592,7 @@ class Lowering:
         exact_sides = (self.plan.kind[lit.queries.id] in (EMBED_POS, EMBED_TOK, CONST) and
                        self.plan.kind[lit.keys.id] in (EMBED_POS, EMBED_TOK, CONST))
         affine_side = q_read == AFFINE or k_read == AFFINE
-        use_quad = quad is not None and (affine_side or (rank > 3 and (not need_uniform or exact_sides)))
+        use_quad = quad is not None and (affine_side or (rank > 2 and (not need_uniform or exact_sides)))
         if use_quad and need_uniform and affine_side and not exact_sides:
             use_quad = False  # scores from computed numbers are not exact enough for a mean
         if not use_quad:
@@ -811,85 +817,121 @@ class Lowering:
 
     def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
                            outputs: np.ndarray, created: list[Feature], probe: bool = False) -> None:
-        """Choose gates and the z coordinate among the leaves, then build the table MLP."""
+        """Choose how the MLP reads its inputs, then build the table.
+
+        Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
+        value of a numerical input or the integer code (rank) of any other input; codes
+        cost one residual direction each. If that cannot be exact in float32, inputs
+        that can be read one-hot become gates instead.
+        """
         n = len(cols[0]) if cols else 1
         if not created:
             return
         codes = [factorize(c)[0] for c in cols]
         active = list(range(len(leaves)))
-        # drop leaves the outputs do not depend on (functional dependence on the others)
+        # drop inputs the outputs do not depend on (functional dependence on the others)
         for j in sorted(range(len(leaves)), key=lambda j: -len(set(codes[j].tolist()))):
             rest = [a for a in active if a != j]
             if _is_function_of([codes[a] for a in rest], outputs):
                 active = rest
-        infos = {j: self.inf.info[leaves[j].id] for j in active}
-        numeric = {j for j in active if numbers(v for v in set_values(cols[j])) is not None}
         affine = [j for j in active if self.plan.readable[leaves[j].id] == AFFINE]
-        gates = [j for j in active if j not in numeric]
-        zs = list(affine)
-        rest_numeric = [j for j in numeric if j not in affine]
-        if not zs and rest_numeric:
-            best = max(rest_numeric, key=lambda j: len(set(codes[j].tolist())))
-            zs = [best]
-        gates += [j for j in rest_numeric if j not in zs]
-        for g in gates:
-            if self.plan.readable[leaves[g].id] != ANY:
-                raise CompileError(f"internal: {leaves[g].name} cannot be read one-hot", node)
-        # the z coordinate: one numeric leaf, or a projection of several
-        znum = [np.array([float(v) for v in cols[j]]) for j in zs]
-        combos = [tuple(cols[g][r] for g in gates) for r in range(n)]
-        lam = self._projection(zs, znum, combos, outputs, node) if len(zs) > 1 else [1.0] * len(zs)
-        if lam is None:
-            if probe:
-                raise _TableUnfit()
-            raise CompileError("this elementwise computation is a function of several numerical means that "
-                               "no single MLP can tabulate exactly; compute parts of it separately", node)
-        z_probe = canonical(sum(l * x for l, x in zip(lam, znum))) if zs else np.zeros(n)
-        if probe and zs:
-            plan = build_table(combos, z_probe, outputs, len(gates))
-            err = sum(abs(l) * self._leaf_error_estimate(leaves[j]) for l, j in zip(lam, zs))
+        anyread = [j for j in active if j not in affine]
+        for attempt in ("codes", "gates"):
+            if attempt == "codes":
+                gates: list[int] = []
+                coord = affine + anyread
+            else:
+                if not anyread:
+                    break
+                gates = list(anyread)
+                coord = list(affine)
+            xs, x_refs, x_errs = [], [], []
+            for j in coord:
+                if j in affine:
+                    xs.append(np.array([float(v) for v in cols[j]]))
+                    x_refs.append(lambda j=j: self.identity(leaves[j]))
+                else:
+                    xs.append(codes[j].astype(np.float64))
+                    x_refs.append(lambda j=j: self._code_ref(leaves[j], cols[j], codes[j]))
+                x_errs.append(self._leaf_error_estimate(leaves[j], coded=j not in affine))
+            combos = [tuple(cols[g][r] for g in gates) for r in range(n)]
+            n_aff = sum(1 for j in coord if j in affine)
+            lam = self._projection(xs, n_aff, combos, outputs) if len(xs) > 1 else [1.0] * len(xs)
+            if lam is None:
+                continue
+            z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
+            plan = build_table(combos, z, outputs, len(gates))
+            err = sum(abs(l) * e for l, e in zip(lam, x_errs))
             if err > plan.z_tolerance or plan.max_preactivation * EPS32 * 8 > 0.25:
-                raise _TableUnfit()
-        z = canonical(sum(l * x for l, x in zip(lam, znum))) if zs else np.zeros(n)
-        z_lin: Lin = {}
-        z_err = 0.0
-        for l, j in zip(lam, zs):
-            ref = self.identity(leaves[j])
-            z_lin[ref] = z_lin.get(ref, 0.0) + l
-            z_err += abs(l) * self._leaf_error_estimate(leaves[j])
-        gate_leaves = [leaves[g] for g in gates]
-        self._mlp_from_table(node, gate_leaves, combos, z, z_lin, outputs, created, z_err=z_err,
-                             label=f"compute {node.name}")
+                continue
+            z_lin: Lin = {}
+            for l, make in zip(lam, x_refs):
+                ref = make()
+                z_lin[ref] = z_lin.get(ref, 0.0) + l
+            gate_leaves = [leaves[g] for g in gates]
+            self._mlp_from_table(node, gate_leaves, combos, z, z_lin, outputs, created, z_err=err,
+                                 label=f"compute {node.name}", plan=plan)
+            return
+        if probe:
+            raise _TableUnfit()
+        raise CompileError("this elementwise computation depends on several s-ops in a way no single MLP "
+                           "can tabulate exactly in float32; compute parts of it separately", node)
 
-    def _leaf_error_estimate(self, leaf: ir.SOp) -> float:
+    def _code_ref(self, leaf: ir.SOp, col: np.ndarray, code: np.ndarray) -> Ref:
+        """A ref holding the rank of the leaf's value among those in `col` (0, 1, 2, ...)."""
+        uniq = {}
+        for v, c in zip(col, code):
+            uniq.setdefault(int(c), v)
+        vec = np.zeros(len(self.values(leaf)))
+        for c, v in uniq.items():
+            i = self.find(leaf, v)
+            if i is not None:
+                vec[i] = float(c)
+        return self.request(leaf, vec, f"{leaf.name}:code")
+
+    def _leaf_error_estimate(self, leaf: ir.SOp, coded: bool = False) -> float:
         kind = self.plan.kind[leaf.id]
         vals = numbers(v for v in self.values(leaf) if v is not None)
-        scale = float(np.max(np.abs(vals), initial=1.0)) if vals is not None else 1.0
+        scale = float(np.max(np.abs(vals), initial=1.0)) if vals is not None and not coded else \
+            float(max(1, len(self.values(leaf))))
         if kind in (CONST, EMBED_POS, EMBED_TOK):
             return EPS32 * scale
         if kind == ATTN_COPY or kind == ATTN_MEAN:
             return scale * ((self.N + 1) * math.exp(-SCORE_GAP) + math.exp(-SCORE_GAP / 2) + 16 * EPS32)
         return 1e-4 * max(1.0, scale)  # MLP outputs: bounded by the table checks upstream
 
-    def _projection(self, zs: list[int], znum: list[np.ndarray], combos: list[tuple], outputs: np.ndarray,
-                    node: ir.SOp) -> list[float]:
-        """Coefficients making the outputs a function of (gates, sum_j lam_j * leaf_j)."""
-        k = len(zs)
-        candidates = [list(c) for c in itertools.product([1.0, -1.0], repeat=k) if c[0] == 1.0]
-        # an injective combination as the last resort
-        lam = [1.0]
+    def _projection(self, xs: list[np.ndarray], n_affine: int, combos: list[tuple],
+                    outputs: np.ndarray) -> Optional[list[float]]:
+        """Coefficients lam making the outputs a function of (gates, sum_j lam_j * x_j).
+
+        Small +-1 combinations of the numerical inputs are tried first (e.g. a - b when
+        only the difference matters); otherwise an injective combination: each further
+        input is scaled past the range of the previous ones.
+        """
+        k = len(xs)
+        candidates = []
+        if 1 < n_affine <= 4:
+            for c in itertools.product([1.0, -1.0], repeat=n_affine):
+                if c[0] == 1.0:
+                    candidates.append(list(c))
+        injective = [1.0]
         for j in range(1, k):
-            prev = sum(l * x for l, x in zip(lam, znum[:j]))
+            prev = sum(l * x for l, x in zip(injective, xs[:j]))
             span = float(prev.max() - prev.min()) if len(prev) else 0.0
-            u = np.unique(znum[j])
+            u = np.unique(canonical(prev))
+            gap_prev = float(np.min(np.diff(u))) if len(u) > 1 else 1.0
+            u = np.unique(canonical(xs[j]))
             gap = float(np.min(np.diff(u))) if len(u) > 1 else 1.0
-            lam.append((span + gap) / gap)
-        candidates.append(lam)
+            injective.append((span + gap_prev) / gap)
         best = None
-        for cand in candidates:
-            z = canonical(sum(l * x for l, x in zip(cand, znum)))
+        for cand in candidates + [injective]:
+            if len(cand) < k:
+                cand = cand + injective[len(cand):] if len(cand) == n_affine and n_affine < k else cand
+            if len(cand) != k:
+                continue
+            z = canonical(sum(l * x for l, x in zip(cand, xs)))
             keyed = [(c, float(v)) for c, v in zip(combos, z)]
-            codes, _ = factorize(np.array([hash(k) for k in keyed], dtype=np.int64))
+            codes, _ = factorize(np.array([hash(kk) for kk in keyed], dtype=np.int64))
             if _is_function_of([codes], outputs):
                 steps = len(set(keyed))
                 if best is None or steps < best[0]:
@@ -898,8 +940,9 @@ class Lowering:
 
     def _mlp_from_table(self, node: ir.SOp, gate_leaves: list[ir.SOp], combos: list[tuple], z: np.ndarray,
                         z_lin: Lin, outputs: np.ndarray, created: list[Feature], z_err: Optional[float],
-                        label: str) -> None:
-        plan = build_table(combos, z, outputs, len(gate_leaves))
+                        label: str, plan: Optional[TablePlan] = None) -> None:
+        if plan is None:
+            plan = build_table(combos, z, outputs, len(gate_leaves))
         gate_refs: dict[tuple[int, Any], Ref] = {}
         for (g, v) in {key for u in plan.units for key in u.gates}:
             gate_refs[(g, v)] = self.indicator(gate_leaves[g], v)

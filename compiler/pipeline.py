@@ -54,7 +54,7 @@ def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
         values = [v for v in readout.values if v is not None]
         spec = OutputSpec("numeric", values, none_flag=len(readout.reads) > 1)
     else:
-        spec = OutputSpec("onehot", list(readout.values))
+        spec = OutputSpec(readout.mode, list(readout.values))
     info = {
         "blocks": [[h.label for h in comp.schedule.heads[l]] + [m.label for m in comp.schedule.mlps[l]]
                    for l in range(comp.schedule.num_layers)],

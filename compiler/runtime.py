@@ -48,7 +48,7 @@ def decode_value(v: Any) -> Any:
 class OutputSpec:
     """How logits become output values."""
 
-    mode: str                      # "onehot": argmax over `values`; "numeric": snap to `values`
+    mode: str                      # "onehot": argmax; "code": round to an index; "numeric": snap to `values`
     values: list                   # the possible output values (numeric: sorted by value)
     none_flag: bool = False        # numeric mode: logit 1 says "None"
 
@@ -56,6 +56,9 @@ class OutputSpec:
         """logits: [positions, d_out] -> list of values."""
         if self.mode == "onehot":
             idx = np.argmax(logits, axis=-1)
+            return [self.values[i] for i in idx]
+        if self.mode == "code":
+            idx = np.clip(np.rint(logits[:, 0]).astype(np.int64), 0, len(self.values) - 1)
             return [self.values[i] for i in idx]
         nums = np.array([float(v) for v in self.values])
         order = np.argsort(nums, kind="stable")
