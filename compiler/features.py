@@ -82,6 +82,10 @@ class Basis:
     float tolerance) a linear combination of them and the constant; otherwise None.
     Used so that, e.g., a token-dependent function costs a new residual direction only
     when it is not already a combination of the token features that exist.
+
+    Kept as an incremental QR factorisation (B = Q R), so each query costs
+    O(size * features) instead of a fresh least-squares solve; sets of indicator
+    (one-hot) functions are recognised directly.
     """
 
     def __init__(self, size: int, with_constant: bool = True) -> None:
@@ -89,39 +93,74 @@ class Basis:
         self.features: list[Feature] = []
         self.vectors: list[np.ndarray] = []
         self.with_constant = with_constant
-        self._matrix: Optional[np.ndarray] = None
+        self._q = np.zeros((size, 0))
+        self._r = np.zeros((0, 0))
+        self._cols: list[Optional[Feature]] = []     # feature per QR column (None: the constant)
+        self._indicator: dict[int, Feature] = {}     # domain index -> its indicator feature
+        self._only_indicators = True
+        if with_constant and size:
+            self._append_column(None, np.ones(size))
 
-    def _basis_matrix(self) -> np.ndarray:
-        if self._matrix is None:
-            cols = list(self.vectors)
-            if self.with_constant:
-                cols.append(np.ones(self.size))
-            self._matrix = np.stack(cols, axis=1) if cols else np.zeros((self.size, 0))
-        return self._matrix
+    def _append_column(self, feature: Optional[Feature], vec: np.ndarray) -> bool:
+        coef = self._q.T @ vec
+        resid = vec - self._q @ coef
+        coef2 = self._q.T @ resid          # second Gram-Schmidt pass for stability
+        resid = resid - self._q @ coef2
+        coef = coef + coef2
+        norm = float(np.linalg.norm(resid))
+        if norm <= 1e-10 * max(1.0, float(np.linalg.norm(vec))):
+            return False
+        k = self._q.shape[1]
+        self._q = np.concatenate([self._q, (resid / norm)[:, None]], axis=1)
+        r = np.zeros((k + 1, k + 1))
+        r[:k, :k] = self._r
+        r[:k, k] = coef
+        r[k, k] = norm
+        self._r = r
+        self._cols.append(feature)
+        return True
+
+    def _indicator_index(self, vec: np.ndarray) -> Optional[int]:
+        nz = np.flatnonzero(vec)
+        if len(nz) == 1 and vec[nz[0]] == 1.0:
+            return int(nz[0])
+        return None
 
     def express(self, vec: np.ndarray) -> Optional[dict[Feature, float]]:
         vec = np.asarray(vec, dtype=np.float64)
         if not np.all(np.isfinite(vec)):
             return None
-        A = self._basis_matrix()
-        if A.shape[1] == 0:
-            return {} if np.all(vec == 0) else None
-        coef, *_ = np.linalg.lstsq(A, vec, rcond=None)
-        scale = max(1.0, float(np.max(np.abs(vec))))
-        if np.max(np.abs(A @ coef - vec)) > 1e-9 * scale:
+        if not np.any(vec):
+            return {}
+        if self._only_indicators:
+            j = self._indicator_index(vec)
+            if j is not None and j in self._indicator:
+                return {self._indicator[j]: 1.0}
+        if self._q.shape[1] == 0:
             return None
+        coef = self._q.T @ vec
+        resid = vec - self._q @ coef
+        scale = max(1.0, float(np.max(np.abs(vec))))
+        if np.max(np.abs(resid)) > 1e-9 * scale:
+            return None
+        sol = _solve_upper(self._r, coef)
         terms: dict[Feature, float] = {}
-        for f, c in zip(self.features, coef[:len(self.features)]):
+        for f, c in zip(self._cols, sol):
             if abs(c) > 1e-12:
-                terms[f] = float(c)
-        if self.with_constant and abs(coef[-1]) > 1e-12:
-            terms[ONE] = float(coef[-1])
+                key = f if f is not None else ONE
+                terms[key] = terms.get(key, 0.0) + float(c)
         return terms
 
     def add(self, feature: Feature, vec: np.ndarray) -> None:
+        vec = np.asarray(vec, dtype=np.float64)
         self.features.append(feature)
-        self.vectors.append(np.asarray(vec, dtype=np.float64))
-        self._matrix = None
+        self.vectors.append(vec)
+        j = self._indicator_index(vec)
+        if j is not None:
+            self._indicator[j] = feature
+        else:
+            self._only_indicators = False
+        self._append_column(feature, vec)
 
     def express_or_add(self, vec: np.ndarray, make: "callable") -> dict[Feature, float]:
         terms = self.express(vec)
@@ -130,3 +169,19 @@ class Basis:
         feature = make()
         self.add(feature, vec)
         return {feature: 1.0}
+
+    def remove(self, drop: set[int]) -> None:
+        """Forget features (by uid) and rebuild the factorisation."""
+        kept = [(f, v) for f, v in zip(self.features, self.vectors) if f.uid not in drop]
+        self.__init__(self.size, self.with_constant)
+        for f, v in kept:
+            self.add(f, v)
+
+
+def _solve_upper(r: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve R x = b for upper-triangular R (back substitution)."""
+    n = len(b)
+    x = np.zeros(n)
+    for i in range(n - 1, -1, -1):
+        x[i] = (b[i] - r[i, i + 1:] @ x[i + 1:]) / r[i, i]
+    return x

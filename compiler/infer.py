@@ -88,6 +88,32 @@ def _representative(a: float, b: float) -> float:
     return a if len(repr(a)) <= len(repr(b)) else b
 
 
+class ValueIndex:
+    """Positions of values in a value list; numbers also match numerically.
+
+    3 finds 3.0, and floats within 1e-12 (relative) of a listed float find it: the
+    tolerance with which value sets merge float64 rounding variants of one number.
+    """
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        self.exact = {(type(v), v): i for i, v in enumerate(values)}
+        pairs = sorted(((float(v), isinstance(v, bool), i) for i, v in enumerate(values)
+                        if isinstance(v, (int, float))), key=lambda p: (p[0], p[1]))
+        self.xs = np.array([p[0] for p in pairs])
+        self.where = [p[2] for p in pairs]
+
+    def find(self, value: Any) -> Optional[int]:
+        hit = self.exact.get((type(value), value))
+        if hit is not None or not isinstance(value, (int, float)) or not len(self.xs):
+            return hit
+        x = float(value)
+        pos = int(np.searchsorted(self.xs, x))
+        for cand in (pos, pos - 1, pos + 1):
+            if 0 <= cand < len(self.xs) and abs(self.xs[cand] - x) <= 1e-12 * max(1.0, abs(x)):
+                return self.where[cand]
+        return None
+
+
 def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -414,14 +440,19 @@ class Inference:
         numeric_src = all(is_number(v) or (tracr and isinstance(v, bool)) for v in src.values)
         if sel.exact is not None:
             out = []
+            memo: dict[tuple, list] = {}
             for i in range(N):
                 vals = set()
                 for n in range(i + 1, N + 1):
-                    keys = np.nonzero(sel.exact[n - 1][i])[0]
+                    keys = tuple(np.nonzero(sel.exact[n - 1][i])[0].tolist())
                     if len(keys) == 0:
                         vals.add((type(default), default))
                         continue
-                    for v in self._means_over_positions(node, [src.by_pos[j] for j in keys], numeric_src, tracr):
+                    sets = tuple(id(src.by_pos[j]) for j in keys)
+                    if sets not in memo:
+                        memo[sets] = self._means_over_positions(node, [src.by_pos[j] for j in keys],
+                                                                numeric_src, tracr)
+                    for v in memo[sets]:
                         vals.add((type(v), v))
                 out.append(sorted_values(v for _, v in vals))
             return out

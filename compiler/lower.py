@@ -35,11 +35,12 @@ from rasp.values import array_of, factorize
 from .errors import CompileError
 from .features import BOS, ONE, Basis, Feature, Read
 from .graph import ProgramGraph
-from .infer import MAX_TUPLES, Inference, NodeInfo, sorted_values, value_key
+from .infer import MAX_TUPLES, Inference, NodeInfo, ValueIndex, sorted_values, value_key
 from .mlp import EPS32, TablePlan, build_table, output_error_bound
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers, separable)
-from .selectors import Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix
+from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
+                        split_pairwise)
 
 # Score gap between a selected and an unselected key. exp(-30) ~ 1e-13: the weight of
 # every unselected key (and of BOS when the selection is not empty: exp(-15)) is far
@@ -178,50 +179,12 @@ class Lowering:
     def values(self, node: ir.Node) -> tuple:
         return self.inf.info[node.id].values
 
-    def value_index(self, node: ir.Node) -> dict:
+    def find(self, node: ir.Node, value: Any) -> Optional[int]:
+        """Index of `value` in node's value list (numbers match numerically, see ValueIndex)."""
         idx = self.index.get(node.id)
         if idx is None:
-            idx = {}
-            for i, v in enumerate(self.values(node)):
-                idx[(type(v), v)] = i
-            self.index[node.id] = idx
-        return idx
-
-    def find(self, node: ir.Node, value: Any) -> Optional[int]:
-        """Index of `value` in node's value list.
-
-        Numbers also match numerically (3 == 3.0, and floats within 1e-12 relative, the
-        tolerance with which value sets merge float64 rounding variants).
-        """
-        idx = self.value_index(node)
-        hit = idx.get((type(value), value))
-        if hit is not None:
-            return hit
-        if isinstance(value, (int, float)):
-            nums = self._numeric_index(node)
-            if nums is None:
-                return None
-            xs, where = nums
-            x = float(value)
-            pos = int(np.searchsorted(xs, x))
-            for cand in (pos - 1, pos, pos + 1):
-                if 0 <= cand < len(xs) and abs(xs[cand] - x) <= 1e-12 * max(1.0, abs(x)):
-                    return int(where[cand])
-        return None
-
-    def _numeric_index(self, node: ir.Node) -> Optional[tuple[np.ndarray, np.ndarray]]:
-        key = ("num", node.id)
-        if key not in self.index:
-            vals = self.values(node)
-            pairs = [(float(v), i) for i, v in enumerate(vals)
-                     if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            pairs += [(float(v), i) for i, v in enumerate(vals) if isinstance(v, bool)]
-            if not pairs:
-                self.index[key] = None
-            else:
-                pairs.sort(key=lambda p: p[0])
-                self.index[key] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
-        return self.index[key]
+            idx = self.index[node.id] = ValueIndex(self.values(node))
+        return idx.find(value)
 
     def request(self, node: ir.SOp, vec: np.ndarray, label: str = "") -> Ref:
         ref = Ref(node.id, vec, label)
@@ -464,6 +427,12 @@ class Lowering:
         else:
             conj = conjunction(sel, self.graph, self.inf)
             conjs = [conj] if conj is not None else disjoint_conjunctions(sel, self.graph, self.inf)
+            if len(conjs) == 1 and len(conjs[0]) == 1:
+                lit = conjs[0][0]
+                split = split_pairwise(lit, self.graph, self.inf)
+                n_y = len(self.values(lit.keys))
+                if split is not None and n_y > 2 * sum(len(self.values(l.keys)) for c in split for l in c[-1:]):
+                    conjs = split
         xfeats = []
         for t, lits in enumerate(conjs):
             f_x = Feature(f"{node.name}:1/(w{t}+1)", kind="aux")
@@ -714,11 +683,7 @@ class Lowering:
         except _TableUnfit:
             basis = self.node_basis.get(node.id)
             if basis is not None:
-                drop = {f.uid for f in created}
-                keep = [i for i, f in enumerate(basis.features) if f.uid not in drop]
-                basis.features = [basis.features[i] for i in keep]
-                basis.vectors = [basis.vectors[i] for i in keep]
-                basis._matrix = None
+                basis.remove({f.uid for f in created})
             raise
 
     def _mlp_leaves(self, node: ir.Map) -> list[ir.SOp]:

@@ -71,27 +71,23 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     steps = []  # (combo, midpoint, halfwidth, delta vector)
     base_by_combo: dict[tuple, np.ndarray] = {}
     for combo, idx in by_combo.items():
+        idx = np.asarray(idx)
         zs = z_all[idx]
         order = np.argsort(zs, kind="stable")
         zs_sorted = zs[order]
-        outs_sorted = outputs[np.asarray(idx)[order]]
-        uniq_z, first = np.unique(zs_sorted, return_index=True)
+        outs_sorted = outputs[idx[order]]
+        uniq_z, first, inverse = np.unique(zs_sorted, return_index=True, return_inverse=True)
         uniq_out = outs_sorted[first]
         # consistency: every point with the same z must give the same outputs
-        for k in range(len(uniq_z)):
-            lo = first[k]
-            hi = first[k + 1] if k + 1 < len(first) else len(zs_sorted)
-            block = outs_sorted[lo:hi]
-            if not np.allclose(block, block[0], rtol=0, atol=1e-12):
-                raise ValueError("inconsistent table: one input point maps to different outputs")
-        base = uniq_out[0].copy()
-        for k in range(len(uniq_z) - 1):
-            delta = uniq_out[k + 1] - uniq_out[k]
-            if np.any(delta != 0):
-                mid = (uniq_z[k] + uniq_z[k + 1]) / 2
-                half = (uniq_z[k + 1] - uniq_z[k]) / 2
-                steps.append((combo, mid, half, delta))
-        base_by_combo[combo] = base
+        if outs_sorted.size and np.max(np.abs(outs_sorted - uniq_out[inverse.reshape(-1)])) > 1e-12:
+            raise ValueError("inconsistent table: one input point maps to different outputs")
+        deltas = np.diff(uniq_out, axis=0)
+        changed = np.flatnonzero(np.any(deltas != 0, axis=1))
+        mids = (uniq_z[changed] + uniq_z[changed + 1]) / 2
+        halves = (uniq_z[changed + 1] - uniq_z[changed]) / 2
+        for k, mid, half in zip(changed, mids, halves):
+            steps.append((combo, float(mid), float(half), deltas[k]))
+        base_by_combo[combo] = uniq_out[0].copy()
     # orientation and magnitude of each step
     oriented = []
     max_act = 0.0

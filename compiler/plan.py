@@ -34,7 +34,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, LEN, MAX_TUPLES, Inference, NodeInfo
+from .infer import IDX, LEN, MAX_TUPLES, Inference, NodeInfo, ValueIndex
 
 CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
 ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
@@ -153,6 +153,7 @@ class Plan:
         self.time: dict[int, int] = {}
         self.sel_time: dict[int, int] = {}
         self._front: dict[int, int] = {}
+        self._tuples: dict[int, Optional[tuple]] = {}
         for node in graph.nodes():
             if isinstance(node, ir.Selector):
                 kids = graph.children(node)
@@ -269,26 +270,76 @@ class Plan:
             out.append(float(r))
         return np.array(out)
 
+    def map_tuples(self, node: ir.Map, kids: list[ir.Node]) -> Optional[tuple[list[np.ndarray], np.ndarray]]:
+        """Reachable input combinations of a map, as value indices, and its output index.
+
+        Returns (per input: index into its value list, per tuple; output: index into the
+        map's value list, -1 where the map raises), or None if there are too many.
+        """
+        if node.id in self._tuples:
+            return self._tuples[node.id]
+        tuples = self.inf.joint_tuples(kids)
+        result = None
+        if tuples is not None:
+            lists = [self.inf.info[k.id].values for k in kids]
+            indexes = [{(type(v), v): i for i, v in enumerate(vals)} for vals in lists]
+            cols = [np.array([indexes[i].get((type(t[i]), t[i]), -1) for t in tuples], dtype=np.int64)
+                    for i in range(len(kids))]
+            out_index = ValueIndex(self.inf.info[node.id].values)
+            out = np.full(len(tuples), -1, dtype=np.int64)
+            py = node.fn.py
+            for r, args in enumerate(tuples):
+                if any(a is None for a in args):
+                    res = None
+                else:
+                    try:
+                        res = py(*args)
+                    except Exception:
+                        continue
+                j = out_index.find(res)
+                out[r] = -1 if j is None else j
+            if all((c >= 0).all() for c in cols):
+                result = (cols, out)
+        self._tuples[node.id] = result
+        return result
+
     def map_decomposition(self, node: ir.Map, kids: list[ir.Node],
                           fn: Callable[[Any], Optional[float]]) -> Optional[Decomposition]:
         """Additive decomposition of fn(map value) over the inputs' reachable tuples."""
-        tuples = self.inf.joint_tuples(kids)
-        if tuples is None:
+        data = self.map_tuples(node, kids)
+        if data is None:
             return None
-        outputs = np.empty(len(tuples))
-        for r, args in enumerate(tuples):
-            if any(a is None for a in args):
-                return None
-            try:
-                y = fn(node.fn.py(*args))
-            except Exception:
-                return None
-            if not isinstance(y, (int, float)) or y is None:
-                return None
-            outputs[r] = float(y)
+        cols, out = data
+        keep = out >= 0
+        if not keep.any():
+            return None
+        out_vals = self.inf.info[node.id].values
+        phi = np.empty(len(out_vals))
+        for j, v in enumerate(out_vals):
+            y = fn(v)
+            if not isinstance(y, (int, float)):
+                phi[j] = np.nan
+            else:
+                phi[j] = float(y)
+        F = phi[out[keep]]
+        if not np.all(np.isfinite(F)):
+            return None
+        cols = [c[keep] for c in cols]
         lists = [self.inf.info[k.id].values for k in kids]
-        indexes = [{(type(v), v): i for i, v in enumerate(vals)} for vals in lists]
-        return separable_on(tuples, outputs, lists, lambda i, v: indexes[i].get((type(v), v)))
+        nums = [numbers(v for v in vals) for vals in lists]
+        if all(x is not None for x in nums):
+            # affine in the numerical inputs? (the common case: a + b, length - indices - 1, ...)
+            A = np.stack([x[c] for x, c in zip(nums, cols)] + [np.ones(len(F))], axis=1)
+            sol, *_ = np.linalg.lstsq(A, F, rcond=None)
+            scale = max(1.0, float(np.max(np.abs(F))))
+            if np.max(np.abs(A @ sol - F)) <= 1e-9 * scale:
+                return Decomposition([sol[i] * x for i, x in enumerate(nums)], float(sol[-1]))
+        if len(F) * sum(len(v) for v in lists) > 4_000_000:
+            return None
+        tuples_idx = list(zip(*[c.tolist() for c in cols]))
+        return separable_on([tuple(lists[i][j] for i, j in enumerate(t)) for t in tuples_idx], F, lists,
+                            lambda i, v, idx=[{(type(x), x): j for j, x in enumerate(l)} for l in lists]:
+                            idx[i].get((type(v), v)))
 
     def map_table(self, node: ir.Map, kids: list[ir.Node]) -> Optional[np.ndarray]:
         """The map's numeric output on the product of its inputs' value sets."""

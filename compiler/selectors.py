@@ -293,3 +293,79 @@ def equality_codes(matrix: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]
     free_k = np.nonzero(kcode < 0)[0]
     kcode[free_k] = -2 - np.arange(len(free_k))
     return qcode, kcode
+
+
+def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optional[list[list[Literal]]]:
+    """Split a literal on y = f(a, b) (keys and queries both y) into literals on a and b.
+
+    If, over the reachable (a, b) combinations, the predicate is decided by a alone
+    whenever a differs between query and key, and by b alone (the same way for every
+    a) when a is equal, then
+
+        P(y_k, y_q) = A(a_k, a_q)  or  (a_k == a_q and B(b_k, b_q))
+
+    as two disjoint conjunctions. The typical case is a lexicographic comparison, e.g.
+    Tracr's sort keys `x + i / n` compared with `<`: one head compares x, another
+    compares positions among equal x, instead of one head over every (x, i) value.
+    Returns None when the literal does not split this way (in either order).
+    """
+    if lit.keys.id != lit.queries.id or not isinstance(lit.keys, ir.Map):
+        return None
+    y = lit.keys
+    kids = graph.children(y)
+    if len(kids) != 2:
+        return None
+    tuples = inf.joint_tuples(kids)
+    if tuples is None or len(tuples) > 4000:
+        return None
+    yinfo = inf.info[y.id]
+    yindex = {(type(v), v): i for i, v in enumerate(yinfo.values)}
+    yidx = []
+    for t in tuples:
+        try:
+            val = y.fn.py(*t) if all(v is not None for v in t) else None
+        except Exception:
+            return None
+        j = yindex.get((type(val), val))
+        if j is None:
+            return None
+        yidx.append(j)
+    yidx = np.array(yidx)
+    P = lit.matrix[np.ix_(yidx, yidx)]   # [query tuple, key tuple]
+    for first in (0, 1):
+        second = 1 - first
+        a_node, b_node = kids[first], kids[second]
+        a_vals, b_vals = inf.info[a_node.id].values, inf.info[b_node.id].values
+        a_index = {(type(v), v): i for i, v in enumerate(a_vals)}
+        b_index = {(type(v), v): i for i, v in enumerate(b_vals)}
+        ai = np.array([a_index[(type(t[first]), t[first])] for t in tuples])
+        bi = np.array([b_index[(type(t[second]), t[second])] for t in tuples])
+        same_a = ai[:, None] == ai[None, :]
+        A = np.zeros((len(a_vals), len(a_vals)), dtype=bool)
+        A_set = np.zeros_like(A)
+        B = np.zeros((len(b_vals), len(b_vals)), dtype=bool)
+        B_set = np.zeros_like(B)
+        ok = True
+        for q in range(len(tuples)):
+            for k in range(len(tuples)):
+                if same_a[q, k]:
+                    cell = (bi[q], bi[k])
+                    table, seen = B, B_set
+                else:
+                    cell = (ai[q], ai[k])
+                    table, seen = A, A_set
+                if seen[cell] and table[cell] != P[q, k]:
+                    ok = False
+                    break
+                seen[cell] = True
+                table[cell] = P[q, k]
+            if not ok:
+                break
+        if not ok:
+            continue
+        eq = np.eye(len(a_vals), dtype=bool)
+        lit_a = Literal(a_node, a_node, A & ~eq, lit.source)
+        lit_eq = Literal(a_node, a_node, eq, lit.source)
+        lit_b = Literal(b_node, b_node, B, lit.source)
+        return [[lit_a], [lit_eq, lit_b]]
+    return None

@@ -1,0 +1,26 @@
+"""Shared helpers for the program-library tests (programs/*.rasp)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import rasp
+from rasp.header import Header, read_header_file
+
+PROGRAMS_DIR = Path(__file__).resolve().parents[2] / "programs"
+PROGRAM_NAMES = sorted(p.stem for p in PROGRAMS_DIR.glob("*.rasp"))
+
+
+def program_path(name: str) -> Path:
+    return PROGRAMS_DIR / f"{name}.rasp"
+
+
+def header(name: str) -> Header:
+    return read_header_file(program_path(name))
+
+
+def program_sop(name: str):
+    """The s-op the command line would use: the header's `output`, else `out`/the last assignment."""
+    prog = rasp.load(program_path(name))
+    h = header(name)
+    return prog[h.output or prog.result_name]
