@@ -66,7 +66,7 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
     params: dict[str, np.ndarray] = {"W_E": W_E, "W_pos": W_pos}
     for layer in range(sched.num_layers):
         heads = sched.heads[layer]
-        if heads:
+        if heads and d_head[layer] > 0:
             H, D = len(heads), d_head[layer]
             WQ, WK, WV = (np.zeros((H, d, D)) for _ in range(3))
             WO = np.zeros((H, D, d))
@@ -77,7 +77,7 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
             prefix = f"blocks.{layer}.attn"
             params.update({f"{prefix}.W_Q": WQ, f"{prefix}.W_K": WK, f"{prefix}.W_V": WV, f"{prefix}.W_O": WO})
         mlps = sched.mlps[layer]
-        if mlps:
+        if mlps and d_mlp[layer] > 0:
             M = d_mlp[layer]
             W_in = np.zeros((d, M))
             b_in = np.zeros(M)

@@ -399,7 +399,7 @@ class Lowering:
                 outs.append((f_none, {}, 1.0))
             self._head(node, sel, outs, width=False, exact_mean=True)
             if nonaffine:
-                self._materialize(node, nonaffine)
+                self._materialize(node, nonaffine, z_feature=f_mean)
             return
         created = self._produce(node, refs)
         outs = []
@@ -498,8 +498,9 @@ class Lowering:
                     return
         terms: list[tuple[Lin, Lin]] = []
         row_shift = False
+        allow_shift = (not width) and sel_info is not None and sel_info.never_empty
         for lit in literals:
-            lit_terms, shift = self._literal_terms(node, lit, need_uniform=exact_mean)
+            lit_terms, shift = self._literal_terms(node, lit, need_uniform=exact_mean, allow_shift=allow_shift)
             terms.extend(lit_terms)
             row_shift = row_shift or shift
         m = len(literals)
@@ -544,7 +545,8 @@ class Lowering:
         return " and ".join(f"select({l.keys.name}, {l.queries.name}, {getattr(l.source, 'ir_predicate', None) and l.source.ir_predicate.label or '?'})"
                             for l in literals)
 
-    def _literal_terms(self, node: ir.SOp, lit: Literal, need_uniform: bool) -> tuple[list[tuple[Lin, Lin]], bool]:
+    def _literal_terms(self, node: ir.SOp, lit: Literal, need_uniform: bool,
+                       allow_shift: bool) -> tuple[list[tuple[Lin, Lin]], bool]:
         """Bilinear score terms for one literal: c where it holds, <= 0 where it does not.
 
         Table form (one-hot-like functions on either side) when both sides can provide any
@@ -587,10 +589,13 @@ class Lowering:
         q_lin = self.request(lit.queries, qcode, f"{lit.queries.name}:code")
         k_lin = self.request(lit.keys, 2 * s * kcode, f"{lit.keys.name}:2k")
         terms.append(({q_lin: 1.0}, {k_lin: 1.0}))
-        if q_read == ANY:
+        if q_read == ANY or not allow_shift:
+            # the query's own square makes the best score the same for every query, so the
+            # BOS fallback works; a numerical query gets it from an MLP
             q_sq = self.request(lit.queries, -s * qcode ** 2, f"{lit.queries.name}:-q2")
             terms.append(({q_sq: 1.0}, {ONE: 1.0}))
             return terms, False
+        # a selection that is never empty needs no BOS fallback: the per-query offset is harmless
         return terms, True
 
     def _quadratic_codes(self, lit: Literal, q_read: str, k_read: str) -> Optional[tuple[np.ndarray, np.ndarray, float]]:
@@ -621,16 +626,15 @@ class Lowering:
         return qc, kc, delta
 
     # ---- MLPs
-    def _materialize(self, node: ir.SOp, refs: list[Ref], z_feature: Optional[Feature] = None) -> None:
+    def _materialize(self, node: ir.SOp, refs: list[Ref], z_feature: Optional[Feature]) -> None:
         """Compute non-linear functions of a numerical s-op with an MLP reading its value."""
         vals = self.values(node)
         xs = np.array([0.0 if v is None else float(v) for v in vals])
         created = self._produce(node, refs)
         outputs = np.stack([f.fn for f in created], axis=1) if created else np.zeros((len(vals), 0))
-        if z_feature is not None:
-            z_lin: Lin = {z_feature: 1.0}
-        else:
-            z_lin = {self.identity(node): 1.0}
+        if z_feature is None:
+            raise CompileError("internal: materialising needs the feature holding the value", node)
+        z_lin: Lin = {z_feature: 1.0}
         if any(v is None for v in vals):
             raise CompileError("cannot compute a non-linear function of a numerical s-op that may be None", node)
         self._mlp_from_table(node, [], [()] * len(vals), xs, z_lin, outputs, created,
@@ -792,7 +796,7 @@ class Lowering:
         n = len(cols[0]) if cols else 1
         if not created:
             return
-        codes = [factorize(c)[0] for c in cols]
+        codes = [_codes(c) for c in cols]
         active = list(range(len(leaves)))
         # drop inputs the outputs do not depend on (functional dependence on the others)
         for j in sorted(range(len(leaves)), key=lambda j: -len(set(codes[j].tolist()))):
@@ -977,6 +981,13 @@ def canonical(z: np.ndarray) -> np.ndarray:
         if u[i] - rep[i - 1] <= 1e-12 * max(1.0, abs(u[i])):
             rep[i] = rep[i - 1]
     return rep[np.searchsorted(u, z)]
+
+
+def _codes(col: np.ndarray) -> np.ndarray:
+    """Integer codes of a column; numbers are coded by numeric value (1 and 1.0 are one)."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in col):
+        return np.unique(canonical(np.array([float(v) for v in col])), return_inverse=True)[1].reshape(-1)
+    return factorize(col)[0]
 
 
 class _TableUnfit(Exception):

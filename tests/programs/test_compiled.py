@@ -31,26 +31,11 @@ from .conftest import PROGRAM_NAMES, header, program_path, program_sop
 EXHAUSTIVE_LIMIT = 3000
 RANDOM_PER_LENGTH = 200
 
-_SHIFTED = ("internal: shifted scores need a selection that is never empty: an equality select "
-            "on a computed number (affine query/key) whose selection may be empty")
-
-# program -> (reason, exception the compile raises)
-XFAIL = {
-    "dyck2": (f"CompileError at `opener = aggregate(partner, ...)`: {_SHIFTED}", compiler.CompileError),
-    "compare_halves": (f"CompileError at `partner = aggregate(select(indices, indices + half + 1, ==), ...)`: "
-                       f"{_SHIFTED}", compiler.CompileError),
-}
+# program -> (reason, exception the compile raises): programs the compiler cannot handle yet
+XFAIL: dict = {}
 
 # (program, max_len) -> (reason, exception) for the small-max-len test
-SMALL_XFAIL = {
-    **{(name, 1): ("KeyError 'blocks.0.mlp.W_in': a selector_width at max_seq_len 1", KeyError)
-       for name in ("hist", "length", "majority", "unique_mask")},
-    **{(name, 2): ("ValueError 'inconsistent table': (indices + 1) * aggregate(prefix, ...) at max_seq_len 2",
-                   ValueError) for name in ("parity", "prefix_sum")},
-    **{("addition", n): (f"CompileError at `a_value`: {_SHIFTED}", compiler.CompileError) for n in (1, 2)},
-    **{("compare_halves", 2): XFAIL["compare_halves"]},
-    **{("dyck2", n): XFAIL["dyck2"] for n in (1, 2)},
-}
+SMALL_XFAIL: dict = {}
 
 
 # ---- inputs ------------------------------------------------------------------------------
