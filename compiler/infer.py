@@ -230,19 +230,36 @@ class Inference:
         N = self.N
         if structural:
             dummy = self.vocab[0]
-            inputs = [[dummy] * n for n in range(1, N + 1)]
-            results = self._run(structural, inputs)
+            # position-only nodes: one input of the longest length determines every shorter one
+            positional = [n for n in structural if self.deps[n.id] <= {IDX}]
+            by_length = [n for n in structural if not self.deps[n.id] <= {IDX}]
+            rows_of: dict[int, list] = {}
+            if positional:
+                full = self._run(positional, [[dummy] * N])
+                for node in positional:
+                    row = full[node.id][0]
+                    if isinstance(node, ir.Selector):
+                        m = np.array(row, dtype=bool)
+                        rows_of[node.id] = [m[:n, :n] for n in range(1, N + 1)]
+                    else:
+                        rows_of[node.id] = [row[:n] for n in range(1, N + 1)]
+            if by_length:
+                results = self._run(by_length, [[dummy] * n for n in range(1, N + 1)])
+                for node in by_length:
+                    rows_of[node.id] = results[node.id]
             for node in structural:
-                rows = results[node.id]
+                rows = rows_of[node.id]
                 if isinstance(node, ir.Selector):
                     mats = [np.array(r, dtype=bool).reshape(n, n) for n, r in zip(range(1, N + 1), rows)]
                     self.sel[node.id] = self._selector_from_exact(node, mats)
                     continue
                 exact = np.empty((N + 1, N), dtype=object)
                 for n, row in zip(range(1, N + 1), rows):
-                    for i, v in enumerate(row):
-                        exact[n, i] = v
-                by_pos = [sorted_values(exact[n, i] for n in range(i + 1, N + 1)) for i in range(N)]
+                    exact[n, :n] = _object_row(row)
+                if self.deps[node.id] <= {IDX}:
+                    by_pos = [sorted_values([exact[N, i]]) for i in range(N)]
+                else:
+                    by_pos = [sorted_values(exact[i + 1:, i].tolist()) for i in range(N)]
                 values = sorted_values(v for pos in by_pos for v in pos)
                 self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, exact=exact)
         if token_only:
@@ -441,9 +458,13 @@ class Inference:
         if sel.exact is not None:
             out = []
             memo: dict[tuple, list] = {}
+            last = sel.exact[N - 1]
             for i in range(N):
                 vals = set()
-                for n in range(i + 1, N + 1):
+                row = np.flatnonzero(last[i])
+                # a query that only selects keys up to itself sees the same keys at every length
+                lengths = [N] if (len(row) == 0 or row[-1] <= i) else range(i + 1, N + 1)
+                for n in lengths:
                     keys = tuple(np.nonzero(sel.exact[n - 1][i])[0].tolist())
                     if len(keys) == 0:
                         vals.add((type(default), default))
@@ -532,6 +553,15 @@ def _sumset_many(sets: list[tuple], node: ir.Aggregate) -> list:
         if len(current) > MAX_VALUES:
             raise CompileError("the mean of this aggregate can take too many different values", node)
     return sorted(current)
+
+
+def _object_row(row: list) -> np.ndarray:
+    out = np.empty(len(row), dtype=object)
+    out[:] = row if not any(isinstance(v, (list, tuple)) for v in row) else [None] * len(row)
+    if any(isinstance(v, (list, tuple)) for v in row):
+        for i, v in enumerate(row):
+            out[i] = v
+    return out
 
 
 def _tok_key(t: Any) -> tuple:

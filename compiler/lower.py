@@ -151,6 +151,7 @@ class Lowered:
     vocab: list
     max_seq_len: int
     feature_err: dict[int, float]
+    refs: dict[int, list["Ref"]] = field(default_factory=dict)   # every function read of every s-op
 
 
 def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
@@ -174,6 +175,7 @@ class Lowering:
         self.index: dict[int, dict] = {}
         self.err: dict[int, float] = {}         # feature uid -> absolute error bound
         self._shared_heads: dict[tuple, HeadBlock] = {}
+        self._done: set[int] = set()
 
     # ---- helpers over value lists
     def values(self, node: ir.Node) -> tuple:
@@ -187,6 +189,8 @@ class Lowering:
         return idx.find(value)
 
     def request(self, node: ir.SOp, vec: np.ndarray, label: str = "") -> Ref:
+        if node.id in self._done:
+            raise CompileError("internal: a function of this s-op was requested after it was lowered", node)
         ref = Ref(node.id, vec, label)
         self.refs[node.id].append(ref)
         return ref
@@ -230,6 +234,7 @@ class Lowering:
             if isinstance(node, ir.Selector) or not self.refs.get(node.id):
                 continue
             kind = self.plan.kind[node.id]
+            self._done.add(node.id)
             if kind == CONST:
                 self._lower_const(node)
             elif kind == EMBED_TOK:
@@ -245,7 +250,8 @@ class Lowering:
             elif kind == MAP_MLP:
                 self._lower_mlp_map(node, self.refs[node.id])
         feature_err = dict(self.err)
-        return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err)
+        return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err,
+                       {k: list(v) for k, v in self.refs.items()})
 
     # ---- readout
     def _readout(self, out: ir.SOp) -> Readout:

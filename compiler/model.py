@@ -63,23 +63,35 @@ class Attention(nn.Module):
         self.b_O = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
-        q = torch.einsum("btm,hmd->bhtd", x, self.W_Q) + self.b_Q[None, :, None, :]
-        k = torch.einsum("btm,hmd->bhtd", x, self.W_K) + self.b_K[None, :, None, :]
-        v = torch.einsum("btm,hmd->bhtd", x, self.W_V) + self.b_V[None, :, None, :]
-        q = _hook(hooks, f"{prefix}.hook_q", q)
-        k = _hook(hooks, f"{prefix}.hook_k", k)
-        v = _hook(hooks, f"{prefix}.hook_v", v)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale
-        scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        scores = _hook(hooks, f"{prefix}.hook_attn_scores", scores)
-        pattern = torch.softmax(scores, dim=-1)
-        pattern = _hook(hooks, f"{prefix}.hook_pattern", pattern)
-        z = torch.matmul(pattern, v)
-        z = _hook(hooks, f"{prefix}.hook_z", z)
-        result = torch.einsum("bhtd,hdm->bhtm", z, self.W_O)
-        if f"{prefix}.hook_result" in hooks:
-            result = _hook(hooks, f"{prefix}.hook_result", result)
-        return result.sum(dim=1) + self.b_O
+        B, T, M = x.shape
+        H, D = self.n_heads, self.d_head
+        # one matmul for queries, keys and values of every head
+        w = torch.cat([self.W_Q, self.W_K, self.W_V], dim=0)          # [3H, M, D]
+        w = w.permute(1, 0, 2).reshape(M, 3 * H * D)
+        b = torch.cat([self.b_Q, self.b_K, self.b_V], dim=0).reshape(3 * H * D)
+        qkv = (x.reshape(B * T, M) @ w + b).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]                                # [B, H, T, D]
+        watched = any(name.startswith(prefix + ".") for name in hooks)
+        if not watched:
+            z = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=key_mask[:, None, None, :], scale=self.scale)
+        else:
+            q = _hook(hooks, f"{prefix}.hook_q", q)
+            k = _hook(hooks, f"{prefix}.hook_k", k)
+            v = _hook(hooks, f"{prefix}.hook_v", v)
+            scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale
+            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+            scores = _hook(hooks, f"{prefix}.hook_attn_scores", scores)
+            pattern = torch.softmax(scores, dim=-1)
+            pattern = _hook(hooks, f"{prefix}.hook_pattern", pattern)
+            z = torch.matmul(pattern, v)
+            z = _hook(hooks, f"{prefix}.hook_z", z)
+            if f"{prefix}.hook_result" in hooks:
+                result = torch.einsum("bhtd,hdm->bhtm", z, self.W_O)
+                result = _hook(hooks, f"{prefix}.hook_result", result)
+                return result.sum(dim=1) + self.b_O
+        out = z.permute(0, 2, 1, 3).reshape(B * T, H * D) @ self.W_O.reshape(H * D, M)
+        return out.reshape(B, T, M) + self.b_O
 
 
 class MLP(nn.Module):

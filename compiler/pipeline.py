@@ -45,6 +45,16 @@ class Compilation:
         self.schedule = schedule(self.lowered)
         self.layout = layout(self.lowered, self.schedule)
         self.module = assemble(self.lowered, self.schedule, self.layout)
+        self._probes = None
+
+    @property
+    def probes(self):
+        """{s-op id: Probe} reading every s-op a block uses back out of the residual stream."""
+        if self._probes is None:
+            from .probes import build_probes
+            self._probes = build_probes(self.lowered, self.layout, self.schedule,
+                                        lambda i: (self.graph.node(i), self.inference.info[i].values))
+        return self._probes
 
 
 def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
