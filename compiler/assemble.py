@@ -46,7 +46,10 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
         heads = sched.heads[layer]
         n_heads.append(len(heads))
         d_head.append(max((max(len(h.terms) + 2, len(h.values)) for h in heads), default=0))
-        d_mlp.append(sum(len(m.units) for m in sched.mlps[layer]))
+        units = sum(len(m.units) for m in sched.mlps[layer])
+        constant = any(bias != 0 for m in sched.mlps[layer] for _, _, bias in m.outputs)
+        # an MLP whose table is constant has no units but still writes its bias
+        d_mlp.append(max(units, 1) if constant else units)
     d_out = len(lowered.readout.reads)
     shape = ModelShape(V + 2, N + 1, d, d_out, n_heads, d_head, d_mlp, attn_scale=1.0)
     model = Transformer(shape)

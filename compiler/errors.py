@@ -13,9 +13,9 @@ class CompileError(RaspError):
 
     kind = "compile error"
 
-    def __init__(self, message: str, node: Optional[ir.Node] = None, notes: tuple[str, ...] = ()) -> None:
-        span = None
-        if node is not None and node.origin is not None:
+    def __init__(self, message: str, node: Optional[ir.Node] = None, notes: tuple[str, ...] = (),
+                 span=None) -> None:
+        if span is None and node is not None and node.origin is not None:
             span = node.origin.user_span()
         if node is not None:
             text = node.source_text

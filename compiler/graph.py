@@ -76,12 +76,33 @@ class ProgramGraph:
                 if key is not None:
                     seen[key] = node
         self.output = self.canon[output.id]
+        self._joint_selectors(order)
         self.graph = nx.DiGraph()
-        for node in ir.topological_order([self.output]):
+        stack, seen = [self.output], {self.output.id}
+        while stack:
+            node = stack.pop()
             self.graph.add_node(node.id, node=node)
-        for node in self.nodes():
-            for child in node.children:
-                self.graph.add_edge(self.canon[child.id].id, node.id)
+            for child in self.children(node):
+                self.graph.add_edge(child.id, node.id)
+                if child.id not in seen:
+                    seen.add(child.id)
+                    stack.append(child)
+
+    def _joint_selectors(self, order: list[ir.Node]) -> None:
+        """Rewrite `or`s of selects over different s-ops used by aggregates into one select.
+
+        A uniform attention over the union of two selections needs one score for both,
+        so the keys (and queries) of the parts are joined into tuple-valued s-ops and the
+        whole boolean formula becomes one predicate on the tuples. (selector_width does
+        not need this: it adds the widths of disjoint parts instead.)
+        """
+        for node in order:
+            if not isinstance(node, ir.Aggregate) or self.canon[node.id] is not node:
+                continue
+            sel = self.canon[node.children[0].id]
+            if _conjunctive(sel, self):
+                continue
+            self.canon[sel.id] = joint_select(sel, self)
 
     def nodes(self) -> list[ir.Node]:
         """All nodes, inputs before users."""
@@ -98,3 +119,87 @@ class ProgramGraph:
 
     def resolve(self, node: ir.Node) -> ir.Node:
         return self.canon[node.id]
+
+
+def _pairs(sel: ir.Selector, g: "ProgramGraph") -> list[ir.Select]:
+    if isinstance(sel, ir.Select):
+        return [sel]
+    out = []
+    for c in sel.children:
+        out += _pairs(g.canon[c.id], g)
+    return out
+
+
+def _pair_key(s: ir.Select, g: "ProgramGraph") -> tuple[int, int]:
+    return (g.canon[s.children[0].id].id, g.canon[s.children[1].id].id)
+
+
+def _conjunctive(sel: ir.Selector, g: "ProgramGraph", negated: bool = False) -> bool:
+    """Mirror of selectors.conjunction: realisable as a conjunction of single-pair literals."""
+    if len({_pair_key(s, g) for s in _pairs(sel, g)}) <= 1:
+        return True
+    kids = [g.canon[c.id] for c in sel.children]
+    if isinstance(sel, ir.SelectNot):
+        return _conjunctive(kids[0], g, not negated)
+    if isinstance(sel, ir.SelectAnd) and not negated:
+        return all(_conjunctive(k, g) for k in kids)
+    if isinstance(sel, ir.SelectOr) and negated:
+        return all(_conjunctive(k, g, True) for k in kids)
+    return False
+
+
+def _tuple_fn(arity: int) -> ir.ElementFn:
+    return ir.ElementFn(lambda *xs: tuple(xs), arity, "(" + ", ".join(f"x{i}" for i in range(arity)) + ")",
+                        op="tuple")
+
+
+def joint_select(sel: ir.Selector, g: "ProgramGraph") -> ir.Select:
+    """One Select over tuples of all key s-ops and all query s-ops, with `sel`'s logic."""
+    leaves = _pairs(sel, g)
+    key_nodes: list[ir.SOp] = []
+    query_nodes: list[ir.SOp] = []
+    for leaf in leaves:
+        k, q = (g.canon[c.id] for c in leaf.children)
+        if all(k is not x for x in key_nodes):
+            key_nodes.append(k)
+        if all(q is not x for x in query_nodes):
+            query_nodes.append(q)
+    origin = sel.origin
+
+    def joined(nodes: list[ir.SOp]) -> ir.SOp:
+        if len(nodes) == 1:
+            return nodes[0]
+        node = ir.Map(_tuple_fn(len(nodes)), nodes, origin)
+        node.named("(" + ", ".join(n.name for n in nodes) + ")")
+        g.canon[node.id] = node
+        return node
+
+    kpos = {id(n): i for i, n in enumerate(key_nodes)}
+    qpos = {id(n): i for i, n in enumerate(query_nodes)}
+    single_k, single_q = len(key_nodes) == 1, len(query_nodes) == 1
+
+    def evaluate(s: ir.Selector, kt, qt) -> bool:
+        if isinstance(s, ir.Select):
+            k, q = (g.canon[c.id] for c in s.children)
+            kv = kt if single_k else kt[kpos[id(k)]]
+            qv = qt if single_q else qt[qpos[id(q)]]
+            pred = s.ir_predicate
+            if (kv is None or qv is None) and pred.none_policy != "call":
+                return False
+            try:
+                return bool(pred.py(kv, qv))
+            except Exception:
+                return False
+        kids = [g.canon[c.id] for c in s.children]
+        if isinstance(s, ir.SelectNot):
+            return not evaluate(kids[0], kt, qt)
+        if isinstance(s, ir.SelectAnd):
+            return evaluate(kids[0], kt, qt) and evaluate(kids[1], kt, qt)
+        return evaluate(kids[0], kt, qt) or evaluate(kids[1], kt, qt)
+
+    pred = ir.Predicate(lambda k, q: evaluate(sel, k, q), f"joint({sel.name})", comparison=None,
+                        none_policy="call")
+    new = ir.Select(joined(key_nodes), joined(query_nodes), pred, origin)
+    new.named(sel.name)
+    g.canon[new.id] = new
+    return new

