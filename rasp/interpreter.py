@@ -50,6 +50,17 @@ class _Group:
         self.batch = len(tokens)
         self.index = inputs_index
         self.values: dict[int, np.ndarray] = {}
+        self._raw: Optional[np.ndarray] = None
+
+    def raw_tokens(self) -> np.ndarray:
+        """The input tokens as given, [batch, n], in the tightest exact dtype."""
+        if self._raw is None:
+            if self.n and all(isinstance(t, str) for t in self.tokens):
+                # strings of one length: one vectorised split into characters
+                self._raw = np.array(self.tokens).view("<U1").reshape(self.batch, self.n)
+            else:
+                self._raw = array_of([t for seq in self.tokens for t in seq], (self.batch, self.n))
+        return self._raw
 
 
 def _describe_input(tokens: Sequence[Any]) -> str:
@@ -94,15 +105,13 @@ class Interpreter:
     def _groups(self, inputs: Sequence[Sequence[Any]]) -> list[_Group]:
         by_len: dict[int, list[int]] = defaultdict(list)
         for i, seq in enumerate(inputs):
-            if isinstance(seq, (str, bytes)):
-                seq = list(seq)
             by_len[len(seq)].append(i)
         groups = []
         for n, idx in sorted(by_len.items()):
             chunk = max(1, _MAX_CELLS // max(1, n * n))
             for start in range(0, len(idx), chunk):
                 part = idx[start:start + chunk]
-                tokens = [list(inputs[i]) for i in part]
+                tokens = [inputs[i] if isinstance(inputs[i], str) else list(inputs[i]) for i in part]
                 groups.append(_Group(tokens, n, part))
         return groups
 
@@ -144,7 +153,7 @@ class Interpreter:
                 raise _error(node, f"constant selector of shape {m.shape} does not match input length {g.n}")
             return np.broadcast_to(m[:g.n, :g.n], (g.batch, g.n, g.n))
         if isinstance(node, ir.SelectorWidth):
-            return g.values[node.selector.id].sum(axis=-1, dtype=np.int64)
+            return np.count_nonzero(g.values[node.selector.id], axis=-1).astype(np.int64)
         if isinstance(node, ir.Aggregate):
             sel = g.values[node.selector.id]
             vals = g.values[node.sop.id]
@@ -154,8 +163,12 @@ class Interpreter:
         raise TypeError(f"cannot evaluate {node!r}")  # pragma: no cover
 
     def _tokens(self, node: ir.Tokens, g: _Group) -> np.ndarray:
-        flat = [t for seq in g.tokens for t in seq]
+        raw = g.raw_tokens()
         conv = node.conversion
+        kind = raw.dtype.kind
+        if conv == "asis" or (conv, kind) in (("str", "U"), ("int", "i"), ("float", "f"), ("bool", "b")):
+            return raw
+        flat = [t for seq in g.tokens for t in seq]
         if conv != "asis":
             fn = {"str": str, "int": int, "float": float, "bool": bool}[conv]
             converted = []
@@ -237,6 +250,9 @@ class Interpreter:
                 k, q, numeric = as_float(k), as_float(q), True
             elif not (numeric or textual) and q.dtype == object and is_numeric_array(q) and k.dtype.kind in "biuf":
                 q, numeric = as_float(q), True
+            if textual and k.dtype.itemsize == 4 and q.dtype.itemsize == 4:
+                # single characters: compare their code points as integers (same order)
+                k, q = k.view(np.uint32), q.view(np.uint32)
             if numeric or textual:
                 kk = k[:, None, :]
                 qq = q[:, :, None]
@@ -274,7 +290,7 @@ class Interpreter:
         if g.n == 0:
             return np.empty(shape, dtype=np.int64)
         vals = np.broadcast_to(vals, shape)
-        count = sel.sum(axis=-1)
+        count = np.count_nonzero(sel, axis=-1)
         one = count == 1
         many = count > 1
         none = count == 0
@@ -310,7 +326,7 @@ class Interpreter:
         if g.n == 0:
             return np.empty(shape, dtype=np.int64)
         vals = np.broadcast_to(vals, shape)
-        count = sel.sum(axis=-1)
+        count = np.count_nonzero(sel, axis=-1)
         none = count == 0
         picked = self._first_selected(sel, vals)
         default = full_like_shape(node.default, shape)
@@ -361,9 +377,10 @@ def _all_numbers(vals: np.ndarray, sel: np.ndarray, many: np.ndarray) -> bool:
 Input = Union[str, Sequence[Any]]
 
 
-def _as_tokens(tokens: Input) -> list:
+def _as_tokens(tokens: Input) -> Union[str, list]:
+    """Strings stay strings (their characters are the tokens: split once, vectorised)."""
     if isinstance(tokens, str):
-        return list(tokens)
+        return tokens
     return list(tokens)
 
 
