@@ -29,9 +29,9 @@ Three views, each a table and a plot:
   is decodable by a softmax readout but not by one-vs-rest least squares. The compiled
   model's residuals get the same probes, and the compiled layer from which its exact
   probe reads the s-op is shown for reference.
-* **Interchange interventions.** For each matched head pair, inputs A and B of equal
-  length: run each model on A with that head's output (`hook_z`) replaced by its value
-  on B. The interchange-intervention accuracy (IIA, as in InterpBench) is the share of
+* **Interchange interventions.** For each matched head pair, random inputs A and B
+  with B at least as long as A: run each model on A with that head's output (`hook_z`,
+  at A's positions) replaced by its value on B. The interchange-intervention accuracy (IIA, as in InterpBench) is the share of
   token positions where the learned model's patched output equals the compiled model's
   patched output. Because many patches change nothing, we also give the share of
   positions where the compiled output changed and the IIA restricted to those.
@@ -53,7 +53,7 @@ import rasp
 from rasp import ir
 from rasp.errors import RaspError, RaspInputError
 
-from .learn import Encoder, LearnedModel, ValueIndex, value_key
+from .learn import Encoder, LearnedModel, ValueIndex, torch_threads, value_key
 from .model import Transformer
 from .runtime import CompiledModel
 
@@ -183,7 +183,7 @@ def residual_streams(module: Transformer, ids: torch.Tensor, mask: torch.Tensor)
 
 
 def fit_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-              n_classes: int, l2: float = 1e-4, max_iter: int = 300) -> float:
+              n_classes: int, l2: float = 1e-7, max_iter: int = 300) -> float:
     """Held-out accuracy of a multinomial logistic regression (standardised inputs, L-BFGS)."""
     if len(y_test) == 0:
         return float("nan")
@@ -326,12 +326,15 @@ def _patch(layer: int, head: int, source: torch.Tensor):
 @torch.no_grad()
 def interchange(learned: Subject, compiled: Subject, pairs: Sequence[tuple[tuple[int, int], tuple[int, int], float]],
                 n: int = 512, seed: int = 0) -> list[InterchangeRow]:
-    """IIA of each (learned head, compiled head, similarity) pair on `n` same-length input pairs."""
+    """IIA of each (learned head, compiled head, similarity) pair on `n` input pairs (A, B)."""
     rng = np.random.default_rng([seed, 3])
     vocab, max_len = compiled.vocab, compiled.max_seq_len
     lengths = rng.integers(1, max_len + 1, size=n)
     a_in = random_inputs(vocab, max_len, n, rng, lengths)
-    b_in = random_inputs(vocab, max_len, n, rng, lengths)
+    # B is at least as long as A, so every patched position of A is a real position of B;
+    # lengths may differ (with equal lengths a head that only counts the input would
+    # never change anything)
+    b_in = random_inputs(vocab, max_len, n, rng, rng.integers(lengths, max_len + 1))
     enc = Encoder(vocab, max_len)
     rows = []
     z_cache = {}
@@ -559,15 +562,26 @@ def _markdown(rows: list[list]) -> str:
 
 def compare(compiled: Subject, learned: Subject, sop: Optional[ir.SOp] = None, program: Any = None,
             n_inputs: int = 512, n_probe_train: int = 600, n_probe_test: int = 400, seed: int = 0,
-            compiled_times: Optional[dict[int, int]] = None, baseline: Optional[Subject] = None) -> Report:
+            compiled_times: Optional[dict[int, int]] = None, baseline: Optional[Subject] = None,
+            probe_compiled: bool = True, threads: Optional[int] = 1) -> Report:
     """Heads, probes and interchange interventions of `learned` against `compiled`.
 
     `sop` (and optionally the whole `program`) gives the s-ops to probe; without it the
     probe table is empty. `compiled_times` ({s-op id: residual time}, from a fresh
     compile's `program.probes`) adds where the compiled model writes each s-op.
     `baseline` (e.g. an untrained model) gets the same head matching and IIA, reported in
-    the summary as the null reference.
+    the summary as the null reference. `probe_compiled=False` skips fitting the probes on
+    the compiled model's residual stream. Runs with `threads` torch threads (see
+    `learn.torch_threads`).
     """
+    with torch_threads(threads):
+        return _compare(compiled, learned, sop, program, n_inputs, n_probe_train, n_probe_test, seed,
+                        compiled_times, baseline, probe_compiled)
+
+
+def _compare(compiled: Subject, learned: Subject, sop: Optional[ir.SOp], program: Any, n_inputs: int,
+             n_probe_train: int, n_probe_test: int, seed: int, compiled_times: Optional[dict[int, int]],
+             baseline: Optional[Subject], probe_compiled: bool) -> Report:
     _check_compatible(compiled, learned)
     rng = np.random.default_rng([seed, 1])
     inputs = random_inputs(compiled.vocab, compiled.max_seq_len, n_inputs, rng)
@@ -584,7 +598,7 @@ def compare(compiled: Subject, learned: Subject, sop: Optional[ir.SOp] = None, p
     names_c = [f"L{l}.H{h}" for l, h in ck]
     pairs = [(lk[i], ck[j], float(sim[i, j])) for i, j in matches]
     iia_rows = interchange(learned, compiled, pairs, n=n_inputs, seed=seed)
-    probes = linear_probes(learned, compiled, probe_nodes(sop, program), n_probe_train, n_probe_test, seed,
+    probes = linear_probes(learned, compiled if probe_compiled else None, probe_nodes(sop, program), n_probe_train, n_probe_test, seed,
                            compiled_times) if sop is not None else []
     tok, seq = agreement(learned, compiled, n_inputs, seed)
     summary: dict = {

@@ -35,7 +35,7 @@ from .errors import CompileError
 from .graph import ProgramGraph
 
 # Largest value set we enumerate for one s-op (per position or overall).
-MAX_VALUES = 50_000
+MAX_VALUES = 400_000
 # Largest product of input value sets we enumerate for one elementwise map.
 MAX_TUPLES = 400_000
 
@@ -523,20 +523,34 @@ class Inference:
                 raise CompileError("the mean of this aggregate can take too many different values to enumerate",
                                    node)
             current = shifted.copy()
-            results = set()
+            fractions = []
+            total = 0
             for m in range(1, N + 1):
                 sums = np.nonzero(current)[0] + m * lo
-                results.update((int(s), m) for s in sums)
-                if len(results) > MAX_VALUES * 4:
+                fractions.append(sums / m)       # a correctly rounded float per rational s/m
+                total += len(sums)
+                if total > MAX_VALUES * 8:
                     raise CompileError("the mean of this aggregate can take too many different values to "
                                        "enumerate exactly", node)
                 if m < N:
                     current = np.convolve(current, shifted) > 0
-            reduced = {(s // math.gcd(s, m), m // math.gcd(s, m)) for s, m in results}
-            out = [s / m if m != 1 else float(s) for s, m in reduced]
+            floats = np.unique(np.concatenate(fractions))
+            if len(floats) > MAX_VALUES:
+                raise CompileError(f"the mean of this aggregate can take {len(floats)} different values "
+                                   f"(limit {MAX_VALUES}); the compiler cannot guarantee an exact model", node)
+            out = floats.tolist()
             if node.semantics != "tracr":
-                out += [v for v in values if isinstance(v, int)]
-            return sorted_values(out)
+                # a single selected int stays an int; list it just before the equal float
+                ints = sorted({v for v in values if isinstance(v, int) and not isinstance(v, bool)})
+                merged, j = [], 0
+                for x in out:
+                    while j < len(ints) and ints[j] <= x:
+                        merged.append(ints[j])
+                        j += 1
+                    merged.append(x)
+                merged.extend(ints[j:])
+                out = merged
+            return tuple(out)
         raise CompileError("the mean of several non-integer values cannot be enumerated exactly; "
                            "aggregate integer-valued s-ops (or make the selection unique)", node)
 

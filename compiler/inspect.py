@@ -28,6 +28,7 @@ constant sequence (`interpret_patched`, via `substitute`).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
@@ -233,6 +234,8 @@ class HeadInfo:
     dims: int              # query/key dimensions it uses (literal terms + BOS handling)
     line: Optional[int]
     location: str
+    writes: tuple = ()     # every s-op whose features it writes (aggregates sharing a selector
+                           # share one head)
 
     @property
     def name(self) -> str:
@@ -247,10 +250,14 @@ def heads(model) -> list[HeadInfo]:
         for h, block in enumerate(comp.schedule.heads[layer]):
             src = block.selector if block.selector is not None else block.node
             span = src.origin.user_span() if src.origin is not None else None
+            written = list(dict.fromkeys(f.sop_id for f, _, _ in block.values if f.sop_id is not None))
+            if block.node.id not in written:
+                written.insert(0, block.node.id)
             out.append(HeadInfo(layer, h, block.label, block.description, block.node, block.selector,
                                 bool(block.width), max(len(block.terms) + 2, len(block.values)),
                                 span.line if span is not None else None,
-                                span.location if span is not None else "<python>"))
+                                span.location if span is not None else "<python>",
+                                tuple(comp.graph.node(i) for i in written)))
     return out
 
 
@@ -392,18 +399,143 @@ def _value_index(model, node: ir.SOp):
     return find
 
 
-def _patch_plan(model, node: ir.SOp, values: Sequence[Any], at_time: Optional[int]) -> list[tuple[int, int, float]]:
-    """[(time, residual index, value per position...)] as (time, column, array) triples."""
+def _write_time(model, node: ir.SOp) -> int:
     comp = _need_comp(model)
-    feats = own_features(model, node)
-    if not feats:
+    return max((comp.schedule.producer_time.get(f.uid, 0) for f in own_features(model, node)), default=0)
+
+
+def _blocks_reads(comp) -> list[tuple[str, int, set]]:
+    """(block label, node id it computes, s-ops it reads) for every head and MLP block.
+
+    A read of an auxiliary feature (a selector_width head's 1/(w+1)) counts as a read of
+    the s-op whose head wrote it.
+    """
+    aux_owner = {}
+    for layer in range(comp.schedule.num_layers):
+        for head in comp.schedule.heads[layer]:
+            for f, _, _ in head.values:
+                aux_owner[f.uid] = head.node.id
+
+    def sops(lin) -> set:
+        out = set()
+        for term in lin:
+            sid = term.sop_id if term.sop_id is not None else aux_owner.get(getattr(term, "uid", None))
+            if sid is not None:
+                out.add(sid)
+        return out
+
+    out = []
+    for layer in range(comp.schedule.num_layers):
+        for head in comp.schedule.heads[layer]:
+            reads: set = set()
+            for q, k in head.terms:
+                reads |= sops(q) | sops(k)
+            for _, lin, _ in head.values:
+                reads |= sops(lin)
+            out.append((head.label, head.node.id, reads))
+        for block in comp.schedule.mlps[layer]:
+            reads = set()
+            for unit in block.units:
+                reads |= sops(unit.pre)
+            out.append((block.label, block.node.id, reads))
+    return out
+
+
+def _consistent_set(model, node: ir.SOp, latest: int) -> list[ir.SOp]:
+    """S-ops computed from `node` that the model writes no later than `latest`."""
+    import networkx as nx
+    comp = _need_comp(model)
+    out = []
+    for nid in nx.descendants(comp.graph.graph, node.id):
+        other = comp.graph.node(nid)
+        if isinstance(other, ir.SOp) and own_features(model, other) and _write_time(model, other) <= latest:
+            out.append(other)
+    return out
+
+
+def patch_problem(model, sop: SOpRef) -> Optional[str]:
+    """Why patching `sop` would not give the interpreter's patched output (None: it does).
+
+    Patching overwrites the s-op's own residual features. That changes exactly the
+    s-ops computed from it when (1) it has features of its own, (2) every read of it
+    goes through those features (or those of s-ops patched along with it), (3) no
+    s-op that does not depend on it reads its features (the embedding may share one
+    direction between a token map and the tokens), and (4) no block computes an s-op
+    downstream of it straight from its inputs (a map folded into a later MLP).
+    The check is conservative: a patch it accepts matches the interpreter whenever
+    the patched values can occur together with the rest of the input (the compiled
+    model is exact on the value combinations that inputs produce).
+    """
+    comp = _need_comp(model)
+    node = find_node(model, sop)
+    cache = _PROBLEMS.setdefault(comp, {})
+    if node.id not in cache:
+        cache[node.id] = _patch_problem(model, comp, node)
+    return cache[node.id]
+
+
+_PROBLEMS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _patch_problem(model, comp, node: ir.SOp) -> Optional[str]:
+    import networkx as nx
+    g = comp.graph.graph
+    if not own_features(model, node):
         kind = comp.plan.kind.get(node.id, "?")
-        raise ValueError(f"{node.name!r} has no residual features of its own (it is compiled as {kind}: "
-                         "blocks read it as a function of its inputs); patch its inputs instead")
+        return (f"{node.name!r} has no residual features of its own (it is compiled as {kind}: blocks read it "
+                f"as a function of its inputs); patch its inputs instead")
+    patched = {node.id} | {n.id for n in _consistent_set(model, node, _write_time(model, node))}
+    down = nx.descendants(g, node.id)
+    up = nx.ancestors(g, node.id)
+    without = g.subgraph([n for n in g.nodes if n != node.id])
+
+    def avoiding(zid: int) -> set:
+        return nx.ancestors(without, zid) if zid in without else set()
+
+    owner = {f.uid: f.sop_id for f in comp.layout.features}
+    for zid, refs in comp.lowered.refs.items():
+        zname = comp.graph.node(zid).name if zid in g else str(zid)
+        owners = {owner.get(f.uid) for ref in refs for f in ref.read().features()} - {None}
+        if zid == node.id:
+            if not owners <= patched:
+                return (f"the model reads {node.name!r} partly through other s-ops' features "
+                        f"({', '.join(sorted(comp.graph.node(o).name for o in owners - patched))})")
+        elif zid not in down:
+            hit = owners & patched
+            if hit:
+                return (f"{zname!r} does not depend on {node.name!r} but the model reads it through "
+                        f"{comp.graph.node(next(iter(hit))).name!r}'s residual features (a shared direction)")
+        else:
+            stale = (owners & up) - avoiding(zid)
+            if stale:
+                return (f"the model reads {zname!r} (computed from {node.name!r}) through the features of "
+                        f"{', '.join(sorted(comp.graph.node(o).name for o in stale))}, not through "
+                        f"{node.name!r}")
+    by_node: dict[int, tuple[list, set]] = {}
+    for label, yid, reads in _blocks_reads(comp):
+        labels, union = by_node.setdefault(yid, ([], set()))
+        labels.append(label)
+        union |= reads - {yid}          # a block reading its own s-op's auxiliaries
+    for yid, (labels, reads) in by_node.items():
+        if yid == node.id or yid not in down:
+            continue
+        label = " + ".join(repr(x) for x in dict.fromkeys(labels))
+        if not reads & (down | patched):
+            return f"{label} compute(s) an s-op straight from {node.name!r}'s inputs ({node.name!r} is folded in)"
+        stale = (reads & up) - avoiding(yid)
+        if stale:
+            return (f"{label} compute(s) {comp.graph.node(yid).name!r} from "
+                    f"{', '.join(sorted(comp.graph.node(o).name for o in stale))}, bypassing {node.name!r}")
+    return None
+
+
+def _patch_plan(model, node: ir.SOp, values: Sequence[Any], at_time: Optional[int]) -> list[tuple]:
+    """[(residual time, residual index, value of the feature per position)] for one patch."""
+    comp = _need_comp(model)
     find = _value_index(model, node)
     idx = np.array([find(v) for v in values], dtype=np.int64)
     plan = []
-    for f in feats:
+    for f in own_features(model, node):
         t = comp.schedule.producer_time.get(f.uid, 0)
         if at_time is not None:
             t = max(t, at_time)
@@ -412,40 +544,34 @@ def _patch_plan(model, node: ir.SOp, values: Sequence[Any], at_time: Optional[in
 
 
 def patch_hooks(model, tokens: Tokens, patches: Mapping[SOpRef, Sequence[Any]], at_time: Optional[int] = None,
-                heads: Optional[Mapping[tuple[int, int], Any]] = None, consistent: bool = True) -> dict:
+                heads: Optional[Mapping[tuple[int, int], Any]] = None, force: bool = False) -> dict:
     """Forward hooks that carry out `run_patched`'s interventions (for your own runs/caches)."""
     tokens = list(tokens)
     n = len(tokens)
-    writes: dict[int, list[tuple[int, np.ndarray]]] = {}
-    nodes = {}
+    nodes: dict[int, tuple[ir.SOp, list]] = {}
     for sop, values in patches.items():
         node = find_node(model, sop)
         values = list(values)
         if len(values) != n:
             raise ValueError(f"patch for {node.name!r} has {len(values)} values for an input of length {n}")
+        if not own_features(model, node):
+            raise ValueError(patch_problem(model, node))
+        if not force:
+            problem = patch_problem(model, node)
+            if problem is not None:
+                raise ValueError(f"cannot patch {node.name!r} exactly: {problem} (force=True patches its "
+                                 "features anyway)")
         nodes[node.id] = (node, values)
-    comp = _need_comp(model) if nodes else None
-    if nodes and consistent:
-        # s-ops computed from a patched one but written no later than it (token-only maps
-        # that the embedding holds) must change with it: give them their patched values
-        latest = max(t for nid, (node, values) in nodes.items()
-                     for t, _, _ in _patch_plan(model, node, values, at_time))
-        import networkx as nx
-        down = set()
-        for nid in nodes:
-            down |= nx.descendants(comp.graph.graph, nid)
-        extra = []
-        for nid in down - set(nodes):
-            node = comp.graph.node(nid)
-            if not isinstance(node, ir.SOp):
-                continue
-            feats = own_features(model, node)
-            if feats and max(comp.schedule.producer_time.get(f.uid, 0) for f in feats) <= latest:
-                extra.append(node)
-        if extra:
-            got = _downstream_values(model, tokens, {nid: v for nid, (_, v) in nodes.items()}, extra)
-            for node in extra:
-                nodes[node.id] = (node, got[node.id])
+    # s-ops computed from a patched one but written no later than it (token maps that the
+    # embedding holds) change with it: give them their values in the patched program
+    extra: list[ir.SOp] = []
+    for nid, (node, values) in list(nodes.items()):
+        extra += [x for x in _consistent_set(model, node, _write_time(model, node)) if x.id not in nodes]
+    if extra:
+        got = _downstream_values(model, tokens, {nid: v for nid, (_, v) in nodes.items()}, extra)
+        for node in extra:
+            nodes[node.id] = (node, got[node.id])
+    writes: dict[int, list[tuple[int, np.ndarray]]] = {}
     for nid, (node, values) in nodes.items():
         for t, col, vec in _patch_plan(model, node, values, at_time):
             writes.setdefault(t, []).append((col, vec))
@@ -495,22 +621,23 @@ def _check_heads(model, heads: Optional[Mapping[tuple[int, int], Any]]) -> None:
 @torch.no_grad()
 def run_patched(model, tokens: Tokens, patches: Optional[Mapping[SOpRef, Sequence[Any]]] = None,
                 at_time: Optional[int] = None, heads: Optional[Mapping[tuple[int, int], Any]] = None,
-                consistent: bool = True) -> list:
+                force: bool = False) -> list:
     """Run `model` on `tokens` with interventions; returns the decoded output.
 
     patches: {s-op name or node: new value per input position}. The s-op's own
         features are overwritten with the encoding of the new values right after they
         are written (or at residual time `at_time`, if later), so every later block
-        reads the new values. With `consistent`, s-ops computed from a patched one that
-        the model writes no later than it (maps of the tokens that the embedding holds)
-        are patched to match.
+        reads the new values. S-ops computed from a patched one that the model writes no
+        later than it (maps of the tokens that the embedding holds) are patched to match.
+        A patch whose effect the interpreter could not predict (see `patch_problem`) is
+        a ValueError unless `force`.
     heads: {(layer, head): intervention} on the head's output: "zero"/None (hook_z = 0),
         "bos" (the head attends only to BOS: an empty selection, so an aggregate gives
         its default), a tensor for hook_z[:, head] ([batch, pos, d_head]), or a function
         of it.
     """
     _check_heads(model, heads)
-    hooks = patch_hooks(model, tokens, patches or {}, at_time, heads, consistent)
+    hooks = patch_hooks(model, tokens, patches or {}, at_time, heads, force)
     ids, mask, lengths = model.encode([list(tokens)])
     logits = model.module(ids, mask, hooks=hooks)
     n = lengths[0]
@@ -525,4 +652,4 @@ def head_of(model, sop: SOpRef) -> list[tuple[int, int]]:
 
 __all__ = ["Sublayer", "Step", "HeadInfo", "MLPInfo", "sublayers", "resid_hook", "run_with_cache", "residuals",
            "named_probes", "find_node", "decode_layers", "decode_batch", "heads", "mlps", "attention_patterns",
-           "substitute", "interpret_patched", "own_features", "patch_hooks", "run_patched", "head_of"]
+           "substitute", "interpret_patched", "own_features", "patch_problem", "patch_hooks", "run_patched", "head_of"]

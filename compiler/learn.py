@@ -478,13 +478,13 @@ def load_any(path: Union[str, Path], device: Union[str, torch.device] = "cpu"):
     return load_learned(path, device)
 
 
-def random_model(task: Task, shape: ModelShape, seed: int = 0) -> LearnedModel:
+def random_model(shape: ModelShape, vocab: Sequence[Any], max_seq_len: int, values: Sequence[Any],
+                 seed: int = 0) -> LearnedModel:
     """An untrained model (the comparison's null baseline)."""
     with _seeded(seed):
         module = Transformer(shape)
         init_weights(module)
-    return LearnedModel(module, task.vocab, task.max_len, task.values.values,
-                        {"program": {"path": task.program_path, "name": task.name}, "init": "random-untrained"})
+    return LearnedModel(module, vocab, max_seq_len, values, {"init": "random-untrained"})
 
 
 # ---- training -------------------------------------------------------------------------------
@@ -506,6 +506,29 @@ class TrainConfig:
     noise: float = 0.0                # compiled init: relative Gaussian noise on the weights
     readout_steps: int = 200          # compiled init without an exact readout: train the head alone first
     track_size: int = 256             # compiled init: inputs for the head-drift measurement
+    threads: Optional[int] = 1        # torch CPU threads while training (None: leave torch's setting)
+
+
+class torch_threads:
+    """Run with `n` torch CPU threads (None: unchanged), restoring the setting afterwards.
+
+    The models here are tiny: a second intra-op thread gains little, and when the
+    machine's 2 cores are shared with other work, torch's spinning worker threads can
+    make every step 10-50x slower. Training and comparison therefore default to 1.
+    """
+
+    def __init__(self, n: Optional[int]) -> None:
+        self.n = n
+
+    def __enter__(self) -> "torch_threads":
+        self.before = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        torch.set_num_threads(self.before)
+        return False
 
 
 class _seeded:
@@ -598,6 +621,12 @@ def train(task: Task, shape: Optional[ModelShape], config: TrainConfig, compiled
     """Train a model of `shape` (ignored for compiled init) on `task`; deterministic under config.seed."""
     device = torch.device(config.device)
     start = time.perf_counter()
+    with torch_threads(config.threads):
+        return _train(task, shape, config, compiled, progress, log, device, start)
+
+
+def _train(task: Task, shape: Optional[ModelShape], config: TrainConfig, compiled: Optional[CompiledModel],
+           progress: bool, log: Optional[Callable[[dict], None]], device: torch.device, start: float) -> LearnedModel:
     with _seeded(config.seed):
         gen = torch.Generator().manual_seed(config.seed + 1)
         exact_readout = True
@@ -674,7 +703,7 @@ def train(task: Task, shape: Optional[ModelShape], config: TrainConfig, compiled
                 with torch.no_grad():
                     valid = labels != -100
                     acc = float(((logits.argmax(-1) == labels) & valid).sum()) / max(1, int(valid.sum()))
-                loss_value, train_acc = float(loss), acc
+                loss_value, train_acc = float(loss.detach()), acc
                 ema_loss = loss_value if ema_loss is None else 0.95 * ema_loss + 0.05 * loss_value
                 ema_acc = acc if ema_acc is None else 0.95 * ema_acc + 0.05 * acc
                 if step % config.eval_every == 0 or step == config.steps:
@@ -748,3 +777,65 @@ class _DriftTracker:
         return {"head_similarity": sims,
                 "mean_head_similarity": float(np.mean(list(sims.values()))) if sims else float("nan"),
                 "weight_drift": math.sqrt(num / max(den, 1e-30))}
+
+
+# ---- training records on disk ------------------------------------------------------------------
+
+def write_training_files(model: LearnedModel, out_dir: Union[str, Path]) -> list[Path]:
+    """model.safetensors, history.csv and training.png (loss and held-out accuracy over steps);
+    after compiled initialisation also drift.csv and drift.png (each head's attention
+    similarity to its compiled original, and the relative weight change, over steps)."""
+    import csv
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "model.safetensors", out / "history.csv", out / "training.png"]
+    model.save(paths[0])
+    hist = model.history
+    cols = ["step", "seconds", "loss", "train_token_acc", "test_token_acc", "test_seq_acc"]
+    drift = any("head_similarity" in r for r in hist)
+    heads = sorted(hist[0].get("head_similarity", {})) if drift else []
+    if drift:
+        cols += ["mean_head_similarity", "weight_drift"]
+    with paths[1].open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols + [f"head {h}" for h in heads])
+        for r in hist:
+            w.writerow([r.get(c) for c in cols] + [r["head_similarity"][h] for h in heads])
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps = [r["step"] for r in hist]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps[1:], [r["loss"] for r in hist[1:]], color="tab:red", label="train loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    ax2.plot(steps, [r["test_token_acc"] for r in hist], color="tab:blue", label="held-out token acc")
+    ax2.plot(steps, [r["test_seq_acc"] for r in hist], color="tab:green", label="held-out sequence acc")
+    ax2.set_ylim(0, 1.02)
+    ax2.set_ylabel("accuracy")
+    fig.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{model.meta.get('program', {}).get('name', '')}: training")
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    if drift:
+        paths.append(out / "drift.png")
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for h in heads:
+            ax.plot(steps, [r["head_similarity"][h] for r in hist], label=f"head L{h.replace('.', '.H')}")
+        ax.plot(steps, [r["test_seq_acc"] for r in hist], "k--", label="held-out sequence acc")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("step")
+        ax.set_ylabel("similarity to compiled head (1 - TV)")
+        ax3 = ax.twinx()
+        ax3.plot(steps, [r["weight_drift"] for r in hist], color="grey", alpha=0.5, label="relative weight change")
+        ax3.set_ylabel("||w - w0|| / ||w0||")
+        fig.legend(loc="lower left", fontsize=7)
+        ax.set_title("compiled initialisation: circuit drift")
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
