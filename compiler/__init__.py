@@ -22,7 +22,7 @@ from .compare import same_output, same_value
 from .errors import CompileError
 from .runtime import CompiledModel, OutputSpec, load
 
-__all__ = ["compile", "load", "CompiledModel", "CompileError", "same_output", "same_value"]
+__all__ = ["compile", "load", "CompiledModel", "CompileError", "same_output", "same_value", "to_transformer_lens"]
 
 
 def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
@@ -42,3 +42,9 @@ def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
     model = build(sop, tokens, max_seq_len)
     model.info["compile_seconds"] = time.perf_counter() - start
     return model.to(device)
+
+
+def to_transformer_lens(model: CompiledModel, device: Union[str, Any, None] = None):
+    """The model as a `transformer_lens.HookedTransformer` with the same logits (see compiler.export)."""
+    from .export import to_transformer_lens as export
+    return export(model, device)

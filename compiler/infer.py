@@ -68,12 +68,20 @@ def sorted_values(values: Iterable[Any]) -> tuple:
     out = sorted(table.values(), key=value_key)
     merged: list = []
     for v in out:
-        if merged and isinstance(v, float) and type(merged[-1]) is float and \
-                abs(v - merged[-1]) <= 1e-12 * max(1.0, abs(v)):
-            merged[-1] = _representative(merged[-1], v)
+        prev = merged[-1] if merged else None
+        if (_is_plain_number(v) and _is_plain_number(prev)
+                and abs(v - prev) <= 1e-12 * max(1.0, abs(v))):
+            # one number: an int wins (3 over 3.0); of two floats, the simpler spelling
+            if isinstance(prev, int):
+                continue
+            merged[-1] = v if isinstance(v, int) else _representative(prev, v)
             continue
         merged.append(v)
     return tuple(merged)
+
+
+def _is_plain_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _representative(a: float, b: float) -> float:
@@ -547,7 +555,8 @@ class Inference:
                     while j < len(ints) and ints[j] <= x:
                         merged.append(ints[j])
                         j += 1
-                    merged.append(x)
+                    if not (merged and merged[-1] == x):   # 3 and 3.0 are one value: keep the int
+                        merged.append(x)
                 merged.extend(ints[j:])
                 out = merged
             return tuple(out)

@@ -23,7 +23,14 @@ what is stored; `Step.ambiguous` names those s-ops.
 Patching sets an s-op's own features (the residual directions written for it) to the
 encoding of new values, right after they are written, and runs on; the output is then
 what the interpreter computes for the program in which that s-op is replaced by a
-constant sequence (`interpret_patched`, via `substitute`).
+constant sequence (`interpret_patched`, via `substitute`). Two limits: `patch_problem`
+says when the model's wiring makes a patch unpredictable (a virtual map has no
+features; a token map may share a direction with the tokens; a map may be folded into
+a later MLP), and the compiled model is exact only on value combinations that real
+inputs produce (patching `length` to 14 on a 6-token input is outside that domain).
+Values taken from another input of the same length (resampling) are always inside it
+for one s-op. Heads: `run_patched(..., heads={(layer, head): "zero" | "bos" | tensor})`;
+"bos" (attend only to BOS: an empty selection) makes an aggregate give its default.
 """
 
 from __future__ import annotations
@@ -88,12 +95,6 @@ def _need_comp(model):
         raise ValueError("this model has no compilation attached (a model loaded from a file); "
                          "inspection needs the model returned by compiler.compile")
     return comp
-
-
-def _batch(tokens: Union[Tokens, Sequence[Tokens]], many: bool) -> list[list]:
-    if many:
-        return [list(t) for t in tokens]  # type: ignore[union-attr]
-    return [list(tokens)]  # type: ignore[arg-type]
 
 
 @torch.no_grad()
@@ -171,6 +172,9 @@ class Step:
     new: list[str] = field(default_factory=list)         # names first readable here
     ambiguous: set[str] = field(default_factory=set)     # names whose stored functions do not
                                                           # tell every value apart
+    candidates: dict[str, list[tuple]] = field(default_factory=dict)   # ambiguous names: per position,
+                                                          # every value consistent with the stream
+    domains: dict[str, tuple] = field(default_factory=dict)  # ambiguous names: all their values
 
     @property
     def time(self) -> int:
@@ -194,6 +198,8 @@ def decode_batch(model, batch: Sequence[Tokens], names: Optional[Mapping[str, ir
     subs = sublayers(model)
     results: list[list[Step]] = [[] for _ in batch]
     ambiguous = {name for name, p in probes.items() if not p.separates()}
+    classes = {name: value_classes(probes[name]) for name in ambiguous}
+    index = {name: {(type(v), v): i for i, v in enumerate(probes[name].values)} for name in ambiguous}
     for sub in subs:
         r = resid[sub.time]
         B, T, D = r.shape
@@ -204,9 +210,33 @@ def decode_batch(model, batch: Sequence[Tokens], names: Optional[Mapping[str, ir
                 decoded[name] = [flat[b * T:(b + 1) * T] for b in range(B)]
         for b, n in enumerate(lengths):
             values = {name: vals[b][1:n + 1] for name, vals in decoded.items()}
-            new = [name for name, p in probes.items() if p.time == sub.time or (sub.time == 0 and p.time < 0)]
-            results[b].append(Step(sub, values, [x for x in new if x in values], ambiguous & set(values)))
+            new = [name for name, p in probes.items() if p.time == sub.time]
+            amb = ambiguous & set(values)
+            cands = {name: [classes[name][index[name][(type(v), v)]] for v in values[name]] for name in amb}
+            results[b].append(Step(sub, values, [x for x in new if x in values], amb, cands,
+                                   {name: tuple(probes[name].values) for name in amb}))
     return results
+
+
+def value_classes(probe) -> list[tuple]:
+    """For each of the probe's values, the values it cannot be told apart from (itself included)."""
+    keys = [tuple(np.round(col, 9)) for col in probe.table.T]
+    groups: dict[tuple, list] = {}
+    for key, v in zip(keys, probe.values):
+        groups.setdefault(key, []).append(v)
+    return [tuple(groups[key]) for key in keys]
+
+
+def describe_candidates(candidates: tuple, domain: tuple, show=str) -> str:
+    """A short text for "one of these values": `a`, `a|b`, `≠a` or `one of 5`."""
+    if len(candidates) == 1:
+        return show(candidates[0])
+    if len(candidates) <= 3:
+        return "|".join(show(v) for v in candidates)
+    rest = [v for v in domain if not any(v is c or (type(v) is type(c) and v == c) for c in candidates)]
+    if 0 < len(rest) <= 2:
+        return "≠" + ",".join(show(v) for v in rest)
+    return f"one of {len(candidates)}"
 
 
 def decode_layers(model, tokens: Tokens, names: Optional[Mapping[str, ir.SOp]] = None,
@@ -548,6 +578,8 @@ def patch_hooks(model, tokens: Tokens, patches: Mapping[SOpRef, Sequence[Any]], 
     """Forward hooks that carry out `run_patched`'s interventions (for your own runs/caches)."""
     tokens = list(tokens)
     n = len(tokens)
+    if at_time is not None and not 0 <= at_time <= 2 * model.num_layers:
+        raise ValueError(f"at_time must be a residual time from 0 to {2 * model.num_layers}, got {at_time}")
     nodes: dict[int, tuple[ir.SOp, list]] = {}
     for sop, values in patches.items():
         node = find_node(model, sop)
@@ -651,5 +683,5 @@ def head_of(model, sop: SOpRef) -> list[tuple[int, int]]:
 
 
 __all__ = ["Sublayer", "Step", "HeadInfo", "MLPInfo", "sublayers", "resid_hook", "run_with_cache", "residuals",
-           "named_probes", "find_node", "decode_layers", "decode_batch", "heads", "mlps", "attention_patterns",
+           "named_probes", "find_node", "decode_layers", "decode_batch", "value_classes", "describe_candidates", "heads", "mlps", "attention_patterns",
            "substitute", "interpret_patched", "own_features", "patch_problem", "patch_hooks", "run_patched", "head_of"]

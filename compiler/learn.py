@@ -507,6 +507,7 @@ class TrainConfig:
     readout_steps: int = 200          # compiled init without an exact readout: train the head alone first
     track_size: int = 256             # compiled init: inputs for the head-drift measurement
     threads: Optional[int] = 1        # torch CPU threads while training (None: leave torch's setting)
+    optimizer: str = "adamw"          # or "sgd" (momentum 0.9; no per-weight normalisation)
 
 
 class torch_threads:
@@ -742,6 +743,10 @@ def _train(task: Task, shape: Optional[ModelShape], config: TrainConfig, compile
 
 
 def _optimizer(params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    if config.optimizer != "adamw":
+        raise RaspError(f"optimizer must be 'adamw' or 'sgd', got {config.optimizer!r}")
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
 
 
@@ -767,7 +772,7 @@ class _DriftTracker:
 
     @torch.no_grad()
     def measure(self, module: Transformer) -> dict:
-        from .circuits import pattern_similarity
+        from .circuits import attention_patterns, pattern_similarity
         pats = attention_patterns(module, self.ids, self.mask)
         sims = {f"{l}.{h}": pattern_similarity(pats[(l, h)], self.reference[(l, h)], self.mask)
                 for (l, h) in self.reference}
@@ -816,7 +821,8 @@ def write_training_files(model: LearnedModel, out_dir: Union[str, Path]) -> list
     ax2.plot(steps, [r["test_seq_acc"] for r in hist], color="tab:green", label="held-out sequence acc")
     ax2.set_ylim(0, 1.02)
     ax2.set_ylabel("accuracy")
-    fig.legend(loc="lower right", fontsize=8)
+    lines = ax.get_lines() + ax2.get_lines()
+    ax2.legend(lines, [l.get_label() for l in lines], loc="center right", fontsize=8)
     ax.set_title(f"{model.meta.get('program', {}).get('name', '')}: training")
     fig.tight_layout()
     fig.savefig(paths[2], dpi=110)
@@ -833,7 +839,8 @@ def write_training_files(model: LearnedModel, out_dir: Union[str, Path]) -> list
         ax3 = ax.twinx()
         ax3.plot(steps, [r["weight_drift"] for r in hist], color="grey", alpha=0.5, label="relative weight change")
         ax3.set_ylabel("||w - w0|| / ||w0||")
-        fig.legend(loc="lower left", fontsize=7)
+        lines = ax.get_lines() + ax3.get_lines()
+        ax.legend(lines, [l.get_label() for l in lines], loc="lower left", fontsize=7)
         ax.set_title("compiled initialisation: circuit drift")
         fig.tight_layout()
         fig.savefig(paths[-1], dpi=110)

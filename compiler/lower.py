@@ -36,7 +36,7 @@ from .errors import CompileError
 from .features import BOS, ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, NodeInfo, ValueIndex, sorted_values, value_key
-from .mlp import EPS32, TablePlan, build_table, output_error_bound
+from .mlp import EPS32, TablePlan, build_table, output_tolerance, rounding_error
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers, separable)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -587,19 +587,18 @@ class Lowering:
             return terms, False
         qcode, kcode, delta = quad
         s = SCORE_GAP / (delta * delta)
-        terms = []
-        # c - s*qc^2 + 2 s*qc*kc - s*kc^2
-        one_q = {}  # constant query side: read the `one` feature
-        k_const = self.request(lit.keys, SCORE_GAP - s * kcode ** 2, f"{lit.keys.name}:c-k2")
-        terms.append(({ONE: 1.0}, {k_const: 1.0}))
-        q_lin = self.request(lit.queries, qcode, f"{lit.queries.name}:code")
-        k_lin = self.request(lit.keys, 2 * s * kcode, f"{lit.keys.name}:2k")
-        terms.append(({q_lin: 1.0}, {k_lin: 1.0}))
+        # c - s*qc^2 + 2s*qc*kc - s*kc^2, with the scales in the weights so that the features
+        # hold plain codes and squares (small numbers, small rounding errors)
+        k_code = self.request(lit.keys, kcode, f"{lit.keys.name}:code")
+        k_sq = self.request(lit.keys, kcode ** 2, f"{lit.keys.name}:code^2")
+        q_code = self.request(lit.queries, qcode, f"{lit.queries.name}:code")
+        terms: list[tuple[Lin, Lin]] = [({ONE: 1.0}, {ONE: SCORE_GAP, k_sq: -s}),
+                                        ({q_code: 2 * s}, {k_code: 1.0})]
         if q_read == ANY or not allow_shift:
             # the query's own square makes the best score the same for every query, so the
             # BOS fallback works; a numerical query gets it from an MLP
-            q_sq = self.request(lit.queries, -s * qcode ** 2, f"{lit.queries.name}:-q2")
-            terms.append(({q_sq: 1.0}, {ONE: 1.0}))
+            q_sq = self.request(lit.queries, qcode ** 2, f"{lit.queries.name}:code^2")
+            terms.append(({q_sq: -s}, {ONE: 1.0}))
             return terms, False
         # a selection that is never empty needs no BOS fallback: the per-query offset is harmless
         return terms, True
@@ -839,6 +838,9 @@ class Lowering:
             err = sum(abs(l) * e for l, e in zip(lam, x_errs))
             if err > plan.z_tolerance or plan.max_preactivation * EPS32 * 8 > 0.25:
                 continue
+            out_err = rounding_error(plan, combos, z, len(gates))
+            if np.any(out_err > output_tolerance(outputs)):
+                continue
             z_lin: Lin = {}
             for l, make in zip(lam, x_refs):
                 ref = make()
@@ -934,10 +936,9 @@ class Lowering:
         outs = []
         for j, f in enumerate(created):
             outs.append((f, dict(plan.out_weights[j]), float(plan.out_bias[j])))
-        scale = float(np.max(np.abs(z), initial=1.0))
-        out_err = output_error_bound(plan, scale)
-        for f in created:
-            self.err[f.uid] = out_err
+        out_err = rounding_error(plan, combos, z, len(gate_leaves))
+        for f, e in zip(created, out_err):
+            self.err[f.uid] = float(e)
         block = MLPBlock(node, units, outs, label)
         tol = plan.z_tolerance
 

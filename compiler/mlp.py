@@ -138,11 +138,53 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     return plan
 
 
-def output_error_bound(plan: TablePlan, input_scale: float) -> float:
-    """A bound on the float32 rounding error of each output (absolute)."""
-    worst = 0.0
-    for weights in plan.out_weights:
-        total = sum(abs(w) for w in weights.values())
-        worst = max(worst, total)
-    # each active unit carries a rounding error ~ eps * its pre-activation magnitude
-    return 4 * EPS32 * worst * (plan.max_preactivation + input_scale) + EPS32 * float(np.max(np.abs(plan.out_bias), initial=0.0))
+def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_gates: int) -> np.ndarray:
+    """A bound on each output's float32 rounding error over every tabulated point.
+
+    At each point, every active unit contributes eps * (its pre-activation terms) * |its
+    output weight| (float32 rounding of a sum is at most eps times the sum of the absolute
+    terms); many active units with large activations cancel to a small output and lose
+    precision, which is what this measures.
+    """
+    units = plan.units
+    n_out = len(plan.out_weights)
+    if not units or len(z) == 0:
+        return EPS32 * np.abs(plan.out_bias) if n_out else np.zeros(0)
+    W = np.zeros((len(units), n_out))
+    for o, weights in enumerate(plan.out_weights):
+        for u, w in weights.items():
+            W[u, o] = abs(w)
+    coef = np.array([u.z for u in units])
+    bias = np.array([u.bias for u in units])
+    gate_sum = np.array([sum(u.gates.values()) for u in units])
+    codes: dict[tuple, int] = {}
+    point_code = np.array([codes.setdefault(tuple(c), len(codes)) for c in combos])
+    unit_code = np.array([codes.get(tuple(v for (_, v) in sorted(u.gates)), -1) if u.gates else -2
+                          for u in units])
+    z = np.asarray(z, dtype=np.float64)
+    worst = np.zeros(n_out)
+    step = max(1, 2_000_000 // max(1, len(units)))
+    for start in range(0, len(z), step):
+        zs = z[start:start + step]
+        pc = point_code[start:start + step]
+        pre = zs[:, None] * coef[None, :] + bias[None, :] + gate_sum[None, :]
+        active = (unit_code[None, :] == -2) | (unit_code[None, :] == pc[:, None])
+        act = np.where(active, np.maximum(pre, 0.0), 0.0)
+        terms = np.where(act > 0, act + np.abs(zs[:, None] * coef[None, :]) + np.abs(bias[None, :])
+                         + gate_sum[None, :], 0.0)
+        worst = np.maximum(worst, (terms @ W).max(axis=0))
+    return 2 * EPS32 * worst + EPS32 * np.abs(plan.out_bias)
+
+
+def output_tolerance(outputs: np.ndarray) -> np.ndarray:
+    """How far each output may be off and still be read right downstream (a tenth of its gap)."""
+    tol = np.empty(outputs.shape[1])
+    for o in range(outputs.shape[1]):
+        u = np.unique(outputs[:, o])
+        gaps = np.diff(u)
+        # values within 1e-9 (relative) are one value for every reader: ignore those gaps
+        gaps = gaps[gaps > 1e-9 * np.maximum(1.0, np.abs(u[1:]))]
+        gap = float(np.min(gaps)) if len(gaps) else 1.0
+        small = float(np.max(np.abs(u), initial=0.0)) <= 1.0     # one-hot-like features
+        tol[o] = min(0.05, 0.1 * gap) if small else 0.1 * gap
+    return tol

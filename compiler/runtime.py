@@ -209,3 +209,4 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Co
     model = CompiledModel(module, [decode_value(v) for v in info["vocab"]], info["max_seq_len"], spec,
                           info["features"], info.get("info", {}))
     return model.to(device)
+from .export import export_onnx as _export_onnx; CompiledModel.export_onnx = _export_onnx  # noqa: E402

@@ -45,6 +45,8 @@ def eval_cmd(file: str, name: Optional[str], input_text: Optional[str], as_json:
 
 def main() -> None:
     from . import commands  # noqa: F401  (registers the compiler and inspection commands)
+    from . import inspect_cmds  # noqa: F401
+    from . import learn_cmds  # noqa: F401
     cli()
 
 
