@@ -186,5 +186,5 @@ def output_tolerance(outputs: np.ndarray) -> np.ndarray:
         gaps = gaps[gaps > 1e-9 * np.maximum(1.0, np.abs(u[1:]))]
         gap = float(np.min(gaps)) if len(gaps) else 1.0
         small = float(np.max(np.abs(u), initial=0.0)) <= 1.0     # one-hot-like features
-        tol[o] = min(0.05, 0.1 * gap) if small else 0.1 * gap
+        tol[o] = min(0.05, 0.1 * gap) if small else 0.2 * gap
     return tol
