@@ -80,6 +80,14 @@ def sorted_values(values: Iterable[Any]) -> tuple:
     return tuple(merged)
 
 
+def union_values(sets: Sequence[tuple]) -> tuple:
+    """sorted_values of the union of several value sets (each set counted once)."""
+    distinct = list({id(s): s for s in sets}.values())
+    if len(distinct) == 1:
+        return distinct[0]
+    return sorted_values(v for s in distinct for v in s)
+
+
 def _is_plain_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -268,7 +276,7 @@ class Inference:
                     by_pos = [sorted_values([exact[N, i]]) for i in range(N)]
                 else:
                     by_pos = [sorted_values(exact[i + 1:, i].tolist()) for i in range(N)]
-                values = sorted_values(v for pos in by_pos for v in pos)
+                values = union_values(by_pos)
                 self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, exact=exact)
         if token_only:
             results = self._run(token_only, [self.vocab])
@@ -285,7 +293,7 @@ class Inference:
                 rows = results[node.id]
                 table = {_tok_key(t): list(r) for t, r in zip(self.vocab, rows)}
                 by_pos = [sorted_values(r[i] for r in rows) for i in range(N)]
-                values = sorted_values(v for pos in by_pos for v in pos)
+                values = union_values(by_pos)
                 self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, local=table)
 
     def _run(self, nodes: list[ir.Node], inputs: list[list]) -> dict[int, list]:
@@ -421,7 +429,7 @@ class Inference:
             by_pos = self._aggregate_values(node, self.sel[kids[0].id], self.info[kids[1].id])
         else:  # pragma: no cover - low-dependency nodes are handled exactly
             raise CompileError("internal: unexpected node in value inference", node)
-        values = sorted_values(v for pos in by_pos for v in pos)
+        values = union_values(by_pos)
         if len(values) > MAX_VALUES:
             raise CompileError(f"this s-op can take more than {MAX_VALUES} different values over the domain; "
                                "the compiler cannot guarantee an exact model (use a smaller vocabulary or "

@@ -79,8 +79,20 @@ class Ref:
 Lin = dict  # (Ref | Feature) -> coefficient
 
 
-def resolve(lin: Lin) -> Read:
+class ResolvedLin(dict):
+    """A Lin (refs/features -> coefficients) that remembers the Read it resolves to."""
+
+    def __init__(self, lin: dict) -> None:
+        super().__init__(lin)
+        self.read = resolve(lin)
+
+
+def resolve(lin: "Lin | Read") -> Read:
     """A linear combination of refs and features as one Read."""
+    if isinstance(lin, ResolvedLin):
+        return lin.read
+    if isinstance(lin, Read):
+        return lin
     out = Read()
     for term, coef in lin.items():
         if isinstance(term, Ref):
@@ -1026,6 +1038,16 @@ def _is_function_of(code_cols: list[np.ndarray], outputs: np.ndarray) -> bool:
     same = k_sorted[1:] == k_sorted[:-1]
     diff = np.any(np.abs(o_sorted[1:] - o_sorted[:-1]) > 1e-12, axis=1)
     return not np.any(same & diff)
+
+
+def finalize(lowered: Lowered) -> None:
+    """Replace every block's refs by the Reads they resolve to (once, for later stages)."""
+    for head in lowered.heads:
+        head.terms = [(ResolvedLin(q), ResolvedLin(k)) for q, k in head.terms]
+        head.values = [(f, ResolvedLin(lin), bos) for f, lin, bos in head.values]
+    for block in lowered.mlps:
+        for unit in block.units:
+            unit.pre = ResolvedLin(unit.pre)
 
 
 def lower(graph: ProgramGraph, inf: Inference, plan: Plan) -> Lowered:

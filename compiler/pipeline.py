@@ -10,7 +10,7 @@ from .assemble import assemble
 from .errors import CompileError
 from .graph import ProgramGraph
 from .infer import Inference, sorted_values
-from .lower import Lowering
+from .lower import Lowering, finalize
 from .plan import Plan
 from .residual import layout
 from .runtime import CompiledModel, OutputSpec
@@ -42,6 +42,7 @@ class Compilation:
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
                                self.graph.output)
+        finalize(self.lowered)
         self.schedule = schedule(self.lowered)
         self.layout = layout(self.lowered, self.schedule)
         self.module = assemble(self.lowered, self.schedule, self.layout)

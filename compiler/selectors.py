@@ -341,27 +341,9 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
         ai = np.array([a_index[(type(t[first]), t[first])] for t in tuples])
         bi = np.array([b_index[(type(t[second]), t[second])] for t in tuples])
         same_a = ai[:, None] == ai[None, :]
-        A = np.zeros((len(a_vals), len(a_vals)), dtype=bool)
-        A_set = np.zeros_like(A)
-        B = np.zeros((len(b_vals), len(b_vals)), dtype=bool)
-        B_set = np.zeros_like(B)
-        ok = True
-        for q in range(len(tuples)):
-            for k in range(len(tuples)):
-                if same_a[q, k]:
-                    cell = (bi[q], bi[k])
-                    table, seen = B, B_set
-                else:
-                    cell = (ai[q], ai[k])
-                    table, seen = A, A_set
-                if seen[cell] and table[cell] != P[q, k]:
-                    ok = False
-                    break
-                seen[cell] = True
-                table[cell] = P[q, k]
-            if not ok:
-                break
-        if not ok:
+        A, ok_a = _consistent_table(ai, ai, P, ~same_a, len(a_vals))
+        B, ok_b = _consistent_table(bi, bi, P, same_a, len(b_vals))
+        if not (ok_a and ok_b):
             continue
         eq = np.eye(len(a_vals), dtype=bool)
         lit_a = Literal(a_node, a_node, A & ~eq, lit.source)
@@ -369,3 +351,18 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
         lit_b = Literal(b_node, b_node, B, lit.source)
         return [[lit_a], [lit_eq, lit_b]]
     return None
+
+
+def _consistent_table(qi: np.ndarray, ki: np.ndarray, P: np.ndarray, where: np.ndarray,
+                      size: int) -> tuple[np.ndarray, bool]:
+    """T[qv, kv] = P[q, k] over the pairs in `where`; ok if every cell gets one value."""
+    rows, cols = np.nonzero(where)
+    cells = qi[rows] * size + ki[cols]
+    vals = P[rows, cols].astype(np.int8)
+    hi = np.full(size * size, -1, dtype=np.int8)
+    lo = np.full(size * size, 2, dtype=np.int8)
+    np.maximum.at(hi, cells, vals)
+    np.minimum.at(lo, cells, vals)
+    seen = hi >= 0
+    ok = bool(np.all(hi[seen] == lo[seen]))
+    return (hi == 1).reshape(size, size), ok

@@ -301,6 +301,8 @@ class Interpreter:
         numeric = vals.dtype.kind in "iuf" or (vals.dtype == object and _all_numbers(vals, sel, many))
         if numeric:
             fv = as_float(vals)
+            if vals.dtype == object:  # None at positions no multi-position mean selects
+                fv = np.where(np.equal(vals, None), 0.0, fv)
             with np.errstate(all="ignore"):
                 means = np.matmul(sel.astype(np.float64), fv[:, :, None])[:, :, 0] / np.maximum(count, 1)
             return select_values([one, many, none], [picked, means, default], shape)
