@@ -87,6 +87,10 @@ class Decomposition:
     const: float
 
 
+def _or_minus_one(i: Optional[int]) -> int:
+    return -1 if i is None else i
+
+
 def separable_on(tuples: list[tuple], outputs: np.ndarray, value_lists: list[tuple],
                  index: Callable[[int, Any], Optional[int]]) -> Optional[Decomposition]:
     """Additive decomposition F(y) = sum_i g_i(y_i) + c that matches F on the given tuples.
@@ -282,8 +286,8 @@ class Plan:
         result = None
         if tuples is not None:
             lists = [self.inf.info[k.id].values for k in kids]
-            indexes = [{(type(v), v): i for i, v in enumerate(vals)} for vals in lists]
-            cols = [np.array([indexes[i].get((type(t[i]), t[i]), -1) for t in tuples], dtype=np.int64)
+            indexes = [ValueIndex(vals) for vals in lists]
+            cols = [np.array([_or_minus_one(indexes[i].find(t[i])) for t in tuples], dtype=np.int64)
                     for i in range(len(kids))]
             out_index = ValueIndex(self.inf.info[node.id].values)
             out = np.full(len(tuples), -1, dtype=np.int64)
@@ -338,8 +342,7 @@ class Plan:
             return None
         tuples_idx = list(zip(*[c.tolist() for c in cols]))
         return separable_on([tuple(lists[i][j] for i, j in enumerate(t)) for t in tuples_idx], F, lists,
-                            lambda i, v, idx=[{(type(x), x): j for j, x in enumerate(l)} for l in lists]:
-                            idx[i].get((type(v), v)))
+                            lambda i, v, idx=[ValueIndex(l) for l in lists]: idx[i].find(v))
 
     def map_table(self, node: ir.Map, kids: list[ir.Node]) -> Optional[np.ndarray]:
         """The map's numeric output on the product of its inputs' value sets."""

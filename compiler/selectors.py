@@ -25,7 +25,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import Inference
+from .infer import Inference, ValueIndex
 
 
 @dataclass
@@ -319,14 +319,14 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
     if tuples is None or len(tuples) > 4000:
         return None
     yinfo = inf.info[y.id]
-    yindex = {(type(v), v): i for i, v in enumerate(yinfo.values)}
+    yindex = ValueIndex(yinfo.values)
     yidx = []
     for t in tuples:
         try:
             val = y.fn.py(*t) if all(v is not None for v in t) else None
         except Exception:
             return None
-        j = yindex.get((type(val), val))
+        j = yindex.find(val)
         if j is None:
             return None
         yidx.append(j)
@@ -336,10 +336,12 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
         second = 1 - first
         a_node, b_node = kids[first], kids[second]
         a_vals, b_vals = inf.info[a_node.id].values, inf.info[b_node.id].values
-        a_index = {(type(v), v): i for i, v in enumerate(a_vals)}
-        b_index = {(type(v), v): i for i, v in enumerate(b_vals)}
-        ai = np.array([a_index[(type(t[first]), t[first])] for t in tuples])
-        bi = np.array([b_index[(type(t[second]), t[second])] for t in tuples])
+        a_index, b_index = ValueIndex(a_vals), ValueIndex(b_vals)
+        ai = [a_index.find(t[first]) for t in tuples]
+        bi = [b_index.find(t[second]) for t in tuples]
+        if None in ai or None in bi:
+            return None
+        ai, bi = np.array(ai), np.array(bi)
         same_a = ai[:, None] == ai[None, :]
         A, ok_a = _consistent_table(ai, ai, P, ~same_a, len(a_vals))
         B, ok_b = _consistent_table(bi, bi, P, same_a, len(b_vals))
