@@ -46,6 +46,8 @@ from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_co
 # every unselected key (and of BOS when the selection is not empty: exp(-15)) is far
 # below float32 resolution of the values.
 SCORE_GAP = 30.0
+# Inputs with at most this many values may be read one-hot (as gates) by an MLP table.
+MAX_GATE_VALUES = 64
 # Score that keeps the BOS query on the BOS key in every head (its other scores are 0).
 BOS_SELF_SCORE = 60.0
 
@@ -584,6 +586,10 @@ class Lowering:
         use_quad = quad is not None and (affine_side or (rank > 2 and (not need_uniform or exact_sides)))
         if use_quad and need_uniform and affine_side and not exact_sides:
             use_quad = False  # scores from computed numbers are not exact enough for a mean
+        if use_quad and q_read == AFFINE and not allow_shift and quad[2] < 0.5:
+            # the square of a numerical query with fine-grained values would have to come from
+            # an MLP far more precisely than float32 allows: tabulate the query instead
+            use_quad = False
         if not use_quad:
             for side in (lit.queries, lit.keys):
                 if self.plan.readable[side.id] == AFFINE and self.plan.kind[side.id] == MAP_VIRTUAL:
@@ -822,26 +828,38 @@ class Lowering:
                 active = rest
         affine = [j for j in active if self.plan.readable[leaves[j].id] == AFFINE]
         anyread = [j for j in active if j not in affine]
-        for attempt in ("codes", "gates"):
-            if attempt == "codes":
+        numeric = [j for j in active if numbers(set_values(cols[j])) is not None]
+        for attempt in ("values", "codes", "gates"):
+            if attempt == "values":
+                # numbers by value (small integer combinations like a - b + c may make the
+                # outputs a function of one coordinate), anything else by its code
+                if len(numeric) < 2:
+                    continue
+                gates = []
+                coord = numeric + [j for j in active if j not in numeric]
+                by_value = set(numeric)
+            elif attempt == "codes":
                 gates: list[int] = []
                 coord = affine + anyread
+                by_value = set(affine)
             else:
-                if not anyread:
+                # inputs with few values become one-hot gates; the rest stay coordinates
+                gates = [j for j in anyread if len(np.unique(codes[j])) <= MAX_GATE_VALUES]
+                if not gates:
                     break
-                gates = list(anyread)
-                coord = list(affine)
+                coord = list(affine) + [j for j in anyread if j not in gates]
+                by_value = set(affine)
             xs, x_refs, x_errs = [], [], []
             for j in coord:
-                if j in affine:
+                if j in by_value:
                     xs.append(np.array([float(v) for v in cols[j]]))
                     x_refs.append(lambda j=j: self.identity(leaves[j]))
                 else:
                     xs.append(codes[j].astype(np.float64))
                     x_refs.append(lambda j=j: self._code_ref(leaves[j], cols[j], codes[j]))
-                x_errs.append(self._leaf_error_estimate(leaves[j], coded=j not in affine))
+                x_errs.append(self._leaf_error_estimate(leaves[j], coded=j not in by_value))
             combos = [tuple(cols[g][r] for g in gates) for r in range(n)]
-            n_aff = sum(1 for j in coord if j in affine)
+            n_aff = sum(1 for j in coord if j in by_value)
             lam = self._projection(xs, n_aff, combos, outputs) if len(xs) > 1 else [1.0] * len(xs)
             if lam is None:
                 continue
@@ -900,8 +918,9 @@ class Lowering:
         k = len(xs)
         candidates = []
         if 1 < n_affine <= 4:
-            for c in itertools.product([1.0, -1.0], repeat=n_affine):
-                if c[0] == 1.0:
+            coefs = [1.0, -1.0, 2.0, -2.0] if n_affine <= 3 else [1.0, -1.0]
+            for c in itertools.product(coefs, repeat=n_affine):
+                if c[0] in (1.0, 2.0) and not (c[0] == 2.0 and all(abs(x) == 2.0 for x in c)):
                     candidates.append(list(c))
         injective = [1.0]
         for j in range(1, k):

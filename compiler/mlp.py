@@ -177,7 +177,12 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
 
 
 def output_tolerance(outputs: np.ndarray) -> np.ndarray:
-    """How far each output may be off and still be read right downstream (a tenth of its gap)."""
+    """How far each output may be off and still be read right downstream.
+
+    One-hot-like features (values within [-1, 1]) may be off by 0.05 (a score term weighs
+    them by 30, far from the 15 that would flip a selection); other features by a quarter
+    of the gap between their values, the margin every table and decoder that reads them has.
+    """
     tol = np.empty(outputs.shape[1])
     for o in range(outputs.shape[1]):
         u = np.unique(outputs[:, o])
@@ -186,5 +191,5 @@ def output_tolerance(outputs: np.ndarray) -> np.ndarray:
         gaps = gaps[gaps > 1e-9 * np.maximum(1.0, np.abs(u[1:]))]
         gap = float(np.min(gaps)) if len(gaps) else 1.0
         small = float(np.max(np.abs(u), initial=0.0)) <= 1.0     # one-hot-like features
-        tol[o] = min(0.05, 0.1 * gap) if small else 0.2 * gap
+        tol[o] = min(0.05, 0.25 * gap) if small else 0.25 * gap
     return tol
