@@ -35,13 +35,7 @@ def check_program(source: str, max_len: int, inputs: list[list]) -> tuple[str, s
     """('ok' | 'compile_error' | 'wrong' | 'crash' | 'eval_error', detail)."""
     prog = rasp.parse(source)
     sop = prog["out"]
-    good, expected = [], []
-    for x in inputs:
-        try:
-            expected.append(rasp.evaluate(sop, x))
-            good.append(x)
-        except rasp.RaspError:
-            pass
+    good, expected = rasp.evaluate_accepted(sop, inputs)
     if not good:
         return "eval_error", ""
     try:

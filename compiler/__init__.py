@@ -14,13 +14,13 @@ Pipeline (one module per stage): graph -> infer -> plan/lower -> schedule -> res
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Union
 
 from rasp import ir
 
 from .compare import same_output, same_value
 from .errors import CompileError
-from .runtime import CompiledModel, OutputSpec, load
+from .runtime import CompiledModel, OutputSpec, load  # noqa: F401 (OutputSpec: public)
 
 __all__ = ["compile", "load", "CompiledModel", "CompileError", "same_output", "same_value", "to_transformer_lens"]
 

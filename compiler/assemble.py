@@ -18,13 +18,12 @@ wrote at BOS.
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import torch
 
 from .features import BOS, ONE
-from .lower import BOS_SELF_SCORE, HeadBlock, Lowered, MLPBlock, resolve
+from .lower import BOS_SELF_SCORE, HeadBlock, Lowered, resolve
 from .model import ModelShape, Transformer
 from .residual import Layout
 from .schedule import Schedule

@@ -26,7 +26,6 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
-import rasp
 from rasp import ir
 from rasp.errors import RaspError
 from rasp.interpreter import Interpreter
@@ -576,7 +575,6 @@ def _sumset_many(sets: list[tuple], node: ir.Aggregate) -> list:
     """All sums picking one value from each set (sets of numbers)."""
     floats = [[float(v) for v in s] for s in sets]
     if all(all(v.is_integer() for v in s) for s in floats):
-        lo = sum(min(s) for s in floats)
         acc = np.array([True])
         base = 0
         for s in floats:

@@ -29,7 +29,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -40,9 +40,8 @@ import rasp
 from rasp import ir
 from rasp.errors import RaspError, RaspInputError
 
-from .assemble import BOS_ID, PAD_ID
 from .model import ModelShape, Transformer
-from .runtime import CompiledModel, decode_value, encode_value
+from .runtime import CompiledModel, TokenEncoder, decode_value, encode_value
 
 FORMAT = "rasp-learned/1"
 META_KEY = "rasp_learned"
@@ -103,32 +102,8 @@ def normalized_vocab(vocab: Sequence[Any]) -> list:
     return normalize_vocab(vocab)
 
 
-class Encoder:
-    """Token ids as a compiled model numbers them: PAD 0, BOS 1, vocabulary 2.. ."""
-
-    def __init__(self, vocab: Sequence[Any], max_seq_len: int) -> None:
-        self.vocab = list(vocab)
-        self.max_seq_len = max_seq_len
-        self._ids = {(type(t), t): i + 2 for i, t in enumerate(self.vocab)}
-
-    def encode(self, batch: Sequence[Sequence[Any]], width: Optional[int] = None
-               ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        seqs = [list(x) for x in batch]
-        lengths = [len(s) for s in seqs]
-        T = width if width is not None else 1 + max(lengths, default=0)
-        ids = np.full((len(seqs), T), PAD_ID, dtype=np.int64)
-        ids[:, 0] = BOS_ID
-        for b, seq in enumerate(seqs):
-            if len(seq) > self.max_seq_len:
-                raise RaspInputError(f"input {b} has length {len(seq)}, longer than the model's max_seq_len "
-                                     f"{self.max_seq_len}")
-            for i, tok in enumerate(seq):
-                tid = self._ids.get((type(tok), tok))
-                if tid is None:
-                    raise RaspInputError(f"token {tok!r} (position {i} of input {b}) is not in the vocabulary "
-                                         f"{self.vocab!r}")
-                ids[b, i + 1] = tid
-        return torch.from_numpy(ids), torch.from_numpy(ids != PAD_ID), lengths
+# Token ids exactly as compiled models number them (PAD 0, BOS 1, vocabulary 2..).
+Encoder = TokenEncoder
 
 
 # ---- the task: a program, its inputs and its labels ------------------------------------------

@@ -30,15 +30,15 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from rasp import ir
-from rasp.values import array_of, factorize
+from rasp.values import factorize
 
 from .errors import CompileError
-from .features import BOS, ONE, Basis, Feature, Read
+from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
-from .infer import MAX_TUPLES, Inference, NodeInfo, ValueIndex, sorted_values, value_key
+from .infer import MAX_TUPLES, Inference, ValueIndex
 from .mlp import EPS32, TablePlan, build_table, output_tolerance, rounding_error
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
-                   Plan, affine_fit, mlp_slot, numbers, separable)
+                   Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
                         split_pairwise)
 
@@ -298,24 +298,22 @@ class Lowering:
         info = self.inf.info[node.id]
         if info.per_token is None:
             raise CompileError("internal: token-local s-op without a token table", node)
-        positions = []
-        for t in self.vocab:
-            v = info.per_token[(type(t), t)]
-            positions.append(self.find(node, v))
-        for ref in self.refs[node.id]:
-            vec = np.array([ref.vec[p] for p in positions])
-            terms = self.tok_basis.express_or_add(vec, lambda: self._embed_feature(node, vec, "token", ref))
-            ref.own = dict(terms)
-            if ONE in ref.own:
-                ref.const += ref.own.pop(ONE)
+        values = [info.per_token[(type(t), t)] for t in self.vocab]
+        self._embed(node, values, self.tok_basis, "token")
 
     def _lower_embed_position(self, node: ir.SOp) -> None:
         info = self.inf.info[node.id]
-        per_pos = [info.by_pos[i][0] for i in range(self.N)]
-        positions = [self.find(node, v) for v in per_pos]
+        self._embed(node, [info.by_pos[i][0] for i in range(self.N)], self.pos_basis, "position")
+
+    def _embed(self, node: ir.SOp, values: list, basis: Basis, where: str) -> None:
+        """Each ref as a combination of embedding features (new ones only when needed).
+
+        `values[j]` is the node's value for token j (token embedding) or position j.
+        """
+        rows = [self.find(node, v) for v in values]
         for ref in self.refs[node.id]:
-            vec = np.array([ref.vec[p] for p in positions])
-            terms = self.pos_basis.express_or_add(vec, lambda: self._embed_feature(node, vec, "position", ref))
+            vec = np.array([ref.vec[r] for r in rows])
+            terms = basis.express_or_add(vec, lambda: self._embed_feature(node, vec, where, ref))
             ref.own = dict(terms)
             if ONE in ref.own:
                 ref.const += ref.own.pop(ONE)
@@ -393,7 +391,6 @@ class Lowering:
         default = node.default
         values = self.values(node)
         if kind == ATTN_MEAN:
-            nums = numbers(v for v in values if v is not None)
             has_none = any(v is None for v in values)
             f_mean = Feature(f"{node.name}", sop_id=node.id, kind="value",
                              fn=np.array([0.0 if v is None else float(v) for v in values]))
@@ -458,7 +455,6 @@ class Lowering:
             f_x = Feature(f"{node.name}:1/(w{t}+1)", kind="aux")
             self._head(node, sel, [(f_x, {}, 1.0)], width=True, exact_mean=True, literals=lits, part=t)
             xfeats.append(f_x)
-        info = self.inf.info[node.id]
         if len(conjs) == 1:
             # one head: the decoding MLP writes every requested function of the width
             created = self._produce(node, refs)
@@ -576,7 +572,6 @@ class Lowering:
         q_read = self.plan.readable[lit.queries.id]
         k_read = self.plan.readable[lit.keys.id]
         P = lit.matrix
-        qvals, kvals = self.values(lit.queries), self.values(lit.keys)
         A, B, _ = factor_matrix(P)
         rank = A.shape[1]
         quad = self._quadratic_codes(lit, q_read, k_read)
@@ -733,28 +728,17 @@ class Lowering:
         return leaves
 
     def _reachable_tuples(self, node: ir.Map, leaves: list[ir.SOp]) -> tuple[int, list[np.ndarray]]:
-        infos = [self.inf.info[l.id] for l in leaves]
-        seen: dict[tuple, tuple] = {}
-        cache: set = set()
-        for i in range(self.N):
-            sets = tuple(info.by_pos[i] for info in infos)
-            key = tuple(id(s) for s in sets)
-            if key in cache:
-                continue
-            cache.add(key)
-            total = math.prod(len(s) for s in sets)
-            if total > MAX_TUPLES or len(seen) > MAX_TUPLES:
-                raise CompileError(f"this elementwise computation depends on {len(leaves)} s-ops "
-                                   f"({', '.join(l.name for l in leaves)}) with more than {MAX_TUPLES} value "
-                                   "combinations; the compiler cannot tabulate it exactly", node)
-            for combo in itertools.product(*sets):
-                seen.setdefault(tuple((type(v), v) for v in combo), combo)
-        rows = list(seen.values())
+        """The value combinations the leaves can take at one position, as object columns."""
+        rows = self.inf.joint_tuples(leaves)
+        if rows is None:
+            raise CompileError(f"this elementwise computation depends on {len(leaves)} s-ops "
+                               f"({', '.join(l.name for l in leaves)}) with more than {MAX_TUPLES} value "
+                               "combinations; the compiler cannot tabulate it exactly", node)
         cols = []
         for j in range(len(leaves)):
             col = np.empty(len(rows), dtype=object)
             for r, combo in enumerate(rows):
-                col[r] = combo[j]
+                col[r] = combo[j]      # element by element: values may themselves be tuples
             cols.append(col)
         return len(rows), cols
 
@@ -992,7 +976,6 @@ class Lowering:
         for z, f_x, outputs in parts:
             plan = build_table([()] * len(z), z, outputs, 0)
             for u in plan.units:
-                idx = len(units)
                 units.append(MLPUnitSpec({f_x: u.z} if u.z else {}, u.bias, u.label))
             offset = len(units) - len(plan.units)
             for uidx, w in plan.out_weights[0].items():
@@ -1013,7 +996,6 @@ def canonical(z: np.ndarray) -> np.ndarray:
     if z.size == 0:
         return z
     u = np.unique(z)
-    keep = np.ones(len(u), dtype=bool)
     rep = u.copy()
     for i in range(1, len(u)):
         if u[i] - rep[i - 1] <= 1e-12 * max(1.0, abs(u[i])):

@@ -24,7 +24,7 @@ output weights, plus the error analysis used by the precision checks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

@@ -14,7 +14,7 @@ This module knows tensors and shapes only; nothing here knows about RASP.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch

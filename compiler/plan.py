@@ -23,8 +23,6 @@ their inputs allow (as soon as possible, like the RASP paper's layer analysis).
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -34,7 +32,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, LEN, MAX_TUPLES, Inference, NodeInfo, ValueIndex
+from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex
 
 CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
 ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
@@ -123,27 +121,6 @@ def separable_on(tuples: list[tuple], outputs: np.ndarray, value_lists: list[tup
             seen[j] = True
         parts[i][~seen] = 0.0
     return Decomposition(parts, const)
-
-
-def separable(fn_values: np.ndarray) -> Optional[Decomposition]:
-    """Additive decomposition of a k-dimensional table, or None if it is not additive."""
-    k = fn_values.ndim
-    anchor = (0,) * k
-    c0 = fn_values[anchor]
-    parts = []
-    for axis in range(k):
-        idx = [0] * k
-        idx[axis] = slice(None)
-        parts.append(fn_values[tuple(idx)] - c0)
-    recon = np.full(fn_values.shape, c0, dtype=np.float64)
-    for axis, part in enumerate(parts):
-        shape = [1] * k
-        shape[axis] = len(part)
-        recon = recon + part.reshape(shape)
-    scale = max(1.0, float(np.max(np.abs(fn_values))))
-    if not np.all(np.isfinite(fn_values)) or np.max(np.abs(recon - fn_values)) > 1e-9 * scale:
-        return None
-    return Decomposition(parts, float(c0))
 
 
 class Plan:
@@ -344,21 +321,3 @@ class Plan:
         return separable_on([tuple(lists[i][j] for i, j in enumerate(t)) for t in tuples_idx], F, lists,
                             lambda i, v, idx=[ValueIndex(l) for l in lists]: idx[i].find(v))
 
-    def map_table(self, node: ir.Map, kids: list[ir.Node]) -> Optional[np.ndarray]:
-        """The map's numeric output on the product of its inputs' value sets."""
-        sets = [self.inf.info[k.id].values for k in kids]
-        if math.prod(len(s) for s in sets) > MAX_TUPLES:
-            return None
-        out = np.empty([len(s) for s in sets], dtype=np.float64)
-        for idx in itertools.product(*(range(len(s)) for s in sets)):
-            args = [s[i] for s, i in zip(sets, idx)]
-            if any(a is None for a in args):
-                return None
-            try:
-                r = node.fn.py(*args)
-            except Exception:
-                return None
-            if not isinstance(r, (int, float)):
-                return None
-            out[idx] = float(r)
-        return out

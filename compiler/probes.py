@@ -11,7 +11,7 @@ the basis of per-layer decoding, interventions and the compiler's own self-check
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .features import BOS, ONE, Feature
-from .lower import Lowered, resolve
+from .lower import Lowered
 from .schedule import Schedule
 
 

@@ -9,10 +9,9 @@ clear `RaspInputError`, not a wrong answer.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -77,6 +76,38 @@ class OutputSpec:
         return out
 
 
+class TokenEncoder:
+    """Token ids as every model here numbers them: PAD 0, BOS 1, the vocabulary from 2.
+
+    Checks inputs first: an unknown token or a too-long input is a clear RaspInputError.
+    """
+
+    def __init__(self, vocab: Sequence[Any], max_seq_len: int) -> None:
+        self.vocab = list(vocab)
+        self.max_seq_len = max_seq_len
+        self._ids = {(type(t), t): i + 2 for i, t in enumerate(self.vocab)}
+
+    def encode(self, batch: Sequence[Input], width: Optional[int] = None
+               ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """ids [batch, width or 1 + longest], mask (True at BOS and tokens), lengths."""
+        seqs = [list(x) for x in batch]
+        lengths = [len(s) for s in seqs]
+        T = width if width is not None else 1 + max(lengths, default=0)
+        ids = np.full((len(seqs), T), PAD_ID, dtype=np.int64)
+        ids[:, 0] = BOS_ID
+        for b, seq in enumerate(seqs):
+            if len(seq) > self.max_seq_len:
+                raise RaspInputError(f"input {b} has length {len(seq)}, longer than the model's max_seq_len "
+                                     f"{self.max_seq_len}")
+            for i, tok in enumerate(seq):
+                tid = self._ids.get((type(tok), tok))
+                if tid is None:
+                    raise RaspInputError(f"token {tok!r} (position {i} of input {b}) is not in the vocabulary "
+                                         f"{self.vocab!r}")
+                ids[b, i + 1] = tid
+        return torch.from_numpy(ids), torch.from_numpy(ids != PAD_ID), lengths
+
+
 @dataclass
 class CompiledModel:
     """A compiled RASP program: the transformer plus its input/output conventions."""
@@ -90,7 +121,7 @@ class CompiledModel:
     program: Any = None                           # the compile-time objects (for inspection)
 
     def __post_init__(self) -> None:
-        self._token_ids = {(type(t), t): i + 2 for i, t in enumerate(self.vocab)}
+        self._encoder = TokenEncoder(self.vocab, self.max_seq_len)
         self.module.eval()
 
     # ---- sizes (a layer = attention + MLP, as in Tracr and the RASP paper)
@@ -133,23 +164,8 @@ class CompiledModel:
     # ---- encoding
     def encode(self, batch: Sequence[Input]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Token ids [batch, 1 + longest], padding mask, and each input's length."""
-        seqs = [list(x) if not isinstance(x, str) else list(x) for x in batch]
-        lengths = [len(s) for s in seqs]
-        T = 1 + max(lengths, default=0)
-        ids = np.full((len(seqs), T), PAD_ID, dtype=np.int64)
-        ids[:, 0] = BOS_ID
-        for b, seq in enumerate(seqs):
-            if len(seq) > self.max_seq_len:
-                raise RaspInputError(f"input {b} has length {len(seq)}, longer than the model's max_seq_len "
-                                     f"{self.max_seq_len}")
-            for i, tok in enumerate(seq):
-                tid = self._token_ids.get((type(tok), tok))
-                if tid is None:
-                    raise RaspInputError(f"token {tok!r} (position {i} of input {b}) is not in the vocabulary "
-                                         f"{self.vocab!r}")
-                ids[b, i + 1] = tid
-        mask = ids != PAD_ID
-        return (torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device), lengths)
+        ids, mask, lengths = self._encoder.encode(batch)
+        return ids.to(self.device), mask.to(self.device), lengths
 
     # ---- running
     @torch.no_grad()

@@ -17,7 +17,7 @@ would score differently); for selector_width we split it into disjoint conjuncti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -56,6 +56,9 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
     kv = inf.info[keys.id].values
     qv = inf.info[queries.id].values
     pred = node.ir_predicate
+    fast = _compare_vectorised(pred.comparison, qv, kv)
+    if fast is not None:
+        return fast
     m = np.zeros((len(qv), len(kv)), dtype=bool)
     for i, q in enumerate(qv):
         for j, k in enumerate(kv):
@@ -66,6 +69,24 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
             except Exception:
                 m[i, j] = False  # only unreachable (or invalid) inputs get here
     return m
+
+
+_NP_COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+               ">": np.greater, ">=": np.greater_equal}
+
+
+def _compare_vectorised(comparison: Optional[str], qv: tuple, kv: tuple) -> Optional[np.ndarray]:
+    """The predicate matrix of a standard comparison of plain numbers or of strings, at once."""
+    if comparison in ("TRUE", "FALSE"):
+        return np.full((len(qv), len(kv)), comparison == "TRUE")
+    if comparison not in _NP_COMPARE:
+        return None
+    for kind in ((int, float), (str,)):
+        if all(isinstance(v, kind) and not isinstance(v, bool) for v in (*qv, *kv)):
+            q = np.array(qv, dtype=np.float64 if kind != (str,) else str)
+            k = np.array(kv, dtype=np.float64 if kind != (str,) else str)
+            return _NP_COMPARE[comparison](k[None, :], q[:, None])
+    return None
 
 
 def _literal_of(node: ir.Selector, graph: ProgramGraph, inf: Inference) -> Literal:
@@ -316,7 +337,7 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
     if len(kids) != 2:
         return None
     tuples = inf.joint_tuples(kids)
-    if tuples is None or len(tuples) > 4000:
+    if tuples is None or len(tuples) > 10_000:
         return None
     yinfo = inf.info[y.id]
     yindex = ValueIndex(yinfo.values)
@@ -342,9 +363,8 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
         if None in ai or None in bi:
             return None
         ai, bi = np.array(ai), np.array(bi)
-        same_a = ai[:, None] == ai[None, :]
-        A, ok_a = _consistent_table(ai, ai, P, ~same_a, len(a_vals))
-        B, ok_b = _consistent_table(bi, bi, P, same_a, len(b_vals))
+        A, ok_a = _blocks_constant(P, ai, len(a_vals))
+        B, ok_b = _same_block_table(P, ai, bi, len(b_vals))
         if not (ok_a and ok_b):
             continue
         eq = np.eye(len(a_vals), dtype=bool)
@@ -355,16 +375,31 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
     return None
 
 
-def _consistent_table(qi: np.ndarray, ki: np.ndarray, P: np.ndarray, where: np.ndarray,
-                      size: int) -> tuple[np.ndarray, bool]:
-    """T[qv, kv] = P[q, k] over the pairs in `where`; ok if every cell gets one value."""
-    rows, cols = np.nonzero(where)
-    cells = qi[rows] * size + ki[cols]
-    vals = P[rows, cols].astype(np.int8)
-    hi = np.full(size * size, -1, dtype=np.int8)
-    lo = np.full(size * size, 2, dtype=np.int8)
-    np.maximum.at(hi, cells, vals)
-    np.minimum.at(lo, cells, vals)
-    seen = hi >= 0
-    ok = bool(np.all(hi[seen] == lo[seen]))
-    return (hi == 1).reshape(size, size), ok
+def _blocks_constant(P: np.ndarray, groups: np.ndarray, size: int) -> tuple[np.ndarray, bool]:
+    """T[g1, g2] = P over query group g1 x key group g2 (g1 != g2); ok if each block is constant."""
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    ids = g[starts]
+    Ps = P[np.ix_(order, order)].astype(np.uint8)
+    hi = np.maximum.reduceat(np.maximum.reduceat(Ps, starts, axis=0), starts, axis=1)
+    lo = np.minimum.reduceat(np.minimum.reduceat(Ps, starts, axis=0), starts, axis=1)
+    off = ~np.eye(len(ids), dtype=bool)
+    ok = bool(np.all(hi[off] == lo[off]))
+    table = np.zeros((size, size), dtype=bool)
+    table[np.ix_(ids, ids)] = (hi == 1) & off
+    return table, ok
+
+
+def _same_block_table(P: np.ndarray, groups: np.ndarray, inner: np.ndarray, size: int) -> tuple[np.ndarray, bool]:
+    """T[b1, b2] = P between tuples of one group with inner values b1, b2; ok if the same in every group."""
+    table = np.zeros((size, size), dtype=np.int8) - 1
+    for gid in np.unique(groups):
+        members = np.flatnonzero(groups == gid)
+        sub = P[np.ix_(members, members)].astype(np.int8)
+        cells = table[np.ix_(inner[members], inner[members])]
+        known = cells >= 0
+        if np.any(cells[known] != sub[known]):
+            return table == 1, False
+        table[np.ix_(inner[members], inner[members])] = sub
+    return table == 1, True

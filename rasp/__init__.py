@@ -22,11 +22,11 @@ from .build import load_program as _load_program
 from .build import parse_program as _parse_program
 from .errors import (RaspError, RaspInputError, RaspLimitError, RaspNameError, RaspRuntimeError,
                      RaspSyntaxError, RaspTypeError, RaspValueError)
-from .interpreter import evaluate, evaluate_all, evaluate_batch
+from .interpreter import evaluate, evaluate_accepted, evaluate_all, evaluate_batch
 from .ir import Aggregate, Map, Node, Select, Selector, SelectorWidth, SOp
 
 __all__ = [
-    "load", "parse", "evaluate", "evaluate_batch", "evaluate_all", "Program", "ir",
+    "load", "parse", "evaluate", "evaluate_batch", "evaluate_all", "evaluate_accepted", "Program", "ir",
     "RaspError", "RaspSyntaxError", "RaspNameError", "RaspTypeError", "RaspValueError",
     "RaspLimitError", "RaspRuntimeError", "RaspInputError",
     "Node", "SOp", "Selector", "Map", "Select", "Aggregate", "SelectorWidth",

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import ir
-from .errors import RaspInputError, RaspRuntimeError
+from .errors import RaspError, RaspInputError, RaspRuntimeError
 from .values import array_of, as_float, factorize, full_like_shape, is_numeric_array, select_values, to_python
 
 # Largest number of selector cells (batch * n * n) materialised at once.
@@ -397,6 +397,26 @@ def evaluate_batch(node: ir.Node, batch: Iterable[Input]) -> list:
     _check_node(node)
     inputs = [_as_tokens(t) for t in batch]
     return Interpreter([node]).run(inputs)[node.id]
+
+
+def evaluate_accepted(node: ir.Node, batch: Iterable[Input]) -> tuple[list, list]:
+    """(the inputs the interpreter accepts, their outputs): one batch unless some input fails.
+
+    For comparing other evaluators (a compiled model) with the reference on random inputs,
+    some of which the program itself rejects (e.g. an average of different strings).
+    """
+    inputs = list(batch)
+    try:
+        return inputs, evaluate_batch(node, inputs)
+    except RaspError:
+        good, outputs = [], []
+        for x in inputs:
+            try:
+                outputs.append(evaluate(node, x))
+                good.append(x)
+            except RaspError:
+                continue
+        return good, outputs
 
 
 def evaluate_all(nodes: Sequence[ir.Node], batch: Iterable[Input]) -> dict[int, list]:

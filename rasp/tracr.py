@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import enum
 import logging
-from typing import (Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar,
+from typing import (Any, Callable, Dict, Generic, List, Optional, Sequence, TypeVar,
                     Union)
 
 from . import ir

@@ -8,7 +8,7 @@ converting back with `to_python` returns exactly the Python values.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -57,21 +57,6 @@ def to_python(arr: np.ndarray) -> list:
     if arr.dtype == object:
         return arr.tolist()
     return arr.tolist()
-
-
-def unify(parts: Iterable[np.ndarray], shape: tuple[int, ...]) -> tuple[np.dtype, bool]:
-    """The dtype that holds all `parts` exactly, and whether it must be object."""
-    kinds = {p.dtype.kind for p in parts if p.size}
-    if not kinds:
-        return np.dtype(np.int64), False
-    if len(kinds) == 1:
-        kind = kinds.pop()
-        if kind == "U":
-            return np.dtype(str), False
-        if kind == "O":
-            return np.dtype(object), True
-        return next(p.dtype for p in parts if p.size), False
-    return np.dtype(object), True
 
 
 def select_values(conditions: Sequence[np.ndarray], choices: Sequence[np.ndarray],

@@ -33,18 +33,8 @@ def assert_exact(sop: rasp.SOp, vocab: Sequence[Any], max_len: int, inputs: list
 
 
 def interpret(sop: rasp.SOp, inputs: list[list]) -> tuple[list[list], list]:
-    """(inputs the interpreter accepts, its outputs): one batch unless some input fails."""
-    try:
-        return list(inputs), rasp.evaluate_batch(sop, inputs)
-    except rasp.RaspError:
-        good, expected = [], []
-        for x in inputs:
-            try:
-                expected.append(rasp.evaluate(sop, x))
-                good.append(x)
-            except rasp.RaspError:
-                continue
-        return good, expected
+    """(inputs the interpreter accepts, its outputs)."""
+    return rasp.evaluate_accepted(sop, inputs)
 
 
 def compile_text(source: str, name: str = "out") -> rasp.SOp:

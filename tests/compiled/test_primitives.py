@@ -7,7 +7,7 @@ import pytest
 import compiler
 import rasp
 
-from .helpers import all_inputs, assert_exact, compile_text, random_inputs
+from .helpers import assert_exact, compile_text, random_inputs
 
 # (name, source, vocab, max_len); the program's result is its last expression
 CASES = [
