@@ -4,7 +4,7 @@
 
 For each program of ../shared/REFERENCE-NUMBERS.md (built with `rasp.tracr`, see
 bench/tracr_programs.py) and each max_seq_len: layers, heads, d_model, d_mlp, params,
-compile seconds (best of 3, warm), microseconds per sequence (CPU, batch 256) and the
+compile seconds (best of 5 after one warm-up compile), microseconds per sequence (CPU, batch 256) and the
 share of random inputs whose whole output equals the reference interpreter; then
 Tracr's row where the reference table has one.
 """
@@ -58,7 +58,7 @@ def time_per_sequence(model: compiler.CompiledModel, inputs: list[list], batch: 
     with torch.no_grad():
         model.module(ids, mask)
         best = float("inf")
-        for _ in range(5):
+        for _ in range(20):
             start = time.perf_counter()
             model.module(ids, mask)
             best = min(best, time.perf_counter() - start)
@@ -85,7 +85,8 @@ def main() -> None:
             best = float("inf")
             model = None
             try:
-                for _ in range(3):
+                compiler.compile(sop, vocab=vocab, max_seq_len=n)   # warm-up (imports, caches)
+                for _ in range(5):
                     model = compiler.compile(sop, vocab=vocab, max_seq_len=n)
                     best = min(best, model.info["compile_seconds"])
             except rasp.RaspError as err:

@@ -97,7 +97,6 @@ class Basis:
         self._r = np.zeros((0, 0))
         self._cols: list[Optional[Feature]] = []     # feature per QR column (None: the constant)
         self._indicator: dict[int, Feature] = {}     # domain index -> its indicator feature
-        self._only_indicators = True
         if with_constant and size:
             self._append_column(None, np.ones(size))
 
@@ -132,10 +131,9 @@ class Basis:
             return None
         if not np.any(vec):
             return {}
-        if self._only_indicators:
-            j = self._indicator_index(vec)
-            if j is not None and j in self._indicator:
-                return {self._indicator[j]: 1.0}
+        j = self._indicator_index(vec)
+        if j is not None and j in self._indicator:
+            return {self._indicator[j]: 1.0}
         if self._q.shape[1] == 0:
             return None
         coef = self._q.T @ vec
@@ -158,8 +156,6 @@ class Basis:
         j = self._indicator_index(vec)
         if j is not None:
             self._indicator[j] = feature
-        else:
-            self._only_indicators = False
         self._append_column(feature, vec)
 
     def express_or_add(self, vec: np.ndarray, make: "callable") -> dict[Feature, float]:
@@ -179,9 +175,5 @@ class Basis:
 
 
 def _solve_upper(r: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve R x = b for upper-triangular R (back substitution)."""
-    n = len(b)
-    x = np.zeros(n)
-    for i in range(n - 1, -1, -1):
-        x[i] = (b[i] - r[i, i + 1:] @ x[i + 1:]) / r[i, i]
-    return x
+    """Solve R x = b for upper-triangular R (LAPACK; R is small and well conditioned)."""
+    return np.linalg.solve(r, b) if len(b) else np.zeros(0)

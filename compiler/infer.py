@@ -18,6 +18,7 @@ the attention needs its BOS fallback) and how wide it can be.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from fractions import Fraction
@@ -61,6 +62,50 @@ def sorted_values(values: Iterable[Any]) -> tuple:
     1/3), so values that are equal as rationals can differ in the last bits; they are
     one value for the compiler (outputs are compared with that tolerance).
     """
+    values = values if isinstance(values, (list, tuple)) else list(values)
+    plain = [v for v in values if type(v) is int or type(v) is float]
+    numbers = _sorted_plain_numbers(plain)
+    if numbers is None:
+        return _sorted_values_general(values)
+    if len(plain) == len(values):
+        return numbers
+    rest = _sorted_values_general([v for v in values if type(v) is not int and type(v) is not float])
+    if any(_is_plain_number(v) for v in rest):     # number subclasses (numpy scalars) sort among numbers
+        return _sorted_values_general(values)
+    bools = [v for v in rest if isinstance(v, bool)]   # value_key puts bools first, numbers next
+    return tuple(bools) + numbers + rest[len(bools):]
+
+
+def _sorted_plain_numbers(values: list) -> Optional[tuple]:
+    """Fast path of sorted_values for ints and floats (None if a NaN needs the general path).
+
+    A set union keeps the int of 3 and 3.0 (as the general path does); only values
+    near their predecessor go through the merging rule, which numpy finds in one pass.
+    """
+    ints = {v for v in values if type(v) is int}
+    if len(ints) == len(values):
+        return tuple(sorted(ints))
+    merged = sorted(ints | {v for v in values if type(v) is float})
+    arr = np.fromiter(merged, dtype=np.float64, count=len(merged))
+    if np.isnan(arr).any():
+        return None
+    # a looser test than the merge rule, so no merge is missed; the rule decides below
+    near = np.abs(np.diff(arr)) <= 4e-12 * np.maximum(1.0, np.abs(arr[1:]))
+    if not near.any():
+        return tuple(merged)
+    out: list = [merged[0]]
+    for v, check in zip(merged[1:], near.tolist()):
+        if check:
+            prev = out[-1]
+            if abs(v - prev) <= 1e-12 * max(1.0, abs(v)):
+                if type(prev) is not int:
+                    out[-1] = v if type(v) is int else _representative(prev, v)
+                continue
+        out.append(v)
+    return tuple(out)
+
+
+def _sorted_values_general(values: Iterable[Any]) -> tuple:
     table = {}
     for v in values:
         table.setdefault((type(v), v) if not isinstance(v, float) or not math.isnan(v) else ("nan",), v)
@@ -91,6 +136,7 @@ def _is_plain_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+@functools.lru_cache(maxsize=65536)
 def _representative(a: float, b: float) -> float:
     """Of two float64 spellings of one number, the one a direct division would give
     (1/6 = 0.16666666666666666, not 0.16666666666666663), else the shorter."""
@@ -127,6 +173,26 @@ class ValueIndex:
             if 0 <= cand < len(self.xs) and abs(self.xs[cand] - x) <= 1e-12 * max(1.0, abs(x)):
                 return self.where[cand]
         return None
+
+    def find_many(self, values: Sequence[Any]) -> np.ndarray:
+        """find() over a list, -1 where absent; vectorised when all are plain numbers
+        (maps over fine-grained numerical s-ops have tens of thousands of tuples)."""
+        if values and len(self.xs) and {type(v) for v in values} <= {int, float}:
+            x = np.asarray(values, dtype=np.float64)
+            pos = np.searchsorted(self.xs, x)
+            best = np.full(len(x), -1, dtype=np.int64)
+            tol = 1e-12 * np.maximum(1.0, np.abs(x))
+            where = np.asarray(self.where + [-1], dtype=np.int64)
+            for shift in (1, -1, 0):
+                cand = np.clip(pos + shift, 0, len(self.xs) - 1)
+                ok = np.abs(self.xs[cand] - x) <= tol
+                best = np.where(ok, where[cand], best)
+            return best  # same preference order as find(): pos, then pos - 1, then pos + 1
+        out = np.empty(len(values), dtype=np.int64)
+        for r, v in enumerate(values):
+            hit = self.find(v)
+            out[r] = -1 if hit is None else hit
+        return out
 
 
 def is_number(v: Any) -> bool:
@@ -343,17 +409,24 @@ class Inference:
                     seen.setdefault(tuple((type(v), v) for v in combo), combo)
             return list(seen.values())
         cache = set()
+        # without bools, == on value tuples is fine as the dedupe key (1 and 1.0 are one
+        # value in merged value sets anyway; True == 1 is the collision to avoid)
+        plain = not any(isinstance(v, bool) for i in infos for pos in i.by_pos for v in pos)
+        plain_seen: dict[tuple, None] = {}
         for p in range(self.N):
             sets = tuple(i.by_pos[p] for i in infos)
             key = tuple(id(s) for s in sets)
             if key in cache:
                 continue
             cache.add(key)
-            if math.prod(len(s) for s in sets) + len(seen) > MAX_TUPLES:
+            if math.prod(len(s) for s in sets) + len(seen) + len(plain_seen) > MAX_TUPLES:
                 return None
+            if plain:
+                plain_seen.update(dict.fromkeys(itertools.product(*sets)))
+                continue
             for combo in itertools.product(*sets):
                 seen.setdefault(tuple((type(v), v) for v in combo), combo)
-        return list(seen.values())
+        return list(plain_seen) if plain else list(seen.values())
 
     # ---- selectors
     def _selector_from_exact(self, node: ir.Selector, mats: list[np.ndarray]) -> SelectorInfo:
@@ -453,8 +526,9 @@ class Inference:
                                f"(limit {MAX_TUPLES}); the compiler cannot enumerate them exactly", node)
         results = []
         py = node.fn.py
+        may_be_none = any(None in s for s in sets)
         for args in itertools.product(*sets):
-            if any(a is None for a in args):
+            if may_be_none and None in args:
                 results.append(None)
                 continue
             try:
@@ -482,6 +556,7 @@ class Inference:
         if sel.exact is not None:
             out = []
             memo: dict[tuple, list] = {}
+            prefix_sums: dict[tuple, tuple] = {}
             last = sel.exact[N - 1]
             for i in range(N):
                 vals = set()
@@ -496,7 +571,7 @@ class Inference:
                     sets = tuple(id(src.by_pos[j]) for j in keys)
                     if sets not in memo:
                         memo[sets] = self._means_over_positions(node, [src.by_pos[j] for j in keys],
-                                                                numeric_src, tracr)
+                                                                numeric_src, tracr, prefix_sums)
                     for v in memo[sets]:
                         vals.add((type(v), v))
                 out.append(sorted_values(v for _, v in vals))
@@ -513,14 +588,15 @@ class Inference:
             means = sorted_values([*means, default])
         return [means] * N
 
-    def _means_over_positions(self, node: ir.Aggregate, sets: list[tuple], numeric: bool, tracr: bool) -> list:
+    def _means_over_positions(self, node: ir.Aggregate, sets: list[tuple], numeric: bool, tracr: bool,
+                              prefix_sums: Optional[dict] = None) -> list:
         """Every value the aggregate can produce when exactly these key positions are selected."""
         if len(sets) == 1:
             return [float(v) if tracr and numeric else v for v in sets[0]]
         if not numeric:
             common = set.intersection(*(set((type(v), v) for v in s) for s in sets))
             return [v for _, v in common]
-        sums = _sumset_many(sets, node)
+        sums = _sumset_many(sets, node, prefix_sums)
         return [s / len(sets) for s in sums]
 
     def _all_means(self, node: ir.Aggregate, values: tuple) -> tuple:
@@ -571,19 +647,29 @@ class Inference:
                            "aggregate integer-valued s-ops (or make the selection unique)", node)
 
 
-def _sumset_many(sets: list[tuple], node: ir.Aggregate) -> list:
-    """All sums picking one value from each set (sets of numbers)."""
+def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> list:
+    """All sums picking one value from each set (sets of numbers).
+
+    Integer sets are convolved as indicator vectors; `prefix_cache` (keyed by the ids
+    of a prefix of the sets) lets a causal selector reuse the sums of the previous query,
+    so all queries together cost O(N) convolutions instead of O(N^2).
+    """
     floats = [[float(v) for v in s] for s in sets]
     if all(all(v.is_integer() for v in s) for s in floats):
-        acc = np.array([True])
-        base = 0
-        for s in floats:
-            ints = [int(v) for v in s]
+        cache = prefix_cache if prefix_cache is not None else {}
+        ids = tuple(id(s) for s in sets)
+        start = len(sets)
+        while start > 0 and ids[:start] not in cache:
+            start -= 1
+        acc, base = cache.get(ids[:start], (np.array([True]), 0))
+        for k in range(start, len(sets)):
+            ints = [int(v) for v in floats[k]]
             m = min(ints)
             vec = np.zeros(max(ints) - m + 1, dtype=bool)
             vec[[v - m for v in ints]] = True
             acc = np.convolve(acc, vec) > 0
             base += m
+            cache[ids[:k + 1]] = (acc, base)
         return [float(base + k) for k in np.nonzero(acc)[0]]
     current = {0.0}
     for s in floats:

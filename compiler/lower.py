@@ -172,6 +172,11 @@ def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
     return np.array([float(fn(v)) for v in values], dtype=np.float64)
 
 
+def _as_numbers(values: Sequence[Any]) -> np.ndarray:
+    """The values as floats, None as 0 (numeric s-ops can have tens of thousands of values)."""
+    return np.array([0.0 if v is None else v for v in values], dtype=np.float64)
+
+
 class Lowering:
     def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan) -> None:
         self.graph = graph
@@ -217,7 +222,7 @@ class Lowering:
         nums = numbers(v for v in vals if v is not None)
         if nums is None:
             raise CompileError("this s-op is used as a number but its values are not all numbers", node)
-        return self.request_fn(node, lambda v: 0.0 if v is None else float(v), f"{node.name}")
+        return self.request(node, _as_numbers(vals), f"{node.name}")
 
     def indicator(self, node: ir.SOp, value: Any) -> Ref:
         vec = np.zeros(len(self.values(node)))
@@ -271,12 +276,13 @@ class Lowering:
     def _readout(self, out: ir.SOp) -> Readout:
         vals = self.values(out)
         non_none = [v for v in vals if v is not None]
-        all_bool = non_none and all(isinstance(v, bool) for v in non_none)
-        all_num = non_none and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in non_none)
+        kinds = {type(v) for v in non_none}
+        all_bool = kinds == {bool}
+        all_num = bool(kinds) and all(issubclass(k, (int, float)) and not issubclass(k, bool) for k in kinds)
         readable = self.plan.readable[out.id]
         numeric = (all_num or all_bool) and (readable == AFFINE or len(non_none) > 2)
         if numeric:
-            reads = [self.request_fn(out, lambda v: 0.0 if v is None else float(v), "out")]
+            reads = [self.request(out, _as_numbers(vals), "out")]
             if len(non_none) < len(vals):
                 reads.append(self.request_fn(out, lambda v: 1.0 if v is None else 0.0, "out is None"))
             return Readout("numeric", vals, reads, out)

@@ -85,10 +85,6 @@ class Decomposition:
     const: float
 
 
-def _or_minus_one(i: Optional[int]) -> int:
-    return -1 if i is None else i
-
-
 def separable_on(tuples: list[tuple], outputs: np.ndarray, value_lists: list[tuple],
                  index: Callable[[int, Any], Optional[int]]) -> Optional[Decomposition]:
     """Additive decomposition F(y) = sum_i g_i(y_i) + c that matches F on the given tuples.
@@ -264,21 +260,22 @@ class Plan:
         if tuples is not None:
             lists = [self.inf.info[k.id].values for k in kids]
             indexes = [ValueIndex(vals) for vals in lists]
-            cols = [np.array([_or_minus_one(indexes[i].find(t[i])) for t in tuples], dtype=np.int64)
-                    for i in range(len(kids))]
+            cols = [indexes[i].find_many([t[i] for t in tuples]) for i in range(len(kids))]
             out_index = ValueIndex(self.inf.info[node.id].values)
-            out = np.full(len(tuples), -1, dtype=np.int64)
+            results, raised = [], []
             py = node.fn.py
-            for r, args in enumerate(tuples):
-                if any(a is None for a in args):
-                    res = None
-                else:
+            may_be_none = any(None in vals for vals in lists)
+            for args in tuples:
+                res = None
+                if not may_be_none or None not in args:
                     try:
                         res = py(*args)
                     except Exception:
-                        continue
-                j = out_index.find(res)
-                out[r] = -1 if j is None else j
+                        raised.append(len(results))
+                        res = 0  # placeholder, marked -1 below
+                results.append(res)
+            out = out_index.find_many(results)
+            out[raised] = -1
             if all((c >= 0).all() for c in cols):
                 result = (cols, out)
         self._tuples[node.id] = result

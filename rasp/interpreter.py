@@ -44,8 +44,9 @@ def _error(node: ir.Node, message: str) -> RaspRuntimeError:
 class _Group:
     """Evaluation state for one batch of equal-length inputs."""
 
-    def __init__(self, tokens: list[Sequence[Any]], n: int, inputs_index: list[int]) -> None:
+    def __init__(self, tokens: list[Sequence[Any]], n: int, inputs_index: list[int], all_str: bool = False) -> None:
         self.tokens = tokens
+        self.all_str = all_str
         self.n = n
         self.batch = len(tokens)
         self.index = inputs_index
@@ -55,7 +56,7 @@ class _Group:
     def raw_tokens(self) -> np.ndarray:
         """The input tokens as given, [batch, n], in the tightest exact dtype."""
         if self._raw is None:
-            if self.n and all(isinstance(t, str) for t in self.tokens):
+            if self.n and (self.all_str or all(isinstance(t, str) for t in self.tokens)):
                 # strings of one length: one vectorised split into characters
                 self._raw = np.array(self.tokens).view("<U1").reshape(self.batch, self.n)
             else:
@@ -89,6 +90,10 @@ class Interpreter:
                     rows = arr.astype(np.int64).tolist()
                 else:
                     rows = to_python(arr)
+                if len(group.index) == len(inputs):      # one group: already in input order
+                    results[node.id] = rows if group.index == list(range(len(inputs))) else \
+                        [rows[j] for j in np.argsort(group.index).tolist()]
+                    continue
                 for i, row in zip(group.index, rows):
                     results[node.id][i] = row
         return results
@@ -103,16 +108,22 @@ class Interpreter:
 
     # ---- grouping
     def _groups(self, inputs: Sequence[Sequence[Any]]) -> list[_Group]:
-        by_len: dict[int, list[int]] = defaultdict(list)
-        for i, seq in enumerate(inputs):
-            by_len[len(seq)].append(i)
+        all_str = set(map(type, inputs)) == {str}
+        lengths = np.fromiter(map(len, inputs), dtype=np.int64, count=len(inputs))
+        order = np.argsort(lengths, kind="stable")
+        sizes, starts = np.unique(lengths[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(inputs)]
         groups = []
-        for n, idx in sorted(by_len.items()):
+        for n, lo, hi in zip(sizes.tolist(), starts.tolist(), ends):
+            idx = order[lo:hi].tolist()
             chunk = max(1, _MAX_CELLS // max(1, n * n))
             for start in range(0, len(idx), chunk):
                 part = idx[start:start + chunk]
-                tokens = [inputs[i] if isinstance(inputs[i], str) else list(inputs[i]) for i in part]
-                groups.append(_Group(tokens, n, part))
+                if all_str:
+                    tokens = [inputs[i] for i in part]
+                else:
+                    tokens = [inputs[i] if isinstance(inputs[i], str) else list(inputs[i]) for i in part]
+                groups.append(_Group(tokens, n, part, all_str))
         return groups
 
     # ---- evaluation of one group
@@ -386,6 +397,12 @@ def _as_tokens(tokens: Input) -> Union[str, list]:
     return list(tokens)
 
 
+def _as_inputs(batch: Iterable[Input]) -> list:
+    if isinstance(batch, list) and set(map(type, batch)) <= {str}:
+        return batch        # a list of strings needs no conversion (the common, large case)
+    return [_as_tokens(t) for t in batch]
+
+
 def evaluate(node: ir.Node, tokens: Input) -> list:
     """Evaluate an s-op (-> list of values) or selector (-> 0/1 matrix) on one input."""
     _check_node(node)
@@ -395,8 +412,7 @@ def evaluate(node: ir.Node, tokens: Input) -> list:
 def evaluate_batch(node: ir.Node, batch: Iterable[Input]) -> list:
     """Evaluate on many inputs at once (fast: one numpy pass per length)."""
     _check_node(node)
-    inputs = [_as_tokens(t) for t in batch]
-    return Interpreter([node]).run(inputs)[node.id]
+    return Interpreter([node]).run(_as_inputs(batch))[node.id]
 
 
 def evaluate_accepted(node: ir.Node, batch: Iterable[Input]) -> tuple[list, list]:
@@ -423,8 +439,7 @@ def evaluate_all(nodes: Sequence[ir.Node], batch: Iterable[Input]) -> dict[int, 
     """Evaluate several nodes on a batch, sharing work: {node id: [value per input]}."""
     for node in nodes:
         _check_node(node)
-    inputs = [_as_tokens(t) for t in batch]
-    return Interpreter(nodes).run(inputs, nodes)
+    return Interpreter(nodes).run(_as_inputs(batch), nodes)
 
 
 def _check_node(node: Any) -> None:
