@@ -150,7 +150,7 @@ def _conjunctive(sel: ir.Selector, g: "ProgramGraph", negated: bool = False) -> 
 
 def _tuple_fn(arity: int) -> ir.ElementFn:
     return ir.ElementFn(lambda *xs: tuple(xs), arity, "(" + ", ".join(f"x{i}" for i in range(arity)) + ")",
-                        op="tuple")
+                        op="tuple", takes_none=True)
 
 
 def joint_select(sel: ir.Selector, g: "ProgramGraph") -> ir.Select:

@@ -526,7 +526,7 @@ class Inference:
                                f"(limit {MAX_TUPLES}); the compiler cannot enumerate them exactly", node)
         results = []
         py = node.fn.py
-        may_be_none = any(None in s for s in sets)
+        may_be_none = any(None in s for s in sets) and not node.fn.takes_none
         for args in itertools.product(*sets):
             if may_be_none and None in args:
                 results.append(None)

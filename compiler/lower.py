@@ -194,6 +194,8 @@ class Lowering:
         self.index: dict[int, dict] = {}
         self.err: dict[int, float] = {}         # feature uid -> absolute error bound
         self._shared_heads: dict[tuple, HeadBlock] = {}
+        self._parts_cache: dict[int, list] = {}
+        self._joint_cache: dict[int, Optional[tuple]] = {}
         self._done: set[int] = set()
 
     # ---- helpers over value lists
@@ -349,7 +351,7 @@ class Lowering:
             vec = np.zeros(len(self.values(k)))
             for j, v in enumerate(self.values(k)):
                 try:
-                    r = fn(v) if v is not None else None
+                    r = fn(v) if v is not None or node.fn.takes_none else None
                 except Exception:
                     continue
                 i = self.find(node, r)
@@ -441,10 +443,12 @@ class Lowering:
         self._head(node, sel, outs, width=False, exact_mean=False)
 
     # ---- selector width (and length)
-    def _lower_width(self, node: ir.SOp) -> None:
+    def _width_parts(self, node: ir.SOp) -> list[Optional[list[Literal]]]:
+        """The conjunctions whose widths add up to the node's width: one head each."""
+        if node.id in self._parts_cache:
+            return self._parts_cache[node.id]
         kids = self.graph.children(node)
         sel = kids[0] if kids else None
-        refs = self.refs[node.id]
         if sel is None:
             conjs: list[Optional[list[Literal]]] = [None]
         else:
@@ -456,6 +460,14 @@ class Lowering:
                 n_y = len(self.values(lit.keys))
                 if split is not None and n_y > 2 * sum(len(self.values(l.keys)) for c in split for l in c[-1:]):
                     conjs = split
+        self._parts_cache[node.id] = conjs
+        return conjs
+
+    def _lower_width(self, node: ir.SOp) -> None:
+        kids = self.graph.children(node)
+        sel = kids[0] if kids else None
+        refs = self.refs[node.id]
+        conjs = self._width_parts(node)
         xfeats = []
         for t, lits in enumerate(conjs):
             f_x = Feature(f"{node.name}:1/(w{t}+1)", kind="aux")
@@ -470,6 +482,10 @@ class Lowering:
             self._mlp_from_table(node, [], [()] * len(widths), z, {xfeats[0]: 1.0}, outputs, created,
                                  z_err=self._width_x_error(), label=f"decode {node.name}")
             return
+        xs = np.array([float(v) for v in self.values(node)])
+        if len(xfeats) == 2 and any(affine_fit(xs, ref.vec) is None for ref in refs) and \
+                self._decode_joint_widths(node, xfeats, refs):
+            return
         # several disjoint heads: w = sum of their widths; decode each and add
         f_w = Feature(node.name, sop_id=node.id, kind="value",
                       fn=np.array([float(v) for v in self.values(node)]))
@@ -481,7 +497,6 @@ class Lowering:
             outputs = np.array(ws, dtype=np.float64).reshape(-1, 1)
             units_outs.append((z, f_x, outputs))
         self._mlp_sum_of_tables(node, units_outs, f_w, label=f"decode {node.name}")
-        xs = np.array([float(v) for v in self.values(node)])
         nonaffine = []
         for ref in refs:
             fit = affine_fit(xs, ref.vec)
@@ -492,6 +507,71 @@ class Lowering:
                 ref.const += fit[1]
         if nonaffine:
             self._materialize(node, nonaffine, z_feature=f_w)
+
+    def _joint_width_plan(self, node: ir.SOp) -> Optional[tuple[float, np.ndarray, np.ndarray, float]]:
+        """(lam, z, value row per point, z error) for decoding two width heads at once, or None.
+
+        Decoding each head and adding (w = w0 + w1) is linear in the decoded widths, but a
+        function of w that is not affine in it (the one-hot features a later select reads)
+        would need a second MLP, i.e. one more layer. Instead, one MLP can tabulate any
+        function of w0 + w1 over all pairs (w0, w1) read along z = x0 + lam * x1
+        (x = 1/(w+1), what the heads write), with lam chosen to keep pairs with different
+        sums apart. Possible while that separation beats the attention error (small
+        max_seq_len); None otherwise.
+        """
+        if node.id in self._joint_cache:
+            return self._joint_cache[node.id]
+        self._joint_cache[node.id] = None
+        if len(self._width_parts(node)) != 2:
+            return None
+        widths = [int(v) for v in self.values(node)]
+        max_w = max(widths)
+        pairs = np.array([(a, b) for a in range(max_w + 1) for b in range(max_w + 1 - a)], dtype=np.float64)
+        rows = [self.find(node, int(a + b)) for a, b in pairs]
+        keep = np.array([r is not None for r in rows])
+        pairs = pairs[keep]
+        rows = np.array([r for r in rows if r is not None])
+        total = pairs.sum(axis=1)
+        x = 1.0 / (pairs + 1.0)
+        best_gap, best_lam = 0.0, None
+        for lam in np.geomspace(0.05, 20.0, 400):
+            z = x[:, 0] + lam * x[:, 1]
+            order = np.argsort(z, kind="stable")
+            differs = total[order][1:] != total[order][:-1]
+            if not differs.any():
+                continue
+            gap = float(np.diff(z[order])[differs].min()) / (1.0 + lam)
+            if gap > best_gap:
+                best_gap, best_lam = gap, float(lam)
+        if best_lam is None:
+            return None
+        lam = best_lam
+        z = x[:, 0] + lam * x[:, 1]
+        z_err = (1.0 + lam) * self._width_x_error()
+        onehot = (total[:, None] == np.unique(total)[None, :]).astype(np.float64)
+        trial = build_table([()] * len(z), z, onehot, 0)
+        if z_err > trial.z_tolerance or trial.max_preactivation * EPS32 * 8 > 0.25:
+            return None
+        self._joint_cache[node.id] = (lam, z, rows, z_err)
+        return self._joint_cache[node.id]
+
+    def _decode_joint_widths(self, node: ir.SOp, xfeats: list[Feature], refs: list[Ref]) -> bool:
+        """One MLP decoding two width heads into every requested function (see _joint_width_plan)."""
+        joint = self._joint_width_plan(node)
+        if joint is None:
+            return False
+        lam, z, rows, z_err = joint
+        ref_outputs = np.stack([ref.vec[rows] for ref in refs], axis=1)
+        trial = build_table([()] * len(z), z, ref_outputs, 0)
+        if z_err > trial.z_tolerance or trial.max_preactivation * EPS32 * 8 > 0.25:
+            return False
+        if np.any(rounding_error(trial, [()] * len(z), z, 0) > output_tolerance(ref_outputs)):
+            return False
+        created = self._produce(node, refs)
+        outputs = np.stack([f.fn[rows] for f in created], axis=1) if created else np.zeros((len(z), 0))
+        self._mlp_from_table(node, [], [()] * len(z), z, {xfeats[0]: 1.0, xfeats[1]: lam}, outputs, created,
+                             z_err=z_err, label=f"decode {node.name}")
+        return True
 
     def _width_x_error(self) -> float:
         # leakage of unselected keys (weight <= N e^-gap) plus float32 softmax rounding
@@ -585,6 +665,12 @@ class Lowering:
                        self.plan.kind[lit.keys.id] in (EMBED_POS, EMBED_TOK, CONST))
         affine_side = q_read == AFFINE or k_read == AFFINE
         use_quad = quad is not None and (affine_side or (rank > 2 and (not need_uniform or exact_sides)))
+        if use_quad and not affine_side and any(self.plan.kind[side.id] == WIDTH and
+                                                self._joint_width_plan(side) is not None
+                                                for side in (lit.queries, lit.keys)):
+            # a split width decoded by one MLP gives one-hot features precisely, but not the
+            # large squared codes: the table form keeps the select one layer earlier
+            use_quad = False
         if use_quad and need_uniform and affine_side and not exact_sides:
             use_quad = False  # scores from computed numbers are not exact enough for a mean
         if use_quad and q_read == AFFINE and not allow_shift and quad[2] < 0.5:
@@ -781,7 +867,7 @@ class Lowering:
             bad = np.zeros(len(keys), dtype=bool)
             for slot, pos in enumerate(first):
                 call = [u[c[pos]] for u, c in zip(uniques, codes)]
-                if any(a is None for a in call):
+                if not y.fn.takes_none and any(a is None for a in call):
                     results.append(None)
                     continue
                 try:

@@ -239,7 +239,7 @@ class Plan:
         out = []
         for v in values:
             try:
-                r = node.fn.py(v) if v is not None else None
+                r = node.fn.py(v) if v is not None or node.fn.takes_none else None
             except Exception:
                 return None
             if not isinstance(r, (int, float)):
@@ -264,7 +264,7 @@ class Plan:
             out_index = ValueIndex(self.inf.info[node.id].values)
             results, raised = [], []
             py = node.fn.py
-            may_be_none = any(None in vals for vals in lists)
+            may_be_none = any(None in vals for vals in lists) and not node.fn.takes_none
             for args in tuples:
                 res = None
                 if not may_be_none or None not in args:

@@ -344,7 +344,7 @@ def split_pairwise(lit: Literal, graph: ProgramGraph, inf: Inference) -> Optiona
     yidx = []
     for t in tuples:
         try:
-            val = y.fn.py(*t) if all(v is not None for v in t) else None
+            val = y.fn.py(*t) if y.fn.takes_none or all(v is not None for v in t) else None
         except Exception:
             return None
         j = yindex.find(val)

@@ -55,14 +55,16 @@ class ElementFn:
     numpy implementation with identical results that the interpreter uses for speed;
     it may raise `NotImplementedError` to fall back to `py` for unusual dtypes.
     `out_types` maps the static input types to the static output type set.
+    `takes_none`: called even when an argument is None (the compiler's tuple joins);
+    every user function gives None for a None argument without being called.
     """
 
-    __slots__ = ("py", "arity", "label", "vec", "out_types", "op", "consts")
+    __slots__ = ("py", "arity", "label", "vec", "out_types", "op", "consts", "takes_none")
 
     def __init__(self, py: Callable[..., Any], arity: int, label: str,
                  vec: Optional[Callable[..., Any]] = None,
                  out_types: Optional[Callable[..., frozenset]] = None,
-                 op: Optional[str] = None, consts: tuple = ()) -> None:
+                 op: Optional[str] = None, consts: tuple = (), takes_none: bool = False) -> None:
         self.py = py
         self.arity = arity
         self.label = label
@@ -70,6 +72,7 @@ class ElementFn:
         self.out_types = out_types
         self.op = op
         self.consts = consts
+        self.takes_none = takes_none
 
     def __repr__(self) -> str:
         return f"ElementFn({self.label!r})"

@@ -39,6 +39,12 @@ CASES = [
      "abc", 4),
     ("select_or_aggregate", "aggregate(select(tokens, \"a\", ==) or select(indices, 0, ==), tokens, \"_\");",
      "ab", 4),
+    # one part of the `or` reads a query that is None at some positions: the other part
+    # must still select there (the joined tuple keeps its None component)
+    ("select_or_with_none_query", """
+prev = aggregate(select(tokens, tokens, <), tokens);
+aggregate(select(tokens == "a", tokens == "a", !=) or select(tokens, prev, ==), tokens);
+""", "abc", 4),
     ("select_not_aggregate", "aggregate(not select(indices, indices, ==), indicator(tokens == \"a\"));",
      "ab", 4),
     ("numeric_query_equality", "aggregate(select(indices, aggregate(select(tokens, \"b\", ==), indices, 0), "
@@ -112,3 +118,19 @@ def test_compile_error_for_tokens_the_program_rejects():
     with pytest.raises(compiler.CompileError) as err:
         compiler.compile(prog["x"], vocab="ab", max_seq_len=4)
     assert "g.rasp:1:" in str(err.value) and "cannot convert token 'a'" in str(err.value)
+
+
+@pytest.mark.parametrize("max_len, layers", [(10, 2), (32, 3)])
+def test_width_of_an_or_feeds_a_select_one_layer_later(max_len, layers):
+    """sort's target = width(a or b) over different s-ops: two heads whose widths add.
+    At small max_len one MLP decodes both heads into the one-hot features the next select
+    reads (2 layers, the RASP paper's count); at larger max_len the pairs are too close in
+    float32, so the compiler decodes, adds and tabulates in two MLPs (3 layers)."""
+    sop = compile_text("""
+before = select(tokens, tokens, <) or (select(tokens, tokens, ==) and select(indices, indices, <));
+aggregate(select(selector_width(before), indices, ==), tokens);
+""")
+    rng_inputs = random_inputs("abcd", max_len, 40, seed=3)
+    skewed = [["a"] * n for n in range(1, max_len + 1)] + [["d"] * (n - 1) + ["a"] for n in range(1, max_len + 1)]
+    model = assert_exact(sop, list("abcd"), max_len, inputs=rng_inputs + skewed)
+    assert model.num_layers == layers

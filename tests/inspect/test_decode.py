@@ -65,8 +65,9 @@ def test_decode_layers_names_and_order():
     prog, header, sop = load("sort")
     model = compiled("sort")
     steps = inspect.decode_layers(model, "cabbad", prog.sops())
-    assert [s.label for s in steps] == ["embedding", "layer 0 attention", "layer 0 MLP", "layer 1 attention",
-                                        "layer 1 MLP", "layer 2 attention", "layer 2 MLP"]
+    expected = ["embedding"] + [f"layer {l} {part}" for l in range(model.num_layers) for part in ("attention", "MLP")]
+    assert model.num_layers >= 2
+    assert [s.label for s in steps] == expected
     assert [s.hook for s in steps][:3] == ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid",
                                            "blocks.0.hook_resid_post"]
     last = steps[-1].values

@@ -98,7 +98,7 @@ def test_patch_errors_are_clear():
         inspect.run_patched(compiled("detect_pattern"), "abc", {"found": [True] * 3})   # three s-ops named so
     with pytest.raises(ValueError, match="at_time must be"):
         inspect.run_patched(model, "cab", {"target": [2, 1, 0]}, at_time=99)
-    assert inspect.head_of(model, "sorted") == [(2, 0)]
+    assert inspect.head_of(model, "sorted") == [(model.num_layers - 1, 0)]
     assert inspect.head_of(model, "target") == [(0, 0), (0, 1)]
     with pytest.raises(ValueError, match="no head 5"):
         inspect.run_patched(model, "cab", heads={(0, 5): "zero"})

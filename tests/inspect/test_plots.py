@@ -25,7 +25,7 @@ def test_attn_writes_one_png_per_head(tmp_path):
     assert result.exit_code == 0, result.output
     model = compiled("sort")
     files = sorted(p.name for p in out.iterdir())
-    assert files == sorted(f"{h.name}.png" for h in inspect.heads(model)) == ["L0H0.png", "L0H1.png", "L2H0.png"]
+    assert files == sorted(f"{h.name}.png" for h in inspect.heads(model)) == ["L0H0.png", "L0H1.png", "L1H0.png"]
     for f in out.iterdir():
         assert f.read_bytes()[:8] == PNG
         img = matplotlib.image.imread(f)
@@ -74,7 +74,7 @@ def test_placements_colour_nodes_by_sublayer():
     assert by_name["flip"] == "layer 1 attention" and by_name["reverse"] == "layer 1 attention"
     model = compiled("sort")
     by_name = {model.program.graph.node(i).name: label for i, (label, _) in plots.placements(model).items()}
-    assert by_name["target"] == "layer 1 MLP" and by_name["goes_before"] == "layer 0 attention"
+    assert by_name["target"] == "layer 0 MLP" and by_name["goes_before"] == "layer 0 attention"
 
 
 def test_draw_rejects_other_formats(tmp_path):
@@ -89,7 +89,7 @@ def test_layers_command_json():
     data = json.loads(result.output)
     assert data["output"] == ["a", "b", "c"]
     labels = [s["label"] for s in data["sublayers"]]
-    assert labels[0] == "embedding" and labels[-1] == "layer 2 MLP"
+    assert labels[0] == "embedding" and labels[-1] == "layer 1 MLP"
     assert data["sublayers"][0]["values"]["tokens"] == ["c", "a", "b"]
     assert data["sublayers"][-1]["values"]["target"] == [2, 0, 1]
     table = run_cli("layers", "sort", "--input", "cab")

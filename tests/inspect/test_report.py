@@ -75,13 +75,13 @@ def test_report_has_every_section_and_is_self_contained(tmp_path):
     summary = " ".join(page.text["summary"])
     assert "agrees with the interpreter" in summary
     layers = " ".join(page.text["layers"])
-    assert "L2H0" in layers and "select(target, indices, ==)" in layers and "decode target" in layers
+    assert "L1H0" in layers and "select(target, indices, ==)" in layers and "decode target" in layers
     trace = page.text["trace"]
     prog, _, _ = load("sort")
     assert "target" in trace and "sorted" in trace
     assert " ".join(map(str, rasp.evaluate(prog["target"], "cabbad"))) in " ".join(trace)
     residual = page.text["residual"]
-    for label in ("embedding", "layer 0 attention", "layer 1 MLP", "layer 2 attention"):
+    for label in ("embedding", "layer 0 attention", "layer 0 MLP", "layer 1 attention"):
         assert label in residual
     assert "blocks.1.hook_resid_post" in residual
 
