@@ -50,6 +50,10 @@ SCORE_GAP = 30.0
 MAX_GATE_VALUES = 64
 # Score that keeps the BOS query on the BOS key in every head (its other scores are 0).
 BOS_SELF_SCORE = 60.0
+# decoding two width heads with one MLP needs a hidden unit pair per step over all
+# (w0, w1) pairs, quadratic in max_seq_len: beyond this many pairs the wide MLP costs more
+# time per sequence than the layer it saves (see _joint_width_plan)
+JOINT_WIDTH_MAX_PAIRS = 160
 
 
 class Ref:
@@ -516,8 +520,8 @@ class Lowering:
         would need a second MLP, i.e. one more layer. Instead, one MLP can tabulate any
         function of w0 + w1 over all pairs (w0, w1) read along z = x0 + lam * x1
         (x = 1/(w+1), what the heads write), with lam chosen to keep pairs with different
-        sums apart. Possible while that separation beats the attention error (small
-        max_seq_len); None otherwise.
+        sums apart. Used while there are few pairs (JOINT_WIDTH_MAX_PAIRS) and that
+        separation beats the attention error (small max_seq_len); None otherwise.
         """
         if node.id in self._joint_cache:
             return self._joint_cache[node.id]
@@ -527,6 +531,8 @@ class Lowering:
         widths = [int(v) for v in self.values(node)]
         max_w = max(widths)
         pairs = np.array([(a, b) for a in range(max_w + 1) for b in range(max_w + 1 - a)], dtype=np.float64)
+        if len(pairs) > JOINT_WIDTH_MAX_PAIRS:
+            return None
         rows = [self.find(node, int(a + b)) for a, b in pairs]
         keep = np.array([r is not None for r in rows])
         pairs = pairs[keep]

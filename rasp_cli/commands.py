@@ -37,12 +37,9 @@ def _compile_loaded(loaded, vocab_text, max_len):
 @handle_errors
 def run_cmd(file, name, input_text, vocab_text, max_len, as_json):
     """Compile a program to a transformer and run the transformer on an input."""
-    from rasp import ir
-    from .common import LoadedProgram, emit_json, show_sequence
+    from .common import emit_json, show_sequence
 
-    loaded = LoadedProgram(file, name)
-    if not isinstance(loaded.node, ir.SOp):
-        raise click.UsageError(f"{loaded.name!r} is a selector; only s-ops can be compiled")
+    loaded = load_sop(file, name)
     tokens = loaded.input_or_default(input_text)
     model = _compile_loaded(loaded, vocab_text, max_len)
     output = model(tokens)
@@ -50,6 +47,17 @@ def run_cmd(file, name, input_text, vocab_text, max_len, as_json):
         emit_json({"output": output, **_size_fields(model)})
     else:
         click.echo(show_sequence(output))
+
+
+def load_sop(file: str, name):
+    """The program and its chosen s-op; a selector is a usage error (it has no output to compile)."""
+    from rasp import ir
+    from .common import LoadedProgram
+
+    loaded = LoadedProgram(file, name)
+    if not isinstance(loaded.node, ir.SOp):
+        raise click.UsageError(f"{loaded.name!r} is a selector; only s-ops can be compiled or traced")
+    return loaded
 
 
 def _size_fields(model) -> dict:
@@ -67,12 +75,9 @@ def _size_fields(model) -> dict:
 @handle_errors
 def compile_cmd(file, name, vocab_text, max_len, out_path, as_json):
     """Compile a program into a transformer; print its size, optionally save it."""
-    from rasp import ir
-    from .common import LoadedProgram, emit_json
+    from .common import emit_json
 
-    loaded = LoadedProgram(file, name)
-    if not isinstance(loaded.node, ir.SOp):
-        raise click.UsageError(f"{loaded.name!r} is a selector; only s-ops can be compiled")
+    loaded = load_sop(file, name)
     with _progress(f"compiling {loaded.path.name}", enabled=not as_json):
         model = _compile_loaded(loaded, vocab_text, max_len)
     if out_path:

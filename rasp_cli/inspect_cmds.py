@@ -27,11 +27,8 @@ _max_len = click.option("--max-len", "max_len", type=int, help="The longest inpu
 
 
 def _sop_program(file: str, name: Optional[str]) -> LoadedProgram:
-    from rasp import ir
-    loaded = LoadedProgram(file, name)
-    if not isinstance(loaded.node, ir.SOp):
-        raise click.UsageError(f"{loaded.name!r} is a selector; only s-ops can be compiled or traced")
-    return loaded
+    from .commands import load_sop
+    return load_sop(file, name)
 
 
 def _compiled(loaded: LoadedProgram, vocab_text, max_len, quiet: bool = False):
@@ -43,6 +40,15 @@ def _compiled(loaded: LoadedProgram, vocab_text, max_len, quiet: bool = False):
 def _check_input(model, tokens: list) -> None:
     """Reject an input the model cannot take before running anything."""
     model.encode([tokens])
+
+
+def _compiled_with_input(file: str, name: Optional[str], input_text, vocab_text, max_len, quiet: bool = False):
+    """(program, input tokens, compiled model), the input checked against the model."""
+    loaded = _sop_program(file, name)
+    tokens = loaded.input_or_default(input_text)
+    model = _compiled(loaded, vocab_text, max_len, quiet=quiet)
+    _check_input(model, tokens)
+    return loaded, tokens, model
 
 
 def display_names(loaded: LoadedProgram, model=None) -> dict:
@@ -96,10 +102,7 @@ def layers_cmd(file, name, input_text, vocab_text, max_len, as_json):
 
     from .trace import show_value
 
-    loaded = _sop_program(file, name)
-    tokens = loaded.input_or_default(input_text)
-    model = _compiled(loaded, vocab_text, max_len, quiet=as_json)
-    _check_input(model, tokens)
+    loaded, tokens, model = _compiled_with_input(file, name, input_text, vocab_text, max_len, quiet=as_json)
     steps = inspect.decode_layers(model, tokens, display_names(loaded, model))
     if as_json:
         emit_json({"input": tokens, "output": model(tokens),
@@ -150,10 +153,7 @@ def attn_cmd(file, name, input_text, vocab_text, max_len, out_dir):
     """One attention-map PNG per head, on one input."""
     from compiler import plots
 
-    loaded = _sop_program(file, name)
-    tokens = loaded.input_or_default(input_text)
-    model = _compiled(loaded, vocab_text, max_len)
-    _check_input(model, tokens)
+    loaded, tokens, model = _compiled_with_input(file, name, input_text, vocab_text, max_len)
     paths = plots.save_attention_maps(model, tokens, out_dir)
     if not paths:
         click.echo("the model has no attention heads")
@@ -199,10 +199,7 @@ def report_cmd(file, name, input_text, vocab_text, max_len, out_path):
     """One self-contained HTML page: graph, layers, trace, residual decoding, attention maps."""
     from .report import build_report
 
-    loaded = _sop_program(file, name)
-    tokens = loaded.input_or_default(input_text)
-    model = _compiled(loaded, vocab_text, max_len)
-    _check_input(model, tokens)
+    loaded, tokens, model = _compiled_with_input(file, name, input_text, vocab_text, max_len)
     html = build_report(loaded, model, tokens)
     Path(out_path).write_text(html, encoding="utf-8")
     click.echo(out_path)
