@@ -103,10 +103,10 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
     for o, ref in enumerate(lowered.readout.reads):
         _fill_column(W_U, o, ref.read(), lay)
     params["W_U"] = W_U
-    state = model.state_dict()
-    for name, value in params.items():
-        state[name] = torch.tensor(value, dtype=state[name].dtype)
-    model.load_state_dict(state)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in params:
+                param.copy_(torch.from_numpy(params[name]))
     return model
 
 

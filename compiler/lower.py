@@ -539,19 +539,18 @@ class Lowering:
         rows = np.array([r for r in rows if r is not None])
         total = pairs.sum(axis=1)
         x = 1.0 / (pairs + 1.0)
-        best_gap, best_lam = 0.0, None
-        for lam in np.geomspace(0.05, 20.0, 400):
-            z = x[:, 0] + lam * x[:, 1]
-            order = np.argsort(z, kind="stable")
-            differs = total[order][1:] != total[order][:-1]
-            if not differs.any():
-                continue
-            gap = float(np.diff(z[order])[differs].min()) / (1.0 + lam)
-            if gap > best_gap:
-                best_gap, best_lam = gap, float(lam)
-        if best_lam is None:
+        # the separation of pairs with different sums, per candidate lam, all at once
+        lams = np.geomspace(0.05, 20.0, 400)
+        zs = x[None, :, 0] + lams[:, None] * x[None, :, 1]
+        order = np.argsort(zs, axis=1, kind="stable")
+        z_sorted = np.take_along_axis(zs, order, axis=1)
+        t_sorted = total[order]
+        differs = t_sorted[:, 1:] != t_sorted[:, :-1]
+        gaps = np.where(differs, np.diff(z_sorted, axis=1), np.inf).min(axis=1) / (1.0 + lams)
+        best = int(np.argmax(np.where(np.isfinite(gaps), gaps, 0.0)))
+        if not np.isfinite(gaps[best]) or gaps[best] <= 0:
             return None
-        lam = best_lam
+        lam = float(lams[best])
         z = x[:, 0] + lam * x[:, 1]
         z_err = (1.0 + lam) * self._width_x_error()
         onehot = (total[:, None] == np.unique(total)[None, :]).astype(np.float64)

@@ -154,7 +154,8 @@ class CompiledModel:
         return self.module.W_E.device
 
     def to(self, device: Union[str, torch.device]) -> "CompiledModel":
-        self.module.to(device)
+        if torch.device(device) != self.device:
+            self.module.to(device)
         return self
 
     def sizes(self) -> dict:
