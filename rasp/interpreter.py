@@ -16,6 +16,8 @@ Semantics (DESIGN §1):
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import defaultdict
 from typing import Any, Iterable, Optional, Sequence, Union
 
@@ -64,6 +66,28 @@ class _Group:
         return self._raw
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector while building many Python lists: each batch of
+    700 new lists triggers a collection, which made converting results 4-15x slower.
+    The lists hold only numbers and strings, so no cycle is left for later."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _row_counts(sel: np.ndarray) -> np.ndarray:
+    """Selected keys per query (int64). Summing a uint8 view with einsum is about 5x faster
+    than count_nonzero along an axis; uint8 sums are exact while rows are shorter than 256."""
+    if sel.dtype == bool and sel.shape[-1] < 256:
+        return np.einsum("...k->...", sel.view(np.uint8)).astype(np.int64)
+    return np.count_nonzero(sel, axis=-1).astype(np.int64)
+
+
 def _describe_input(tokens: Sequence[Any]) -> str:
     if all(isinstance(t, str) and len(t) == 1 for t in tokens):
         return repr("".join(tokens))
@@ -86,10 +110,8 @@ class Interpreter:
             self._eval_group(group)
             for node in wanted:
                 arr = group.values[node.id]
-                if isinstance(node, ir.Selector):
-                    rows = arr.astype(np.int64).tolist()
-                else:
-                    rows = to_python(arr)
+                with _gc_paused():
+                    rows = arr.astype(np.int64).tolist() if isinstance(node, ir.Selector) else to_python(arr)
                 if len(group.index) == len(inputs):      # one group: already in input order
                     results[node.id] = rows if group.index == list(range(len(inputs))) else \
                         [rows[j] for j in np.argsort(group.index).tolist()]
@@ -164,7 +186,7 @@ class Interpreter:
                 raise _error(node, f"constant selector of shape {m.shape} does not match input length {g.n}")
             return np.broadcast_to(m[:g.n, :g.n], (g.batch, g.n, g.n))
         if isinstance(node, ir.SelectorWidth):
-            return np.count_nonzero(g.values[node.selector.id], axis=-1).astype(np.int64)
+            return _row_counts(g.values[node.selector.id])
         if isinstance(node, ir.Aggregate):
             sel = g.values[node.selector.id]
             vals = g.values[node.sop.id]
@@ -301,7 +323,7 @@ class Interpreter:
         if g.n == 0:
             return np.empty(shape, dtype=np.int64)
         vals = np.broadcast_to(vals, shape)
-        count = np.count_nonzero(sel, axis=-1)
+        count = _row_counts(sel)
         one = count == 1
         many = count > 1
         none = count == 0
@@ -339,7 +361,7 @@ class Interpreter:
         if g.n == 0:
             return np.empty(shape, dtype=np.int64)
         vals = np.broadcast_to(vals, shape)
-        count = np.count_nonzero(sel, axis=-1)
+        count = _row_counts(sel)
         none = count == 0
         picked = self._first_selected(sel, vals)
         default = full_like_shape(node.default, shape)
