@@ -200,6 +200,7 @@ class Lowering:
         self._shared_heads: dict[tuple, HeadBlock] = {}
         self._parts_cache: dict[int, list] = {}
         self._joint_cache: dict[int, Optional[tuple]] = {}
+        self._width_x: dict[int, list[Feature]] = {}   # width node -> its heads' 1/(w+1) features
         self._done: set[int] = set()
 
     # ---- helpers over value lists
@@ -256,7 +257,7 @@ class Lowering:
         out = self.graph.output
         readout = self._readout(out)
         for node in reversed(self.graph.nodes()):
-            if isinstance(node, ir.Selector) or not self.refs.get(node.id):
+            if isinstance(node, ir.Selector) or not (self.refs.get(node.id) or node.id in self._width_x):
                 continue
             kind = self.plan.kind[node.id]
             self._done.add(node.id)
@@ -467,16 +468,24 @@ class Lowering:
         self._parts_cache[node.id] = conjs
         return conjs
 
+    def _width_x_features(self, node: ir.SOp) -> list[Feature]:
+        """The features its heads write, 1/(w_t+1) per part; made on first use, so that a
+        consumer lowered before the width can already read them."""
+        if node.id not in self._width_x:
+            self._width_x[node.id] = [Feature(f"{node.name}:1/(w{t}+1)", kind="aux")
+                                      for t in range(len(self._width_parts(node)))]
+        return self._width_x[node.id]
+
     def _lower_width(self, node: ir.SOp) -> None:
         kids = self.graph.children(node)
         sel = kids[0] if kids else None
         refs = self.refs[node.id]
         conjs = self._width_parts(node)
-        xfeats = []
-        for t, lits in enumerate(conjs):
-            f_x = Feature(f"{node.name}:1/(w{t}+1)", kind="aux")
+        xfeats = self._width_x_features(node)
+        for t, (lits, f_x) in enumerate(zip(conjs, xfeats)):
             self._head(node, sel, [(f_x, {}, 1.0)], width=True, exact_mean=True, literals=lits, part=t)
-            xfeats.append(f_x)
+        if not refs:
+            return      # only read through its heads' outputs (see _table_over_leaves)
         if len(conjs) == 1:
             # one head: the decoding MLP writes every requested function of the width
             created = self._produce(node, refs)
@@ -815,7 +824,13 @@ class Lowering:
                 if k.id in seen:
                     continue
                 kind = self.plan.kind.get(k.id)
-                if isinstance(k, ir.Map) and kind in (MAP_VIRTUAL, MAP_MLP) and self.plan.time[k.id] >= slot:
+                # a unary virtual map (an affine relabelling such as 2 * x) is looked through
+                # whenever it was computed: the table reads its input instead, which may be
+                # available earlier (a width straight from its head)
+                relabel = kind == MAP_VIRTUAL and len(self.graph.children(k)) == 1 and \
+                    self.plan.kind.get(self.graph.children(k)[0].id) == WIDTH
+                if isinstance(k, ir.Map) and kind in (MAP_VIRTUAL, MAP_MLP) and \
+                        (self.plan.time[k.id] >= slot or relabel):
                     seen.add(k.id)
                     walk(k)
                 else:
@@ -910,8 +925,23 @@ class Lowering:
         affine = [j for j in active if self.plan.readable[leaves[j].id] == AFFINE]
         anyread = [j for j in active if j not in affine]
         numeric = [j for j in active if numbers(set_values(cols[j])) is not None]
-        for attempt in ("values", "codes", "gates"):
-            if attempt == "values":
+        # widths read straight from their head (x = 1/(w+1)), so that the table runs in the
+        # same layer as the heads instead of one MLP after the widths' decoders
+        head_read = {j for j in active if self.plan.kind.get(leaves[j].id) == WIDTH
+                     and len(self._width_parts(leaves[j])) == 1}
+        if head_read:
+            # worth it only if the other inputs exist before the widths' decoders run
+            decoded_at = min(self.plan.time[leaves[j].id] for j in head_read)
+            if any(self.plan.time[leaves[j].id] >= decoded_at for j in active if j not in head_read):
+                head_read = set()
+        for attempt in ("heads", "values", "codes", "gates"):
+            if attempt == "heads":
+                if not head_read:
+                    continue
+                gates = []
+                coord = list(active)
+                by_value = set(affine) - head_read
+            elif attempt == "values":
                 # numbers by value (small integer combinations like a - b + c may make the
                 # outputs a function of one coordinate), anything else by its code
                 if len(numeric) < 2:
@@ -932,6 +962,11 @@ class Lowering:
                 by_value = set(affine)
             xs, x_refs, x_errs = [], [], []
             for j in coord:
+                if attempt == "heads" and j in head_read:
+                    xs.append(1.0 / (np.array([float(v) for v in cols[j]]) + 1.0))
+                    x_refs.append(lambda j=j: self._width_x_features(leaves[j])[0])
+                    x_errs.append(self._width_x_error())
+                    continue
                 if j in by_value:
                     xs.append(np.array([float(v) for v in cols[j]]))
                     x_refs.append(lambda j=j: self.identity(leaves[j]))
@@ -941,7 +976,10 @@ class Lowering:
                 x_errs.append(self._leaf_error_estimate(leaves[j], coded=j not in by_value))
             combos = [tuple(cols[g][r] for g in gates) for r in range(n)]
             n_aff = sum(1 for j in coord if j in by_value)
-            lam = self._projection(xs, n_aff, combos, outputs) if len(xs) > 1 else [1.0] * len(xs)
+            if attempt == "heads" and len(xs) == 2:
+                lam = _separating_projection(xs, outputs)
+            else:
+                lam = self._projection(xs, n_aff, combos, outputs) if len(xs) > 1 else [1.0] * len(xs)
             if lam is None:
                 continue
             z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
@@ -1085,6 +1123,26 @@ class Lowering:
         self.err[f_out.uid] = 1e-4
         block = MLPBlock(node, units, [(f_out, weights, bias)], label, checks)
         self.mlps.append(block)
+
+
+def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray) -> Optional[list[float]]:
+    """[1, lam] making z = x0 + lam * x1 keep points with different outputs furthest apart
+    (relative to 1 + |lam|, which scales the input error), or None if none separates them."""
+    x0, x1 = (np.asarray(x, dtype=np.float64) for x in xs)
+    _, out_code = np.unique(outputs, axis=0, return_inverse=True)
+    out_code = out_code.reshape(-1)
+    lams = np.concatenate([np.geomspace(0.01, 100.0, 300), -np.geomspace(0.01, 100.0, 300)])
+    zs = x0[None, :] + lams[:, None] * x1[None, :]
+    order = np.argsort(zs, axis=1, kind="stable")
+    z_sorted = np.take_along_axis(zs, order, axis=1)
+    c_sorted = out_code[order]
+    differs = c_sorted[:, 1:] != c_sorted[:, :-1]
+    if differs.shape[1] == 0:
+        return [1.0, 0.0]
+    gaps = np.where(differs, np.diff(z_sorted, axis=1), np.inf).min(axis=1) / (1.0 + np.abs(lams))
+    gaps = np.where(np.isfinite(gaps), gaps, 0.0)
+    best = int(np.argmax(gaps))
+    return [1.0, float(lams[best])] if gaps[best] > 0 else None
 
 
 def canonical(z: np.ndarray) -> np.ndarray:

@@ -135,3 +135,20 @@ aggregate(select(selector_width(before), indices, ==), tokens);
     skewed = [["a"] * n for n in range(1, max_len + 1)] + [["d"] * (n - 1) + ["a"] for n in range(1, max_len + 1)]
     model = assert_exact(sop, list("abcd"), max_len, inputs=rng_inputs + skewed)
     assert model.num_layers == layers
+
+
+@pytest.mark.parametrize("max_len", [6, 16])
+def test_map_over_two_widths_reads_their_heads(max_len):
+    """is_major = 2 * hist > length needs both counts: one MLP reading the two width heads'
+    outputs (1/(w+1)) computes it in the heads' own layer, so majority takes 2 layers, not 3
+    (decode both counts, then compare, then select)."""
+    sop = compile_text("""
+hist = selector_width(select(tokens, tokens, ==));
+is_major = 2 * hist > length;
+aggregate(select(is_major, True, ==), tokens, "_");
+""")
+    inputs = None if max_len <= 6 else random_inputs("abc", max_len, 60, seed=4) + \
+        [["a"] * n for n in range(1, max_len + 1)] + [["a"] * (n // 2 + 1) + ["b"] * (n - n // 2 - 1)
+                                                      for n in range(1, max_len + 1)]
+    model = assert_exact(sop, list("abc"), max_len, inputs=inputs)
+    assert model.num_layers == 2
