@@ -59,8 +59,10 @@ class _Group:
         """The input tokens as given, [batch, n], in the tightest exact dtype."""
         if self._raw is None:
             if self.n and (self.all_str or all(isinstance(t, str) for t in self.tokens)):
-                # strings of one length: one vectorised split into characters
-                self._raw = np.array(self.tokens).view("<U1").reshape(self.batch, self.n)
+                # strings of one length: their UTF-32 bytes are the [batch, n] array of
+                # characters (code points) already, ~10x faster than np.array(strings)
+                data = "".join(self.tokens).encode("utf-32-le")
+                self._raw = np.frombuffer(data, dtype="<U1").reshape(self.batch, self.n).copy()
             else:
                 self._raw = array_of([t for seq in self.tokens for t in seq], (self.batch, self.n))
         return self._raw
@@ -78,6 +80,9 @@ def _gc_paused():
     finally:
         if enabled:
             gc.enable()
+
+
+_SHORT, _LONG_BATCH = 32, 1000     # when a select is computed position-major (see _select)
 
 
 def _row_counts(sel: np.ndarray) -> np.ndarray:
@@ -112,9 +117,9 @@ class Interpreter:
                 arr = group.values[node.id]
                 with _gc_paused():
                     rows = arr.astype(np.int64).tolist() if isinstance(node, ir.Selector) else to_python(arr)
-                if len(group.index) == len(inputs):      # one group: already in input order
-                    results[node.id] = rows if group.index == list(range(len(inputs))) else \
-                        [rows[j] for j in np.argsort(group.index).tolist()]
+                if len(group.index) == len(inputs):      # one group of every input
+                    in_order = len(rows) < 2 or bool(np.all(np.diff(group.index) > 0))
+                    results[node.id] = rows if in_order else [rows[j] for j in np.argsort(group.index).tolist()]
                     continue
                 for i, row in zip(group.index, rows):
                     results[node.id][i] = row
@@ -141,7 +146,9 @@ class Interpreter:
             chunk = max(1, _MAX_CELLS // max(1, n * n))
             for start in range(0, len(idx), chunk):
                 part = idx[start:start + chunk]
-                if all_str:
+                if all_str and len(part) == len(inputs):
+                    tokens = list(inputs)     # one group of every input: already in input order
+                elif all_str:
                     tokens = [inputs[i] for i in part]
                 else:
                     tokens = [inputs[i] if isinstance(inputs[i], str) else list(inputs[i]) for i in part]
@@ -287,10 +294,16 @@ class Interpreter:
                 # single characters: compare their code points as integers (same order)
                 k, q = k.view(np.uint32), q.view(np.uint32)
             if numeric or textual:
-                kk = k[:, None, :]
-                qq = q[:, :, None]
-                return {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-                        ">": np.greater, ">=": np.greater_equal}[comp](kk, qq)
+                op = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+                      ">": np.greater, ">=": np.greater_equal}[comp]
+                if g.n <= _SHORT and g.batch >= _LONG_BATCH:
+                    # short inputs, many of them: compare position-major ([query, key,
+                    # batch], the long axis innermost: ~8x faster) and return a
+                    # [batch, query, key] view of it
+                    kt = np.ascontiguousarray(np.broadcast_to(k, shape[:2]).T)
+                    qt = np.ascontiguousarray(np.broadcast_to(q, shape[:2]).T)
+                    return op(kt[None, :, :], qt[:, None, :]).transpose(2, 0, 1)
+                return op(k[:, None, :], q[:, :, None])
         return self._select_by_unique(node, keys, queries, g)
 
     def _select_by_unique(self, node: ir.Select, keys: np.ndarray, queries: np.ndarray, g: _Group) -> np.ndarray:
