@@ -69,7 +69,7 @@ class Attention(nn.Module):
         w = torch.cat([self.W_Q, self.W_K, self.W_V], dim=0)          # [3H, M, D]
         w = w.permute(1, 0, 2).reshape(M, 3 * H * D)
         b = torch.cat([self.b_Q, self.b_K, self.b_V], dim=0).reshape(3 * H * D)
-        qkv = (x.reshape(B * T, M) @ w + b).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        qkv = torch.addmm(b, x.reshape(B * T, M), w).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                                # [B, H, T, D]
         watched = any(name.startswith(prefix + ".") for name in hooks)
         if not watched:
@@ -90,8 +90,8 @@ class Attention(nn.Module):
                 result = torch.einsum("bhtd,hdm->bhtm", z, self.W_O)
                 result = _hook(hooks, f"{prefix}.hook_result", result)
                 return result.sum(dim=1) + self.b_O
-        out = z.permute(0, 2, 1, 3).reshape(B * T, H * D) @ self.W_O.reshape(H * D, M)
-        return out.reshape(B, T, M) + self.b_O
+        out = torch.addmm(self.b_O, z.permute(0, 2, 1, 3).reshape(B * T, H * D), self.W_O.reshape(H * D, M))
+        return out.reshape(B, T, M)
 
 
 class MLP(nn.Module):
@@ -103,9 +103,11 @@ class MLP(nn.Module):
         self.b_out = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, x: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
-        pre = _hook(hooks, f"{prefix}.hook_pre", x @ self.W_in + self.b_in)
-        post = _hook(hooks, f"{prefix}.hook_post", torch.relu(pre))
-        return post @ self.W_out + self.b_out
+        # addmm: the bias is added inside the matrix product (one pass over the output)
+        lead = x.shape[:-1]
+        pre = torch.addmm(self.b_in, x.reshape(-1, x.shape[-1]), self.W_in).reshape(*lead, -1)
+        post = _hook(hooks, f"{prefix}.hook_post", torch.relu(_hook(hooks, f"{prefix}.hook_pre", pre)))
+        return torch.addmm(self.b_out, post.reshape(-1, post.shape[-1]), self.W_out).reshape(*lead, -1)
 
 
 class Block(nn.Module):
