@@ -36,7 +36,7 @@ from .errors import CompileError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex
-from .mlp import EPS32, TablePlan, build_table, output_tolerance, rounding_error
+from .mlp import EPS32, TablePlan, build_table, exact_table, rounding_error
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -500,8 +500,7 @@ class Lowering:
                 self._decode_joint_widths(node, xfeats, refs):
             return
         # several disjoint heads: w = sum of their widths; decode each and add
-        f_w = Feature(node.name, sop_id=node.id, kind="value",
-                      fn=np.array([float(v) for v in self.values(node)]))
+        f_w = Feature(node.name, sop_id=node.id, kind="value", fn=xs)
         max_w = int(max(self.values(node)))
         units_outs = []
         for t, f_x in enumerate(xfeats):
@@ -563,8 +562,7 @@ class Lowering:
         z = x[:, 0] + lam * x[:, 1]
         z_err = (1.0 + lam) * self._width_x_error()
         onehot = (total[:, None] == np.unique(total)[None, :]).astype(np.float64)
-        trial = build_table([()] * len(z), z, onehot, 0)
-        if z_err > trial.z_tolerance or trial.max_preactivation * EPS32 * 8 > 0.25:
+        if not build_table([()] * len(z), z, onehot, 0).precise_enough(z_err):
             return None
         self._joint_cache[node.id] = (lam, z, rows, z_err)
         return self._joint_cache[node.id]
@@ -576,10 +574,7 @@ class Lowering:
             return False
         lam, z, rows, z_err = joint
         ref_outputs = np.stack([ref.vec[rows] for ref in refs], axis=1)
-        trial = build_table([()] * len(z), z, ref_outputs, 0)
-        if z_err > trial.z_tolerance or trial.max_preactivation * EPS32 * 8 > 0.25:
-            return False
-        if np.any(rounding_error(trial, [()] * len(z), z, 0) > output_tolerance(ref_outputs)):
+        if exact_table([()] * len(z), z, ref_outputs, 0, z_err) is None:
             return False
         created = self._produce(node, refs)
         outputs = np.stack([f.fn[rows] for f in created], axis=1) if created else np.zeros((len(z), 0))
@@ -983,12 +978,9 @@ class Lowering:
             if lam is None:
                 continue
             z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
-            plan = build_table(combos, z, outputs, len(gates))
             err = sum(abs(l) * e for l, e in zip(lam, x_errs))
-            if err > plan.z_tolerance or plan.max_preactivation * EPS32 * 8 > 0.25:
-                continue
-            out_err = rounding_error(plan, combos, z, len(gates))
-            if np.any(out_err > output_tolerance(outputs)):
+            plan = exact_table(combos, z, outputs, len(gates), err)
+            if plan is None:
                 continue
             z_lin: Lin = {}
             for l, make in zip(lam, x_refs):

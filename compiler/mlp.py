@@ -52,6 +52,11 @@ class TablePlan:
     min_half_gap: float = np.inf       # smallest ramp half-width (tolerance on z is half of it)
     z_tolerance: float = np.inf        # largest z error that still gives exact outputs
 
+    def precise_enough(self, z_err: float) -> bool:
+        """An input off by z_err still gives the exact outputs, and no activation is so large
+        that float32 loses the precision the steps need."""
+        return z_err <= self.z_tolerance and self.max_preactivation * EPS32 * 8 <= 0.25
+
 
 def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
                 gate_index_ok: bool = True) -> TablePlan:
@@ -174,6 +179,18 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
                          + gate_sum[None, :], 0.0)
         worst = np.maximum(worst, (terms @ W).max(axis=0))
     return 2 * EPS32 * worst + EPS32 * np.abs(plan.out_bias)
+
+
+def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
+                z_err: float) -> "TablePlan | None":
+    """build_table, or None where float32 cannot make it exact: the input error, the size of
+    the activations, or the rounding of the outputs beyond what their readers tolerate."""
+    plan = build_table(combos, z, outputs, n_gates)
+    if not plan.precise_enough(z_err):
+        return None
+    if np.any(rounding_error(plan, combos, z, n_gates) > output_tolerance(outputs)):
+        return None
+    return plan
 
 
 def output_tolerance(outputs: np.ndarray) -> np.ndarray:

@@ -180,19 +180,14 @@ def _restrict(f: _Formula, lit: Literal, value: bool) -> _Formula:
         if a.op in ("true", "false"):
             return _Formula("false" if a.op == "true" else "true")
         return _Formula("not", args=args)
-    if f.op == "and":
-        if any(a.op == "false" for a in args):
-            return _Formula("false")
-        rest = tuple(a for a in args if a.op != "true")
-        if not rest:
-            return _Formula("true")
-        return rest[0] if len(rest) == 1 else _Formula("and", args=rest)
-    if any(a.op == "true" for a in args):
-        return _Formula("true")
-    rest = tuple(a for a in args if a.op != "false")
+    # "and" and "or" are duals: one constant absorbs (false for and), the other is neutral
+    absorbing, neutral = ("false", "true") if f.op == "and" else ("true", "false")
+    if any(a.op == absorbing for a in args):
+        return _Formula(absorbing)
+    rest = tuple(a for a in args if a.op != neutral)
     if not rest:
-        return _Formula("false")
-    return rest[0] if len(rest) == 1 else _Formula("or", args=rest)
+        return _Formula(neutral)
+    return rest[0] if len(rest) == 1 else _Formula(f.op, args=rest)
 
 
 def _as_conjunction(f: _Formula) -> Optional[list[Literal]]:
