@@ -17,6 +17,7 @@ import time
 from typing import Any, Iterable, Union
 
 from rasp import ir
+from rasp.interpreter import gc_paused
 
 from .compare import same_output, same_value
 from .errors import CompileError
@@ -32,14 +33,17 @@ def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
     The result agrees with the reference interpreter on every such input; where the
     compiler cannot guarantee that it raises `CompileError` naming the expression.
     """
-    from .pipeline import build, normalize_vocab
+    from .pipeline import build, normalize_vocab, single_threaded_blas
     start = time.perf_counter()
     if not isinstance(sop, ir.SOp):
         raise CompileError(f"compile expects an s-op, got {type(sop).__name__}")
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
         raise CompileError(f"max_seq_len must be a positive integer, got {max_seq_len!r}")
     tokens = normalize_vocab(vocab)
-    model = build(sop, tokens, max_seq_len)
+    # a compile allocates many small objects (collections made it ~20 % slower) and
+    # solves small least-squares problems (see single_threaded_blas)
+    with gc_paused(), single_threaded_blas():
+        model = build(sop, tokens, max_seq_len)
     model.info["compile_seconds"] = time.perf_counter() - start
     return model.to(device)
 

@@ -11,6 +11,7 @@ index only at the end, so no stage below depends on the layout.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -93,33 +94,47 @@ class Basis:
         self.features: list[Feature] = []
         self.vectors: list[np.ndarray] = []
         self.with_constant = with_constant
-        self._q = np.zeros((size, 0))
-        self._r = np.zeros((0, 0))
+        # Q (orthonormal columns) and R^-1 kept in preallocated buffers: a compile asks
+        # thousands of small questions, so appending must not copy the factorisation
+        self._k = 0
+        self._q_buf = np.zeros((size, 8))
+        self._rinv_buf = np.zeros((8, 8))
         self._cols: list[Optional[Feature]] = []     # feature per QR column (None: the constant)
         self._indicator: dict[int, Feature] = {}     # domain index -> its indicator feature
         if with_constant and size:
             self._append_column(None, np.ones(size))
 
+    @property
+    def _q(self) -> np.ndarray:
+        return self._q_buf[:, :self._k]
+
     def _append_column(self, feature: Optional[Feature], vec: np.ndarray) -> bool:
-        coef = self._q.T @ vec
-        resid = vec - self._q @ coef
-        coef2 = self._q.T @ resid          # second Gram-Schmidt pass for stability
-        resid = resid - self._q @ coef2
+        q = self._q
+        coef = q.T @ vec
+        resid = vec - q @ coef
+        coef2 = q.T @ resid          # second Gram-Schmidt pass for stability
+        resid = resid - q @ coef2
         coef = coef + coef2
-        norm = float(np.linalg.norm(resid))
-        if norm <= 1e-10 * max(1.0, float(np.linalg.norm(vec))):
+        norm = math.sqrt(float(resid @ resid))
+        if norm <= 1e-10 * max(1.0, math.sqrt(float(vec @ vec))):
             return False
-        k = self._q.shape[1]
-        self._q = np.concatenate([self._q, (resid / norm)[:, None]], axis=1)
-        r = np.zeros((k + 1, k + 1))
-        r[:k, :k] = self._r
-        r[:k, k] = coef
-        r[k, k] = norm
-        self._r = r
+        k = self._k
+        if k == self._q_buf.shape[1]:
+            self._q_buf = np.concatenate([self._q_buf, np.zeros_like(self._q_buf)], axis=1)
+            grown = np.zeros((2 * k, 2 * k))
+            grown[:k, :k] = self._rinv_buf
+            self._rinv_buf = grown
+        self._q_buf[:, k] = resid / norm
+        # inverse of [[R, coef], [0, norm]] from R^-1: [[R^-1, -R^-1 coef / norm], [0, 1 / norm]]
+        rinv = self._rinv_buf
+        rinv[:k, k] = -(rinv[:k, :k] @ coef) / norm
+        rinv[k, k] = 1.0 / norm
+        self._k = k + 1
         self._cols.append(feature)
         return True
 
-    def _indicator_index(self, vec: np.ndarray) -> Optional[int]:
+    @staticmethod
+    def _indicator_index(vec: np.ndarray) -> Optional[int]:
         nz = np.flatnonzero(vec)
         if len(nz) == 1 and vec[nz[0]] == 1.0:
             return int(nz[0])
@@ -127,26 +142,29 @@ class Basis:
 
     def express(self, vec: np.ndarray) -> Optional[dict[Feature, float]]:
         vec = np.asarray(vec, dtype=np.float64)
-        if not np.all(np.isfinite(vec)):
+        top = float(np.max(np.abs(vec), initial=0.0))
+        if not math.isfinite(top):
             return None
-        if not np.any(vec):
+        if top == 0.0:
             return {}
-        j = self._indicator_index(vec)
-        if j is not None and j in self._indicator:
-            return {self._indicator[j]: 1.0}
-        if self._q.shape[1] == 0:
+        if self._indicator:
+            j = self._indicator_index(vec)
+            if j is not None and j in self._indicator:
+                return {self._indicator[j]: 1.0}
+        k = self._k
+        if k == 0:
             return None
-        coef = self._q.T @ vec
-        resid = vec - self._q @ coef
-        scale = max(1.0, float(np.max(np.abs(vec))))
-        if np.max(np.abs(resid)) > 1e-9 * scale:
+        q = self._q
+        coef = q.T @ vec
+        resid = vec - q @ coef
+        if float(np.max(np.abs(resid))) > 1e-9 * max(1.0, top):
             return None
-        sol = _solve_upper(self._r, coef)
+        sol = self._rinv_buf[:k, :k] @ coef
         terms: dict[Feature, float] = {}
-        for f, c in zip(self._cols, sol):
+        for f, c in zip(self._cols, sol.tolist()):
             if abs(c) > 1e-12:
                 key = f if f is not None else ONE
-                terms[key] = terms.get(key, 0.0) + float(c)
+                terms[key] = terms.get(key, 0.0) + c
         return terms
 
     def add(self, feature: Feature, vec: np.ndarray) -> None:
@@ -173,7 +191,3 @@ class Basis:
         for f, v in kept:
             self.add(f, v)
 
-
-def _solve_upper(r: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve R x = b for upper-triangular R (LAPACK; R is small and well conditioned)."""
-    return np.linalg.solve(r, b) if len(b) else np.zeros(0)

@@ -30,6 +30,7 @@ import numpy as np
 from rasp import ir
 from rasp.errors import RaspError
 from rasp.interpreter import Interpreter
+from rasp.values import array_of
 
 from .errors import CompileError
 from .graph import ProgramGraph
@@ -63,7 +64,13 @@ def sorted_values(values: Iterable[Any]) -> tuple:
     one value for the compiler (outputs are compared with that tolerance).
     """
     values = values if isinstance(values, (list, tuple)) else list(values)
-    plain = [v for v in values if type(v) is int or type(v) is float]
+    types = set(map(type, values))
+    if types == {float} and len(values) > 256:
+        # means and other float-valued s-ops: tens of thousands of values, sorted by numpy
+        arr = np.unique(np.fromiter(values, dtype=np.float64, count=len(values)))
+        if not np.isnan(arr).any():
+            return _merge_near(arr.tolist(), arr)
+    plain = values if types <= {int, float} else [v for v in values if type(v) is int or type(v) is float]
     numbers = _sorted_plain_numbers(plain)
     if numbers is None:
         return _sorted_values_general(values)
@@ -89,6 +96,11 @@ def _sorted_plain_numbers(values: list) -> Optional[tuple]:
     arr = np.fromiter(merged, dtype=np.float64, count=len(merged))
     if np.isnan(arr).any():
         return None
+    return _merge_near(merged, arr)
+
+
+def _merge_near(merged: list, arr: np.ndarray) -> tuple:
+    """Sorted distinct numbers (`arr` = them as floats) with float64 rounding variants merged."""
     # a looser test than the merge rule, so no merge is missed; the rule decides below
     near = np.abs(np.diff(arr)) <= 4e-12 * np.maximum(1.0, np.abs(arr[1:]))
     if not near.any():
@@ -524,6 +536,13 @@ class Inference:
         if total > MAX_TUPLES:
             raise CompileError(f"the inputs of this elementwise operation have {total} value combinations "
                                f"(limit {MAX_TUPLES}); the compiler cannot enumerate them exactly", node)
+        if total > 64 and node.fn.vec is not None:
+            arrays = [array_of(s) for s in sets]
+            if all(a.dtype != object for a in arrays):   # (a None or mixed types: object)
+                grids = [g.reshape(-1) for g in np.meshgrid(*arrays, indexing="ij")]
+                fast = apply_vectorized(node.fn, grids)
+                if fast is not None:
+                    return sorted_values(fast)
         results = []
         py = node.fn.py
         may_be_none = any(None in s for s in sets) and not node.fn.takes_none
@@ -576,7 +595,7 @@ class Inference:
                         vals.add((type(v), v))
                 out.append(sorted_values(v for _, v in vals))
             return out
-        everywhere = sorted_values(v for pos in src.by_pos for v in pos)
+        everywhere = union_values(src.by_pos)
         with_default = sorted_values([*everywhere, default]) if not sel.never_empty else everywhere
         if sel.at_most_one or not numeric_src:
             if tracr and numeric_src:
@@ -645,6 +664,26 @@ class Inference:
             return tuple(out)
         raise CompileError("the mean of several non-integer values cannot be enumerated exactly; "
                            "aggregate integer-valued s-ops (or make the selection unique)", node)
+
+
+def apply_vectorized(fn: ir.ElementFn, columns: Sequence[Any]) -> Optional[list]:
+    """fn over columns of arguments through its numpy implementation, the one the
+    interpreter itself uses (so the results are the interpreter's); None where that does
+    not apply: no implementation, a None or mixed types in a column, or an error (an
+    error of one combination is for the Python loop to skip, as an unreachable one)."""
+    if fn.vec is None:
+        return None
+    arrays = [c if isinstance(c, np.ndarray) else array_of(c) for c in columns]
+    if not arrays or any(a.dtype == object for a in arrays):
+        return None
+    try:
+        with np.errstate(all="raise"):
+            out = np.asarray(fn.vec(*arrays))
+    except (NotImplementedError, FloatingPointError, TypeError, ValueError, ArithmeticError):
+        return None
+    if out.shape != arrays[0].shape:
+        out = np.broadcast_to(out, arrays[0].shape)
+    return out.tolist()
 
 
 def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> list:

@@ -75,10 +75,12 @@ class Ref:
 
     def read(self) -> Read:
         if self._read is None:
-            out = Read(self.own) + Read.const(self.const)
+            acc = dict(self.own)
+            if self.const != 0.0:
+                acc[ONE] = acc.get(ONE, 0.0) + self.const
             for coef, part in self.parts:
-                out = out + part.read().scale(coef)
-            self._read = out
+                _accumulate(acc, part.read(), coef)
+            self._read = Read(acc)
         return self._read
 
 
@@ -99,13 +101,19 @@ def resolve(lin: "Lin | Read") -> Read:
         return lin.read
     if isinstance(lin, Read):
         return lin
-    out = Read()
+    acc: dict[Feature, float] = {}
     for term, coef in lin.items():
         if isinstance(term, Ref):
-            out = out + term.read().scale(coef)
+            _accumulate(acc, term.read(), coef)
         else:
-            out = out + Read({term: coef})
-    return out
+            acc[term] = acc.get(term, 0.0) + coef
+    return Read(acc)
+
+
+def _accumulate(acc: dict, read: Read, coef: float) -> None:
+    """acc += coef * read, in place (resolving long chains of refs stays linear)."""
+    for f, c in read.terms.items():
+        acc[f] = acc.get(f, 0.0) + c * coef
 
 
 @dataclass
@@ -128,7 +136,6 @@ class HeadBlock:
 class MLPUnitSpec:
     pre: Lin                  # pre-activation (linear part)
     bias: float
-    label: str = ""
 
 
 @dataclass
@@ -192,6 +199,7 @@ class Lowering:
         self.tok_basis = Basis(len(self.vocab))
         self.pos_basis = Basis(self.N)
         self.node_basis: dict[int, Basis] = {}
+        self._identity: dict[int, Optional[np.ndarray]] = {}
         self.embed: list[EmbedFeature] = []
         self.heads: list[HeadBlock] = []
         self.mlps: list[MLPBlock] = []
@@ -238,17 +246,26 @@ class Lowering:
             vec[i] = 1.0
         return self.request(node, vec, f"{node.name}=={value!r}")
 
+    def _identity_fn(self, node: ir.SOp) -> Optional[np.ndarray]:
+        """The node's values as numbers (None as 0), or None when they are not all numbers."""
+        if node.id not in self._identity:
+            vals = self.values(node)
+            plain = numbers(v for v in vals if v is not None) is not None
+            self._identity[node.id] = (np.array([0.0 if v is None else float(v) for v in vals])
+                                       if plain else None)
+        return self._identity[node.id]
+
     def new_feature(self, node: ir.SOp, vec: np.ndarray, kind: str = "value", label: str = "") -> Feature:
         vals = self.values(node)
         if not label:
             nz = np.nonzero(vec)[0]
             if kind == "value" and len(nz) == 1 and vec[nz[0]] == 1.0:
                 kind, label = "onehot", f"{node.name}={vals[nz[0]]!r}"
-            elif numbers(v for v in vals if v is not None) is not None and \
-                    np.allclose(vec, [0.0 if v is None else float(v) for v in vals]):
+            elif (ident := self._identity_fn(node)) is not None and np.allclose(vec, ident):
                 label = node.name
             else:
-                label = f"{node.name}:f{len(self.node_basis.get(node.id, Basis(1)).features)}"
+                basis = self.node_basis.get(node.id)
+                label = f"{node.name}:f{len(basis.features) if basis is not None else 0}"
         value = vals[int(np.nonzero(vec)[0][0])] if kind == "onehot" else None
         return Feature(label, sop_id=node.id, fn=np.asarray(vec, dtype=np.float64), kind=kind, value=value)
 
@@ -291,7 +308,7 @@ class Lowering:
         if numeric:
             reads = [self.request(out, _as_numbers(vals), "out")]
             if len(non_none) < len(vals):
-                reads.append(self.request_fn(out, lambda v: 1.0 if v is None else 0.0, "out is None"))
+                reads.append(self.request(out, np.array([v is None for v in vals], dtype=np.float64), "out is None"))
             return Readout("numeric", vals, reads, out)
         if readable == AFFINE:
             raise CompileError("the output cannot be decoded: its values are not all numbers", out)
@@ -404,13 +421,11 @@ class Lowering:
         default = node.default
         values = self.values(node)
         if kind == ATTN_MEAN:
-            has_none = any(v is None for v in values)
-            f_mean = Feature(f"{node.name}", sop_id=node.id, kind="value",
-                             fn=np.array([0.0 if v is None else float(v) for v in values]))
+            xs = _as_numbers(values)
+            mask = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+            f_mean = Feature(f"{node.name}", sop_id=node.id, kind="value", fn=xs)
             f_none = Feature(f"{node.name} is None", sop_id=node.id, kind="value",
-                             fn=np.array([1.0 if v is None else 0.0 for v in values])) if has_none else None
-            xs = np.array([0.0 if v is None else float(v) for v in values])
-            mask = np.array([v is not None for v in values])
+                             fn=(~mask).astype(np.float64)) if not mask.all() else None
             nonaffine = []
             for ref in refs:
                 fit = affine_fit(xs[mask], ref.vec[mask]) if mask.any() else (0.0, 0.0)
@@ -1074,7 +1089,7 @@ class Lowering:
             for key, coef in u.gates.items():
                 ref = gate_refs[key]
                 pre[ref] = pre.get(ref, 0.0) + coef
-            units.append(MLPUnitSpec(pre, u.bias, u.label))
+            units.append(MLPUnitSpec(pre, u.bias))
         outs = []
         for j, f in enumerate(created):
             outs.append((f, dict(plan.out_weights[j]), float(plan.out_bias[j])))
@@ -1103,7 +1118,7 @@ class Lowering:
         for z, f_x, outputs in parts:
             plan = build_table([()] * len(z), z, outputs, 0)
             for u in plan.units:
-                units.append(MLPUnitSpec({f_x: u.z} if u.z else {}, u.bias, u.label))
+                units.append(MLPUnitSpec({f_x: u.z} if u.z else {}, u.bias))
             offset = len(units) - len(plan.units)
             for uidx, w in plan.out_weights[0].items():
                 weights[offset + uidx] = w

@@ -38,7 +38,6 @@ class Unit:
     z: float                      # coefficient on the z coordinate
     gates: dict[tuple[int, Any], float]   # (gate index, value) -> coefficient on that one-hot feature
     bias: float
-    label: str = ""
 
 
 @dataclass
@@ -120,7 +119,7 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
                 continue
             gates = {(g, v): 1.0 for g, v in enumerate(combo)}
             u = len(plan.units)
-            plan.units.append(Unit(0.0, gates, -(n_gates - 1.0), f"and{combo}"))
+            plan.units.append(Unit(0.0, gates, -(n_gates - 1.0)))
             for o in range(n_out):
                 if base[o] != 0:
                     plan.out_weights[o][u] = float(base[o])
@@ -131,8 +130,8 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
         gates = {(g, v): gate_m for g, v in enumerate(combo)} if n_gates else {}
         gate_bias = -gate_m * n_gates if n_gates else 0.0
         u = len(plan.units)
-        plan.units.append(Unit(coef, dict(gates), bias0 + 0.5 + gate_bias, f"step@{mid:g}{combo}"))
-        plan.units.append(Unit(coef, dict(gates), bias0 - 0.5 + gate_bias, f"step@{mid:g}{combo}'"))
+        plan.units.append(Unit(coef, gates, bias0 + 0.5 + gate_bias))
+        plan.units.append(Unit(coef, gates, bias0 - 0.5 + gate_bias))   # (gates shared, never mutated)
         for o in range(n_out):
             if delta[o] != 0:
                 w = float(delta[o]) * sign

@@ -58,6 +58,20 @@ class Compilation:
         return self._probes
 
 
+_blas_controller = None
+
+
+def single_threaded_blas():
+    """Context: numpy's BLAS/LAPACK on one thread. The compiler's solves are small; with
+    several threads, OpenBLAS waiting for a core that is busy (a second process, torch's
+    own threads) made a 2,000 x 236 least-squares solve 80x slower."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
 def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
     comp = Compilation(sop, vocab, max_seq_len)
     readout = comp.lowered.readout

@@ -32,7 +32,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex
+from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, apply_vectorized
 
 CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
 ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
@@ -85,38 +85,52 @@ class Decomposition:
     const: float
 
 
-def separable_on(tuples: list[tuple], outputs: np.ndarray, value_lists: list[tuple],
-                 index: Callable[[int, Any], Optional[int]]) -> Optional[Decomposition]:
+def separable_on(cols: list[np.ndarray], outputs: np.ndarray, sizes: list[int]) -> Optional[Decomposition]:
     """Additive decomposition F(y) = sum_i g_i(y_i) + c that matches F on the given tuples.
 
-    Only reachable tuples constrain the parts, so e.g. `length - indices` is additive
-    even though it is never evaluated where indices >= length.
+    `cols[i][r]` is the index of tuple r's i-th value in its value list (of `sizes[i]`
+    values). Only reachable tuples constrain the parts, so e.g. `length - indices` is
+    additive even though it is never evaluated where indices >= length.
     """
-    k = len(value_lists)
-    offsets = np.cumsum([0] + [len(v) for v in value_lists])
-    n_unknowns = int(offsets[-1]) + 1
-    A = np.zeros((len(tuples), n_unknowns))
-    for r, tup in enumerate(tuples):
-        for i, v in enumerate(tup):
-            j = index(i, v)
-            if j is None:
-                return None
-            A[r, offsets[i] + j] = 1.0
-        A[r, -1] = 1.0
-    sol, *_ = np.linalg.lstsq(A, outputs, rcond=None)
-    scale = max(1.0, float(np.max(np.abs(outputs), initial=0.0)))
-    if not np.all(np.isfinite(outputs)) or np.max(np.abs(A @ sol - outputs), initial=0.0) > 1e-9 * scale:
+    offsets = np.cumsum([0] + list(sizes))
+    A = np.zeros((len(outputs), int(offsets[-1]) + 1))
+    rows = np.arange(len(outputs))
+    for i, c in enumerate(cols):
+        A[rows, offsets[i] + c] = 1.0
+    A[:, -1] = 1.0
+    sol = exact_least_squares(A, outputs)
+    if sol is None:
         return None
-    parts = [sol[offsets[i]:offsets[i + 1]].copy() for i in range(k)]
-    const = float(sol[-1])
+    parts = [sol[offsets[i]:offsets[i + 1]].copy() for i in range(len(sizes))]
     # values never seen in a reachable tuple get 0 (they cannot occur)
-    for i in range(k):
-        seen = np.zeros(len(value_lists[i]), dtype=bool)
-        for tup in tuples:
-            j = index(i, tup[i])
-            seen[j] = True
-        parts[i][~seen] = 0.0
-    return Decomposition(parts, const)
+    for part, c in zip(parts, cols):
+        seen = np.zeros(len(part), dtype=bool)
+        seen[c] = True
+        part[~seen] = 0.0
+    return Decomposition(parts, float(sol[-1]))
+
+
+def exact_least_squares(A: np.ndarray, b: np.ndarray) -> Optional[np.ndarray]:
+    """x with A @ x == b to rounding (1e-9 relative), else None.
+
+    Tries the normal equations first (A is tall and thin here: thousands of reachable
+    tuples, hundreds of unknowns; an SVD of A itself took most of some compiles). Their
+    squared condition number costs digits, so a near miss is retried with the SVD of A;
+    a clear miss (no additive decomposition) is not.
+    """
+    if not np.all(np.isfinite(b)):
+        return None
+    scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
+    tol = 1e-9 * scale
+    if A.shape[0] > 4 * A.shape[1]:
+        sol, *_ = np.linalg.lstsq(A.T @ A, A.T @ b, rcond=None)
+        miss = float(np.max(np.abs(A @ sol - b), initial=0.0))
+        if miss <= tol:
+            return sol
+        if miss > 1e-5 * scale:
+            return None
+    sol, *_ = np.linalg.lstsq(A, b, rcond=None)
+    return sol if np.max(np.abs(A @ sol - b), initial=0.0) <= tol else None
 
 
 class Plan:
@@ -265,6 +279,9 @@ class Plan:
             results, raised = [], []
             py = node.fn.py
             may_be_none = any(None in vals for vals in lists) and not node.fn.takes_none
+            fast = apply_vectorized(node.fn, list(zip(*tuples))) if len(tuples) > 64 else None
+            if fast is not None:
+                results, tuples = fast, ()
             for args in tuples:
                 res = None
                 if not may_be_none or None not in args:
@@ -308,13 +325,10 @@ class Plan:
         if all(x is not None for x in nums):
             # affine in the numerical inputs? (the common case: a + b, length - indices - 1, ...)
             A = np.stack([x[c] for x, c in zip(nums, cols)] + [np.ones(len(F))], axis=1)
-            sol, *_ = np.linalg.lstsq(A, F, rcond=None)
-            scale = max(1.0, float(np.max(np.abs(F))))
-            if np.max(np.abs(A @ sol - F)) <= 1e-9 * scale:
+            sol = exact_least_squares(A, F)
+            if sol is not None:
                 return Decomposition([sol[i] * x for i, x in enumerate(nums)], float(sol[-1]))
         if len(F) * sum(len(v) for v in lists) > 4_000_000:
             return None
-        tuples_idx = list(zip(*[c.tolist() for c in cols]))
-        return separable_on([tuple(lists[i][j] for i, j in enumerate(t)) for t in tuples_idx], F, lists,
-                            lambda i, v, idx=[ValueIndex(l) for l in lists]: idx[i].find(v))
+        return separable_on(cols, F, [len(v) for v in lists])
 

@@ -69,10 +69,10 @@ class _Group:
 
 
 @contextlib.contextmanager
-def _gc_paused():
-    """Pause the cyclic garbage collector while building many Python lists: each batch of
-    700 new lists triggers a collection, which made converting results 4-15x slower.
-    The lists hold only numbers and strings, so no cycle is left for later."""
+def gc_paused():
+    """Pause the cyclic garbage collector during allocation-heavy work (building result
+    lists, compiling): every 700 new container objects trigger a collection, which made
+    converting results 4-15x slower. Cycles made meanwhile go at the next collection."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -115,7 +115,7 @@ class Interpreter:
             self._eval_group(group)
             for node in wanted:
                 arr = group.values[node.id]
-                with _gc_paused():
+                with gc_paused():
                     rows = arr.astype(np.int64).tolist() if isinstance(node, ir.Selector) else to_python(arr)
                 if len(group.index) == len(inputs):      # one group of every input
                     in_order = len(rows) < 2 or bool(np.all(np.diff(group.index) > 0))

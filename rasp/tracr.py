@@ -267,6 +267,7 @@ class LinearSequenceMap(SequenceMap):
 
     def __init__(self, fst: ir.SOp, snd: ir.SOp, fst_fac: float, snd_fac: float) -> None:
         super().__init__(lambda x, y: fst_fac * x + snd_fac * y, fst, snd)
+        self.fn.vec = self.fn.py   # the same arithmetic on numpy arrays (int64 / float64 / bool)
         self.fn.label = f"{fst_fac}*x + {snd_fac}*y"
         self.fn.op = "linear"
         self.fn.consts = (fst_fac, snd_fac)
