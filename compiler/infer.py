@@ -624,26 +624,19 @@ class Inference:
         if not nums:
             return values
         N = self.N
-        if all(float(v).is_integer() for v in nums):
-            ints = sorted({int(v) for v in nums})
-            lo = ints[0]
-            shifted = np.zeros(ints[-1] - lo + 1, dtype=bool)
-            shifted[[v - lo for v in ints]] = True
-            if len(shifted) * N * N > 50_000_000:
-                raise CompileError("the mean of this aggregate can take too many different values to enumerate",
-                                   node)
-            current = shifted.copy()
+        if all(float(v).is_integer() for v in nums) and _small_ints(nums, N):
+            ints = np.array(sorted({int(v) for v in nums}), dtype=np.int64)
+            current = ints
             fractions = []
             total = 0
             for m in range(1, N + 1):
-                sums = np.nonzero(current)[0] + m * lo
-                fractions.append(sums / m)       # a correctly rounded float per rational s/m
-                total += len(sums)
+                fractions.append(current / m)       # a correctly rounded float per rational s/m
+                total += len(current)
                 if total > MAX_VALUES * 8:
                     raise CompileError("the mean of this aggregate can take too many different values to "
                                        "enumerate exactly", node)
                 if m < N:
-                    current = np.convolve(current, shifted) > 0
+                    current = _int_sumset(current, ints, node)
             floats = np.unique(np.concatenate(fractions))
             if len(floats) > MAX_VALUES:
                 raise CompileError(f"the mean of this aggregate can take {len(floats)} different values "
@@ -662,6 +655,8 @@ class Inference:
                 merged.extend(ints[j:])
                 out = merged
             return tuple(out)
+        if all(float(v).is_integer() for v in nums):
+            raise _too_large_to_average(node)
         raise CompileError("the mean of several non-integer values cannot be enumerated exactly; "
                            "aggregate integer-valued s-ops (or make the selection unique)", node)
 
@@ -686,6 +681,36 @@ def apply_vectorized(fn: ir.ElementFn, columns: Sequence[Any]) -> Optional[list]
     return out.tolist()
 
 
+def _too_large_to_average(node: ir.Aggregate) -> CompileError:
+    return CompileError("the values of this aggregate are too large to average exactly (sums must stay "
+                        "below 2**52)", node)
+
+
+def _small_ints(values: Sequence[float], count: int) -> bool:
+    """Sums of `count` of these integers stay exact in int64 (and in float64)."""
+    return max((abs(v) for v in values), default=0.0) * max(1, count) < 2.0 ** 52
+
+
+def _int_sumset(a: np.ndarray, b: np.ndarray, node: ir.Aggregate) -> np.ndarray:
+    """All sums x + y (x in a, y in b; sorted distinct int64 arrays), sorted and distinct.
+
+    Dense (indicator vectors convolved) when the value ranges are narrow, sparse (outer
+    sums) when they are wide: a vocabulary {0, 10**6} has 2 values but a span of 10**6,
+    which made the dense convolution run for minutes.
+    """
+    span_a, span_b = int(a[-1] - a[0]) + 1, int(b[-1] - b[0]) + 1
+    if span_a * span_b <= 8 * len(a) * len(b) + 4096:
+        da = np.zeros(span_a, dtype=bool)
+        da[a - a[0]] = True
+        db = np.zeros(span_b, dtype=bool)
+        db[b - b[0]] = True
+        return np.flatnonzero(np.convolve(da, db)) + (a[0] + b[0])
+    if len(a) * len(b) > 8 * MAX_VALUES:
+        raise CompileError("the mean of this aggregate can take too many different values to enumerate "
+                           "exactly", node)
+    return np.unique(np.add.outer(a, b))
+
+
 def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> list:
     """All sums picking one value from each set (sets of numbers).
 
@@ -694,22 +719,19 @@ def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[d
     so all queries together cost O(N) convolutions instead of O(N^2).
     """
     floats = [[float(v) for v in s] for s in sets]
-    if all(all(v.is_integer() for v in s) for s in floats):
+    if all(all(v.is_integer() for v in s) for s in floats) and _small_ints([v for s in floats for v in s], len(sets)):
         cache = prefix_cache if prefix_cache is not None else {}
         ids = tuple(id(s) for s in sets)
         start = len(sets)
         while start > 0 and ids[:start] not in cache:
             start -= 1
-        acc, base = cache.get(ids[:start], (np.array([True]), 0))
+        acc = cache.get(ids[:start], np.zeros(1, dtype=np.int64))
         for k in range(start, len(sets)):
-            ints = [int(v) for v in floats[k]]
-            m = min(ints)
-            vec = np.zeros(max(ints) - m + 1, dtype=bool)
-            vec[[v - m for v in ints]] = True
-            acc = np.convolve(acc, vec) > 0
-            base += m
-            cache[ids[:k + 1]] = (acc, base)
-        return [float(base + k) for k in np.nonzero(acc)[0]]
+            acc = _int_sumset(acc, np.array(sorted({int(v) for v in floats[k]}), dtype=np.int64), node)
+            cache[ids[:k + 1]] = acc
+        return [float(v) for v in acc.tolist()]
+    if all(all(v.is_integer() for v in s) for s in floats):
+        raise _too_large_to_average(node)
     current = {0.0}
     for s in floats:
         current = {a + b for a in current for b in s}

@@ -292,6 +292,7 @@ class Lowering:
                 self._lower_virtual(node)
             elif kind == MAP_MLP:
                 self._lower_mlp_map(node, self.refs[node.id])
+        self._check_readout(readout)
         feature_err = dict(self.err)
         return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err,
                        {k: list(v) for k, v in self.refs.items()})
@@ -318,6 +319,24 @@ class Lowering:
         # one direction holding the index of the value: decoded by rounding
         reads = [self.request(out, np.arange(len(vals), dtype=np.float64), "out:code")]
         return Readout("code", vals, reads, out)
+
+    def _check_readout(self, readout: Readout) -> None:
+        """Refuse a model whose output features may be further off than the decoder's margin:
+        half the smallest gap between output numbers (snapped to the nearest), or 1/2 for a
+        code (rounded) or an indicator (argmax, or the None flag's threshold)."""
+        margins = [0.5] * len(readout.reads)
+        if readout.mode == "numeric":
+            nums = np.unique(np.array([float(v) for v in readout.values if v is not None]))
+            gaps = np.diff(nums)
+            gaps = gaps[gaps > 1e-9 * np.maximum(1.0, np.abs(nums[1:]))]   # one number to every reader
+            margins[0] = float(gaps.min()) / 2 if len(gaps) else np.inf
+        for ref, margin in zip(readout.reads, margins):
+            read = ref.read()
+            err = sum(abs(c) * (self.err.get(f.uid, 0.0) + EPS32 * _magnitude(f)) for f, c in read.terms.items())
+            if err >= margin:
+                raise CompileError(f"the output cannot be decoded exactly in float32: its values are "
+                                   f"{2 * margin:.3g} apart, and the model's error on them can reach {err:.3g} "
+                                   f"(use a smaller vocabulary or max_seq_len)", readout.node)
 
     # ---- constants and embeddings
     def _lower_const(self, node: ir.SOp) -> None:
@@ -1201,6 +1220,11 @@ def _is_function_of(code_cols: list[np.ndarray], outputs: np.ndarray) -> bool:
     same = k_sorted[1:] == k_sorted[:-1]
     diff = np.any(np.abs(o_sorted[1:] - o_sorted[:-1]) > 1e-12, axis=1)
     return not np.any(same & diff)
+
+
+def _magnitude(f: Feature) -> float:
+    """Largest absolute value a feature holds (1 for the constant, BOS and auxiliary ones)."""
+    return float(np.max(np.abs(f.fn), initial=1.0)) if f.fn is not None else 1.0
 
 
 def finalize(lowered: Lowered) -> None:

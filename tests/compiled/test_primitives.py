@@ -113,6 +113,22 @@ def test_compile_error_names_the_expression():
     assert "f.rasp:" in text and "compile error" in text
 
 
+def test_mean_of_widely_spread_integers_compiles_quickly_and_exactly():
+    """Two token values a million apart: the mean's value set is small, although the
+    dense sum-set of the values spans a million (which made the compile run for minutes)."""
+    sop = compile_text("aggregate(select(indices, indices, <=), tokens_int);")
+    assert_exact(sop, [0, 1_000_000], 4)
+
+
+def test_output_numbers_closer_than_float32_can_tell_apart_are_refused():
+    # means of -5, 3 and 10**8 differ by 2/3 near 3*10**7, where float32 values are 2 apart:
+    # the model would snap to a neighbouring mean, so the compiler must refuse
+    sop = compile_text("aggregate(select(indices, indices, <=), tokens_int);")
+    with pytest.raises(compiler.CompileError) as err:
+        compiler.compile(sop, vocab=[-5, 3, 10 ** 8], max_seq_len=4)
+    assert "cannot be decoded exactly in float32" in str(err.value)
+
+
 def test_compile_error_for_tokens_the_program_rejects():
     prog = rasp.parse("x = tokens_int + 1;\nx;", "g.rasp")
     with pytest.raises(compiler.CompileError) as err:
