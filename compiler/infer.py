@@ -103,6 +103,7 @@ def _merge_near(merged: list, arr: np.ndarray) -> tuple:
     """Sorted distinct numbers (`arr` = them as floats) with float64 rounding variants merged."""
     # a looser test than the merge rule, so no merge is missed; the rule decides below
     near = np.abs(np.diff(arr)) <= 4e-12 * np.maximum(1.0, np.abs(arr[1:]))
+    near &= np.isfinite(arr[1:]) & np.isfinite(arr[:-1])     # inf is no rounding variant of a number
     if not near.any():
         return tuple(merged)
     out: list = [merged[0]]
@@ -285,12 +286,36 @@ class Inference:
         self.sel: dict[int, SelectorInfo] = {}
         self.deps: dict[int, frozenset] = {}
         self._compute_deps()
-        self._exact_low_dependency()
-        for node in graph.nodes():
-            if isinstance(node, ir.SOp) and node.id not in self.info:
-                self.info[node.id] = self._infer(node)
-            elif isinstance(node, ir.Selector) and node.id not in self.sel:
-                self.sel[node.id] = self._infer_selector(node)
+        self._current: Optional[ir.Node] = None     # the node being analysed, for errors
+        try:
+            self._exact_low_dependency()
+            for node in graph.nodes():
+                self._current = node
+                if isinstance(node, ir.SOp) and node.id not in self.info:
+                    self.info[node.id] = self._infer(node)
+                elif isinstance(node, ir.Selector) and node.id not in self.sel:
+                    self.sel[node.id] = self._infer_selector(node)
+        except TypeError as err:
+            if "unhashable" not in str(err):
+                raise
+            raise CompileError(f"this s-op can take a value that is not a string, number, boolean, None or "
+                               f"tuple ({err}); the compiler tabulates values, so they must be atoms",
+                               self._current) from None
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        """Refuse infinities and NaNs: float32 residuals cannot carry them through sums and
+        tables (an inf was silently dropped from value sets, a NaN broke equality)."""
+        for node in self.graph.nodes():
+            info = self.info.get(node.id)
+            if info is None:
+                continue
+            bad = [v for v in info.values if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                span = node.origin.user_span() if node.origin is not None else self._first_use_span(node)
+                raise CompileError(f"this s-op can take the value {bad[0]!r}; the compiled model holds finite "
+                                   "numbers only (check the vocabulary and for overflowing arithmetic)", node,
+                                   span=span)
 
     # ---- dependencies
     def _compute_deps(self) -> None:
@@ -341,6 +366,7 @@ class Inference:
                 for node in by_length:
                     rows_of[node.id] = results[node.id]
             for node in structural:
+                self._current = node
                 rows = rows_of[node.id]
                 if isinstance(node, ir.Selector):
                     mats = [np.array(r, dtype=bool).reshape(n, n) for n, r in zip(range(1, N + 1), rows)]
@@ -358,6 +384,7 @@ class Inference:
         if token_only:
             results = self._run(token_only, [self.vocab])
             for node in token_only:
+                self._current = node
                 row = results[node.id][0]
                 per_token = {}
                 for t, v in zip(self.vocab, row):
@@ -367,6 +394,7 @@ class Inference:
         if local:
             results = self._run(local, [[t] * N for t in self.vocab])
             for node in local:
+                self._current = node
                 rows = results[node.id]
                 table = {_tok_key(t): list(r) for t, r in zip(self.vocab, rows)}
                 by_pos = [sorted_values(r[i] for r in rows) for i in range(N)]
@@ -380,14 +408,17 @@ class Inference:
             span = err.span
             node = getattr(err, "node", None)
             if span is None and node is not None:
-                # a builtin (tokens_int, ...) has no source: point at its first use instead
-                for user_id in self.graph.graph.successors(self.graph.resolve(node).id):
-                    user = self.graph.node(user_id)
-                    if user.origin is not None:
-                        span = user.origin.user_span()
-                        break
+                span = self._first_use_span(node)
             raise CompileError(f"evaluating the program on the vocabulary failed: {err.message}",
                                span=span) from None
+
+    def _first_use_span(self, node: ir.Node):
+        """Where a builtin (tokens_int, ...), which has no source of its own, is first used."""
+        for user_id in self.graph.graph.successors(self.graph.resolve(node).id):
+            user = self.graph.node(user_id)
+            if user.origin is not None:
+                return user.origin.user_span()
+        return None
 
     # ---- joint values of several s-ops
     def joint_tuples(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:

@@ -35,7 +35,7 @@ from rasp.values import factorize
 from .errors import CompileError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
-from .infer import MAX_TUPLES, Inference, ValueIndex
+from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
 from .mlp import EPS32, TablePlan, build_table, exact_table, rounding_error
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
@@ -311,7 +311,7 @@ class Lowering:
             if len(non_none) < len(vals):
                 reads.append(self.request(out, np.array([v is None for v in vals], dtype=np.float64), "out is None"))
             return Readout("numeric", vals, reads, out)
-        if readable == AFFINE:
+        if readable == AFFINE and self.plan.kind[out.id] != ATTN_MEAN:
             raise CompileError("the output cannot be decoded: its values are not all numbers", out)
         if len(vals) <= 2:
             reads = [self.indicator(out, v) for v in vals]
@@ -374,6 +374,31 @@ class Lowering:
         self.embed.append(EmbedFeature(f, where, vec))
         self.err[f.uid] = EPS32 * float(np.max(np.abs(vec), initial=0.0))
         return f
+
+    def _number_mask(self, node: ir.SOp) -> np.ndarray:
+        """Which of the node's values are numbers; the others (None, or a numerical
+        aggregate's default such as "none") are marked by a flag feature instead. A text
+        aggregate's False default is no number: its means are of numbers only."""
+        text_bools = isinstance(node, ir.Aggregate) and node.semantics != "tracr"
+        vals = self.values(node)
+        return np.fromiter((is_number(v) or isinstance(v, bool) and not text_bools for v in vals),
+                           dtype=bool, count=len(vals))
+
+    def _value_coordinate(self, node: ir.SOp) -> np.ndarray:
+        """One number per value that tells all values apart: numbers as themselves, the
+        flagged non-number lifted above them all (its flag feature adds the lift)."""
+        mask = self._number_mask(node)
+        xs = np.array([float(v) if m else 0.0 for v, m in zip(self.values(node), mask)])
+        if not mask.all():
+            nums = np.unique(xs[mask])
+            step = float(np.min(np.diff(nums))) if len(nums) > 1 else 1.0
+            xs[~mask] = float(np.max(np.abs(nums), initial=0.0)) + max(step, 1.0)
+        return xs
+
+    def _coordinates(self, node: ir.SOp, col: Sequence[Any]) -> np.ndarray:
+        """_value_coordinate of each value in `col`."""
+        coord = self._value_coordinate(node)
+        return np.array([coord[self.find(node, v)] for v in col], dtype=np.float64)
 
     # ---- virtual maps
     def _lower_virtual(self, node: ir.Map) -> None:
@@ -440,10 +465,12 @@ class Lowering:
         default = node.default
         values = self.values(node)
         if kind == ATTN_MEAN:
-            xs = _as_numbers(values)
-            mask = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+            # every value is a mean (a number) but the default, which may be None or any
+            # other non-number ("none", False): a flag feature marks it, the mean reads 0 there
+            mask = self._number_mask(node)
+            xs = np.array([float(v) if m else 0.0 for v, m in zip(values, mask)])
             f_mean = Feature(f"{node.name}", sop_id=node.id, kind="value", fn=xs)
-            f_none = Feature(f"{node.name} is None", sop_id=node.id, kind="value",
+            f_none = Feature(f"{node.name} is {default!r}", sop_id=node.id, kind="value",
                              fn=(~mask).astype(np.float64)) if not mask.all() else None
             nonaffine = []
             for ref in refs:
@@ -458,12 +485,12 @@ class Lowering:
                     none_val = float(ref.vec[~mask][0])
                     ref.own[f_none] = none_val - b
             value_ref = self.identity(src)
-            outs = [(f_mean, {value_ref: 1.0}, 0.0 if default is None else float(default))]
+            outs = [(f_mean, {value_ref: 1.0}, 0.0 if f_none is not None else float(default))]
             if f_none is not None:
                 outs.append((f_none, {}, 1.0))
             self._head(node, sel, outs, width=False, exact_mean=True)
             if nonaffine:
-                self._materialize(node, nonaffine, z_feature=f_mean)
+                self._materialize(node, nonaffine, z_feature=f_mean, flag=(f_none, ~mask))
             return
         created = self._produce(node, refs)
         outs = []
@@ -779,17 +806,25 @@ class Lowering:
         return qc, kc, delta
 
     # ---- MLPs
-    def _materialize(self, node: ir.SOp, refs: list[Ref], z_feature: Optional[Feature]) -> None:
-        """Compute non-linear functions of a numerical s-op with an MLP reading its value."""
+    def _materialize(self, node: ir.SOp, refs: list[Ref], z_feature: Optional[Feature],
+                     flag: Optional[tuple[Optional[Feature], np.ndarray]] = None) -> None:
+        """Compute non-linear functions of a numerical s-op with an MLP reading its value.
+
+        `flag`: (feature, mask) for a non-number value (an aggregate's None or string
+        default), which the table reads at a z of its own, above every number.
+        """
         vals = self.values(node)
-        xs = np.array([0.0 if v is None else float(v) for v in vals])
+        flagged = flag[1] if flag is not None and flag[0] is not None else np.zeros(len(vals), dtype=bool)
+        if any(v is None for v, f in zip(vals, flagged) if not f):
+            raise CompileError("cannot compute a non-linear function of a numerical s-op that may be None", node)
         created = self._produce(node, refs)
         outputs = np.stack([f.fn for f in created], axis=1) if created else np.zeros((len(vals), 0))
         if z_feature is None:
             raise CompileError("internal: materialising needs the feature holding the value", node)
         z_lin: Lin = {z_feature: 1.0}
-        if any(v is None for v in vals):
-            raise CompileError("cannot compute a non-linear function of a numerical s-op that may be None", node)
+        xs = self._value_coordinate(node)
+        if flagged.any():
+            z_lin[flag[0]] = float(xs[flagged][0])
         self._mlp_from_table(node, [], [()] * len(vals), xs, z_lin, outputs, created,
                              z_err=None, label=f"decode {node.name}")
 
@@ -997,8 +1032,9 @@ class Lowering:
                     x_errs.append(self._width_x_error())
                     continue
                 if j in by_value:
-                    xs.append(np.array([float(v) for v in cols[j]]))
-                    x_refs.append(lambda j=j: self.identity(leaves[j]))
+                    xs.append(self._coordinates(leaves[j], cols[j]))
+                    x_refs.append(lambda j=j: self.request(leaves[j], self._value_coordinate(leaves[j]),
+                                                           leaves[j].name))
                 else:
                     xs.append(codes[j].astype(np.float64))
                     x_refs.append(lambda j=j: self._code_ref(leaves[j], cols[j], codes[j]))

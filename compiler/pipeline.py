@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 from rasp import ir
@@ -21,12 +22,18 @@ def normalize_vocab(vocab: Iterable[Any]) -> list:
     """Distinct tokens in a fixed order (a string means its characters)."""
     if isinstance(vocab, str):
         vocab = list(vocab)
+    vocab = list(vocab)
+    for t in vocab:
+        if not isinstance(t, (str, int, float, bool)):
+            raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")
     tokens = sorted_values(vocab)
     if not tokens:
         raise CompileError("the vocabulary is empty")
     for t in tokens:
         if not isinstance(t, (str, int, float, bool)):
             raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")
+        if isinstance(t, float) and not math.isfinite(t):
+            raise CompileError(f"vocabulary entries must be finite numbers, got {t!r}")
     return list(tokens)
 
 

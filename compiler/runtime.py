@@ -100,7 +100,10 @@ class TokenEncoder:
                 raise RaspInputError(f"input {b} has length {len(seq)}, longer than the model's max_seq_len "
                                      f"{self.max_seq_len}")
             for i, tok in enumerate(seq):
-                tid = self._ids.get((type(tok), tok))
+                try:
+                    tid = self._ids.get((type(tok), tok))
+                except TypeError:        # an unhashable token (a list...): not in the vocabulary
+                    tid = None
                 if tid is None:
                     raise RaspInputError(f"token {tok!r} (position {i} of input {b}) is not in the vocabulary "
                                          f"{self.vocab!r}")
@@ -206,15 +209,25 @@ class CompiledModel:
         """Weights and everything needed to decode, in one safetensors file."""
         from safetensors.torch import save_file
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
-        save_file(tensors, str(path), metadata={"rasp": json.dumps(self.metadata())})
+        if not Path(path).parent.is_dir():
+            raise RaspInputError(f"cannot save to {path}: the directory {Path(path).parent} does not exist")
+        try:
+            save_file(tensors, str(path), metadata={"rasp": json.dumps(self.metadata())})
+        except Exception as err:  # safetensors raises its own error type for I/O failures
+            raise RaspInputError(f"cannot save to {path}: {err}") from None
 
 
 def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> CompiledModel:
     """Load a model saved with `CompiledModel.save`."""
     from safetensors import safe_open
     from safetensors.torch import load_file
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    if not Path(path).is_file():
+        raise RaspInputError(f"cannot load {path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # not a safetensors file (safetensors raises its own error type)
+        raise RaspInputError(f"{path} is not a compiled RASP model (not a safetensors file: {err})") from None
     if "rasp" not in meta:
         raise RaspInputError(f"{path} is not a compiled RASP model (no metadata)")
     info = json.loads(meta["rasp"])

@@ -20,7 +20,7 @@ from .errors import RaspError, RaspLimitError, RaspNameError, RaspSyntaxError, R
 from .ops import (binary_fn, binary_fn_const, ifelse_fn, is_text_type, lookup_fn, membership_fn,
                   python_binary, python_unary, unary_fn)
 from .parser import parse
-from .source import Span
+from .source import Span, read_source_file
 from .types import static_type
 
 MAX_CALL_DEPTH = 400
@@ -303,9 +303,9 @@ class Builder:
             chain = " -> ".join([*self.load_stack[self.load_stack.index(key):], key])
             raise RaspLimitError(f"load cycle: {chain}", stmt.span)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise RaspValueError(f"cannot read {path}: {exc.strerror}", stmt.span) from None
+            text = read_source_file(path)
+        except RaspValueError as err:
+            raise RaspValueError(err.message, stmt.span) from None
         module = parse(text, str(path))
         file_env = Env(self.base_env)
         inner = Builder(self.base_env, (*self.load_stack, key))
@@ -793,17 +793,15 @@ def build_module(module: ast.Module) -> Program:
 
 def parse_program(text: str, filename: str = "<string>") -> Program:
     """Parse and build RASP source text."""
+    if not isinstance(text, str):
+        raise RaspValueError(f"RASP source must be text (a str), got {type(text).__name__}")
     return build_module(parse(text, filename))
 
 
 def load_program(path: str | Path) -> Program:
     """Read, parse and build a RASP file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise RaspValueError(f"cannot read {path}: {exc.strerror}") from None
-    return build_module(parse(text, str(path)))
+    return build_module(parse(read_source_file(path), str(path)))
 
 
 __all__ = ["Program", "Builder", "Env", "RaspFunction", "Builtin", "build_module", "parse_program",

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .source import read_source_file
+
 _FIELD = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s*(.*?)\s*$")
 
 
@@ -88,4 +90,4 @@ _KNOWN = {"vocab", "max-len", "max_len", "input", "output", "example", "paper-la
 
 
 def read_header_file(path: str | Path) -> Header:
-    return read_header(Path(path).read_text())
+    return read_header(read_source_file(path))

@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+
+def read_source_file(path: "str | Path") -> str:
+    """The text of a RASP file; a missing or non-UTF-8 file is a RaspValueError naming it."""
+    from .errors import RaspValueError   # (errors imports this module)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RaspValueError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RaspValueError(f"cannot read {path}: not UTF-8 text (byte {exc.start})") from None
 
 
 class Source:

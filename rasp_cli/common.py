@@ -14,6 +14,7 @@ import click
 import rasp
 from rasp.errors import RaspError
 from rasp.header import Header, parse_sequence, read_header
+from rasp.source import read_source_file
 
 PROGRAMS_DIR = Path(__file__).resolve().parent.parent / "programs"
 
@@ -56,17 +57,28 @@ class LoadedProgram:
 
     def __init__(self, path: str, name: Optional[str]) -> None:
         self.path = resolve_program_path(path)
-        text = self.path.read_text()
+        text = read_source_file(self.path)
         self.header: Header = read_header(text)
         self.program = rasp.parse(text, str(self.path))
-        self.name = name or self.header.output or self.program.result_name
+        self.name = name or self.header.output or self._default_name()
         try:
             self.node = self.program[self.name]
         except KeyError:
             available = ", ".join(self.program.names()) or "(none)"
             raise RaspError(f"{self.path} defines no {self.name!r}; available names: {available}") from None
         if not isinstance(self.node, rasp.ir.Node):
-            raise RaspError(f"{self.name!r} is a {type(self.node).__name__}, not an s-op or selector")
+            kind = type(self.node).__name__
+            raise click.UsageError(f"{self.name!r} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not an s-op "
+                                   f"or selector; choose one with --name")
+
+    def _default_name(self) -> str:
+        """`out` or the last assignment, unless that is no s-op (`n = 5;` at the end): then
+        the last assigned s-op."""
+        name = self.program.result_name
+        if isinstance(self.program[name], rasp.ir.Node):
+            return name
+        sops = [n for n in self.program.names() if isinstance(self.program[n], rasp.ir.SOp)]
+        return sops[-1] if sops else name
 
     def input_or_default(self, text: Optional[str]) -> list:
         if text is not None:

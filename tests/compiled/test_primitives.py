@@ -129,6 +129,34 @@ def test_output_numbers_closer_than_float32_can_tell_apart_are_refused():
     assert "cannot be decoded exactly in float32" in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["p", "is_none", "is_two", "r", "is_false"])
+def test_numerical_mean_with_a_non_number_default(name):
+    """A mean whose default is a string or False: a flag feature marks the default, and
+    maps over the mixed values read one coordinate with the default lifted above the means."""
+    prog = rasp.parse('p = aggregate(select(tokens, "a", ==), indices, "none");\n'
+                      'is_none = p == "none";\nis_two = p == 2;\n'
+                      'r = aggregate(select(tokens, "a", ==), indices, False);\nis_false = r == False;', "<t>")
+    assert_exact(prog[name], "ab", 5)
+
+
+@pytest.mark.parametrize("source, vocab", [
+    ("tokens_float + 1;", ["inf", "1"]),                 # an infinite token
+    ("tokens_float * 1e308 * 10;", ["1", "0"]),          # overflow to inf
+    ("selector_width(select(tokens_float, tokens_float, ==));", ["nan", "2"]),
+])
+def test_non_finite_values_are_refused(source, vocab):
+    with pytest.raises(compiler.CompileError) as err:
+        compiler.compile(compile_text(source), vocab=vocab, max_seq_len=3)
+    assert "finite numbers only" in str(err.value) and "<test>:1:" in str(err.value)
+
+
+def test_non_finite_vocabulary_entries_are_refused():
+    with pytest.raises(compiler.CompileError, match="finite"):
+        compiler.compile(compile_text("tokens_float + 1;"), vocab=[float("inf"), 1.0], max_seq_len=2)
+    with pytest.raises(compiler.CompileError, match="strings, numbers or booleans"):
+        compiler.compile(compile_text("tokens;"), vocab=[["a"], ["b"]], max_seq_len=2)
+
+
 def test_compile_error_for_tokens_the_program_rejects():
     prog = rasp.parse("x = tokens_int + 1;\nx;", "g.rasp")
     with pytest.raises(compiler.CompileError) as err:
@@ -168,3 +196,8 @@ aggregate(select(is_major, True, ==), tokens, "_");
                                                       for n in range(1, max_len + 1)]
     model = assert_exact(sop, list("abc"), max_len, inputs=inputs)
     assert model.num_layers == 2
+
+
+def test_nan_outputs_compare_equal():
+    assert compiler.same_output([float("nan"), 1.0], [float("nan"), 1.0])
+    assert not compiler.same_output([float("nan")], [1.0])

@@ -46,6 +46,19 @@ def test_errors_for_bad_inputs(reverse_model):
         reverse_model("abcabcabc")
 
 
+def test_unhashable_tokens_missing_directories_and_foreign_files_are_clear_errors(tmp_path, reverse_model):
+    with pytest.raises(rasp.RaspInputError, match="not in the vocabulary"):
+        reverse_model([["a"]])
+    with pytest.raises(rasp.RaspInputError, match="does not exist"):
+        reverse_model.save(tmp_path / "missing" / "rev.safetensors")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"garbage" * 10)
+    with pytest.raises(rasp.RaspInputError, match="not a safetensors file"):
+        compiler.load(garbage)
+    with pytest.raises(rasp.RaspInputError, match="no such file"):
+        compiler.load(tmp_path / "absent.safetensors")
+
+
 def test_save_and_load_roundtrip(tmp_path, reverse_model):
     path = tmp_path / "rev.safetensors"
     reverse_model.save(path)

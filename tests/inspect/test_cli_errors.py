@@ -21,15 +21,28 @@ CASES = [
     (["report", "sort", "--vocab", "ab", "-o", "{tmp}/r.html"], 1, "not in the vocabulary"),
     (["trace", "sort", "--name", "missing"], 1, "defines no 'missing'"),
     (["layers", "sort", "--max-len", "0"], 1, "max_seq_len must be a positive integer"),
+    (["trace", "{tmp}/binary.rasp", "--input", "ab"], 1, "not UTF-8 text"),
+    (["trace", "{tmp}/trailing_int.rasp", "--input", "ab", "--name", "n"], 2, "is an int, not an s-op"),
 ]
 
 
 @pytest.mark.parametrize("args,code,message", CASES)
 def test_errors_are_clean_messages(tmp_path, args, code, message):
+    (tmp_path / "binary.rasp").write_bytes(b"\xff\xfe x = tokens;")
+    (tmp_path / "trailing_int.rasp").write_text("rev = aggregate(select(indices, length - indices - 1, ==), tokens);\n"
+                                                "n = 5;\n")
     result = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_default_name_skips_a_trailing_non_sop(tmp_path):
+    path = tmp_path / "trailing_int.rasp"
+    path.write_text("rev = aggregate(select(indices, length - indices - 1, ==), tokens);\nn = 5;\n")
+    result = run_cli("trace", str(path), "--input", "abc")
+    assert result.exit_code == 0, result.output
+    assert "rev" in result.output
 
 
 def test_no_traceback_from_the_real_command(tmp_path):

@@ -268,3 +268,12 @@ def test_cli_eval_success_json(tmp_path):
     assert json.loads(result.stdout) == {"output": ["1!", "2!", "3!"]}
     result = rasp_cli("eval", str(good), "--name", "y", "--input", "[1, 2, 3]", "--json")
     assert json.loads(result.stdout) == {"output": [2, 4, 6]}
+
+
+def test_source_must_be_text_and_files_utf8(tmp_path):
+    with pytest.raises(rasp.RaspValueError, match="must be text"):
+        rasp.parse(None)
+    path = tmp_path / "binary.rasp"
+    path.write_bytes(b"\xff\xfe x = tokens;")
+    with pytest.raises(rasp.RaspValueError, match="binary.rasp: not UTF-8 text"):
+        rasp.load(path)
