@@ -23,6 +23,9 @@ from .compare import same_output, same_value
 from .errors import CompileError
 from .runtime import CompiledModel, OutputSpec, load  # noqa: F401 (OutputSpec: public)
 
+# Longest max_seq_len compile() accepts: reverse refuses from ~400 (float32), 1000 needs 1.2 GB.
+MAX_SEQ_LEN = 1024
+
 __all__ = ["compile", "load", "CompiledModel", "CompileError", "same_output", "same_value", "to_transformer_lens"]
 
 
@@ -39,6 +42,10 @@ def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
         raise CompileError(f"compile expects an s-op, got {type(sop).__name__}")
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
         raise CompileError(f"max_seq_len must be a positive integer, got {max_seq_len!r}")
+    if max_seq_len > MAX_SEQ_LEN:
+        raise CompileError(f"max_seq_len {max_seq_len} is above the supported {MAX_SEQ_LEN}: the compiler "
+                           "analyses every length exactly (memory grows with max_seq_len cubed), and float32 "
+                           "attention stops being exact far sooner for most programs")
     tokens = normalize_vocab(vocab)
     # a compile allocates many small objects (collections made it ~20 % slower) and
     # solves small least-squares problems (see single_threaded_blas)

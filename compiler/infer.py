@@ -30,7 +30,7 @@ import numpy as np
 from rasp import ir
 from rasp.errors import RaspError
 from rasp.interpreter import Interpreter
-from rasp.values import array_of
+from rasp.values import array_of, to_python
 
 from .errors import CompileError
 from .graph import ProgramGraph
@@ -362,14 +362,19 @@ class Inference:
                     else:
                         rows_of[node.id] = [row[:n] for n in range(1, N + 1)]
             if by_length:
-                results = self._run(by_length, [[dummy] * n for n in range(1, N + 1)])
-                for node in by_length:
-                    rows_of[node.id] = results[node.id]
+                # as arrays: selectors over every length hold N^3/3 cells, which as Python
+                # lists took gigabytes at max_seq_len 1000 before the compiler could refuse
+                for index, arrays in self._run(by_length, [[dummy] * n for n in range(1, N + 1)], arrays=True):
+                    for k, i in enumerate(index):
+                        for node in by_length:
+                            row = np.asarray(arrays[node.id])[k if arrays[node.id].shape[0] > 1 else 0]
+                            rows_of.setdefault(node.id, [None] * N)[i] = \
+                                row if isinstance(node, ir.Selector) else to_python(row)
             for node in structural:
                 self._current = node
                 rows = rows_of[node.id]
                 if isinstance(node, ir.Selector):
-                    mats = [np.array(r, dtype=bool).reshape(n, n) for n, r in zip(range(1, N + 1), rows)]
+                    mats = [np.asarray(r, dtype=bool).reshape(n, n) for n, r in zip(range(1, N + 1), rows)]
                     self.sel[node.id] = self._selector_from_exact(node, mats)
                     continue
                 exact = np.empty((N + 1, N), dtype=object)
@@ -401,8 +406,11 @@ class Inference:
                 values = union_values(by_pos)
                 self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, local=table)
 
-    def _run(self, nodes: list[ir.Node], inputs: list[list]) -> dict[int, list]:
+    def _run(self, nodes: list[ir.Node], inputs: list[list], arrays: bool = False):
+        """The interpreter's values of `nodes` on `inputs` (as run_arrays groups if `arrays`)."""
         try:
+            if arrays:
+                return Interpreter(nodes).run_arrays(inputs)
             return Interpreter(nodes).run(inputs, nodes)
         except RaspError as err:
             span = err.span

@@ -201,3 +201,8 @@ aggregate(select(is_major, True, ==), tokens, "_");
 def test_nan_outputs_compare_equal():
     assert compiler.same_output([float("nan"), 1.0], [float("nan"), 1.0])
     assert not compiler.same_output([float("nan")], [1.0])
+
+
+def test_max_seq_len_above_the_supported_limit_is_refused_at_once():
+    with pytest.raises(compiler.CompileError, match="above the supported 1024"):
+        compiler.compile(compile_text("tokens;"), vocab="ab", max_seq_len=100_000)
