@@ -379,7 +379,7 @@ class Lowering:
         """Which of the node's values are numbers; the others (None, or a numerical
         aggregate's default such as "none") are marked by a flag feature instead. A text
         aggregate's False default is no number: its means are of numbers only."""
-        text_bools = isinstance(node, ir.Aggregate) and node.semantics != "tracr"
+        text_bools = self.plan.kind.get(node.id) == ATTN_MEAN and node.semantics != "tracr"
         vals = self.values(node)
         return np.fromiter((is_number(v) or isinstance(v, bool) and not text_bools for v in vals),
                            dtype=bool, count=len(vals))
@@ -389,6 +389,8 @@ class Lowering:
         flagged non-number lifted above them all (its flag feature adds the lift)."""
         mask = self._number_mask(node)
         xs = np.array([float(v) if m else 0.0 for v, m in zip(self.values(node), mask)])
+        if (~mask).sum() > 1:
+            raise CompileError("internal: several non-number values cannot share one lifted coordinate", node)
         if not mask.all():
             nums = np.unique(xs[mask])
             step = float(np.min(np.diff(nums))) if len(nums) > 1 else 1.0
@@ -998,7 +1000,7 @@ class Lowering:
             decoded_at = min(self.plan.time[leaves[j].id] for j in head_read)
             if any(self.plan.time[leaves[j].id] >= decoded_at for j in active if j not in head_read):
                 head_read = set()
-        for attempt in ("heads", "values", "codes", "gates"):
+        for attempt in ("heads", "values", "codes", "gates", "mean_gates"):
             if attempt == "heads":
                 if not head_read:
                     continue
@@ -1017,13 +1019,22 @@ class Lowering:
                 gates: list[int] = []
                 coord = affine + anyread
                 by_value = set(affine)
-            else:
+            elif attempt == "gates":
                 # inputs with few values become one-hot gates; the rest stay coordinates
                 gates = [j for j in anyread if len(np.unique(codes[j])) <= MAX_GATE_VALUES]
                 if not gates:
-                    break
+                    continue
                 coord = list(affine) + [j for j in anyread if j not in gates]
                 by_value = set(affine)
+            else:
+                # last resort (not while probing whether to fuse maps): numerical means with
+                # few values become gates too; their one-hot features cost an MLP (a layer)
+                # after the head that averages
+                gates = [j for j in active if len(np.unique(codes[j])) <= MAX_GATE_VALUES]
+                if probe or not any(j in affine for j in gates):
+                    break
+                coord = [j for j in active if j not in gates]
+                by_value = set(affine) - set(gates)
             xs, x_refs, x_errs = [], [], []
             for j in coord:
                 if attempt == "heads" and j in head_read:

@@ -206,3 +206,14 @@ def test_nan_outputs_compare_equal():
 def test_max_seq_len_above_the_supported_limit_is_refused_at_once():
     with pytest.raises(compiler.CompileError, match="above the supported 1024"):
         compiler.compile(compile_text("tokens;"), vocab="ab", max_seq_len=100_000)
+
+
+@pytest.mark.parametrize("max_len, layers", [(4, 1), (6, 2)])
+def test_product_of_two_means_falls_back_to_one_hot_means(max_len, layers):
+    """a * b over two numerical means: one MLP reading both by value while max_len is
+    small; beyond that no single coordinate separates the pairs, so the means with few
+    values are decoded one-hot first (one more layer) instead of refusing."""
+    prog = rasp.parse('a = aggregate(full_s, indicator(tokens == "a"));\n'
+                      'b = aggregate(select(indices, indices, <=), indicator(tokens == "b"));\nc = a * b;', "<t>")
+    model = assert_exact(prog["c"], "ab", max_len)
+    assert model.num_layers == layers
