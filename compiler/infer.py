@@ -310,6 +310,11 @@ class Inference:
             info = self.info.get(node.id)
             if info is None:
                 continue
+            try:    # the common case, all numbers, in one numpy pass (value sets can be large)
+                if np.isfinite(np.fromiter(info.values, dtype=np.float64, count=len(info.values))).all():
+                    continue
+            except (TypeError, ValueError):
+                pass
             bad = [v for v in info.values if isinstance(v, float) and not math.isfinite(v)]
             if bad:
                 span = node.origin.user_span() if node.origin is not None else self._first_use_span(node)

@@ -200,6 +200,7 @@ class Lowering:
         self.pos_basis = Basis(self.N)
         self.node_basis: dict[int, Basis] = {}
         self._identity: dict[int, Optional[np.ndarray]] = {}
+        self._coordinate_cache: dict[int, np.ndarray] = {}
         self.embed: list[EmbedFeature] = []
         self.heads: list[HeadBlock] = []
         self.mlps: list[MLPBlock] = []
@@ -381,12 +382,16 @@ class Lowering:
         aggregate's False default is no number: its means are of numbers only."""
         text_bools = self.plan.kind.get(node.id) == ATTN_MEAN and node.semantics != "tracr"
         vals = self.values(node)
+        if set(map(type, vals)) <= {int, float}:
+            return np.ones(len(vals), dtype=bool)
         return np.fromiter((is_number(v) or isinstance(v, bool) and not text_bools for v in vals),
                            dtype=bool, count=len(vals))
 
     def _value_coordinate(self, node: ir.SOp) -> np.ndarray:
         """One number per value that tells all values apart: numbers as themselves, the
         flagged non-number lifted above them all (its flag feature adds the lift)."""
+        if node.id in self._coordinate_cache:
+            return self._coordinate_cache[node.id]
         mask = self._number_mask(node)
         xs = np.array([float(v) if m else 0.0 for v, m in zip(self.values(node), mask)])
         if (~mask).sum() > 1:
@@ -395,11 +400,14 @@ class Lowering:
             nums = np.unique(xs[mask])
             step = float(np.min(np.diff(nums))) if len(nums) > 1 else 1.0
             xs[~mask] = float(np.max(np.abs(nums), initial=0.0)) + max(step, 1.0)
+        self._coordinate_cache[node.id] = xs
         return xs
 
     def _coordinates(self, node: ir.SOp, col: Sequence[Any]) -> np.ndarray:
         """_value_coordinate of each value in `col`."""
         coord = self._value_coordinate(node)
+        if set(map(type, self.values(node))) <= {int, float}:
+            return np.array([float(v) for v in col])          # numbers read as themselves
         return np.array([coord[self.find(node, v)] for v in col], dtype=np.float64)
 
     # ---- virtual maps
