@@ -495,7 +495,8 @@ class Lowering:
                     none_val = float(ref.vec[~mask][0])
                     ref.own[f_none] = none_val - b
             value_ref = self.identity(src)
-            outs = [(f_mean, {value_ref: 1.0}, 0.0 if f_none is not None else float(default))]
+            bos_mean = float(default) if f_none is None and is_number(default) else 0.0   # (default unused)
+            outs = [(f_mean, {value_ref: 1.0}, bos_mean)]
             if f_none is not None:
                 outs.append((f_none, {}, 1.0))
             self._head(node, sel, outs, width=False, exact_mean=True)
@@ -813,6 +814,13 @@ class Lowering:
         if mism.size and mism.min() <= 0:
             return None
         delta = float(mism.min()) if mism.size else 1.0
+        # centre the codes (only differences matter): tokens 3000..3003 would square to 9e6,
+        # past what float32 holds exactly; refuse the form if even centred codes are too big
+        both = np.concatenate([qc, kc])
+        mid = float(np.round((both.min() + both.max()) / 2)) if len(both) else 0.0
+        qc, kc = qc - mid, kc - mid
+        if len(both) and (float(np.max(np.abs(both - mid))) / delta) ** 2 * SCORE_GAP > 2.0 ** 22:
+            return None
         return qc, kc, delta
 
     # ---- MLPs

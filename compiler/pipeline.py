@@ -34,6 +34,9 @@ def normalize_vocab(vocab: Iterable[Any]) -> list:
             raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")
         if isinstance(t, float) and not math.isfinite(t):
             raise CompileError(f"vocabulary entries must be finite numbers, got {t!r}")
+        if isinstance(t, int) and not isinstance(t, bool) and abs(t) > 2 ** 53:
+            raise CompileError(f"vocabulary integers must be at most 2**53 in size (float64 holds them "
+                               f"exactly), got {str(t)[:20]}... ({len(str(t))} digits)")
     return list(tokens)
 
 

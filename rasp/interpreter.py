@@ -236,7 +236,7 @@ class Interpreter:
                 if out.shape != shape:
                     out = np.broadcast_to(out, shape)
                 return out
-            except (NotImplementedError, FloatingPointError, TypeError, ValueError):
+            except (NotImplementedError, FloatingPointError, TypeError, ValueError, OverflowError):
                 pass
         return self._map_by_unique(node, args, g)
 

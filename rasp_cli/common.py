@@ -74,7 +74,10 @@ class LoadedProgram:
     def _default_name(self) -> str:
         """`out` or the last assignment, unless that is no s-op (`n = 5;` at the end): then
         the last assigned s-op."""
-        name = self.program.result_name
+        try:
+            name = self.program.result_name
+        except KeyError:
+            raise RaspError(f"{self.path} defines nothing to evaluate (no assignment or expression)") from None
         if isinstance(self.program[name], rasp.ir.Node):
             return name
         sops = [n for n in self.program.names() if isinstance(self.program[n], rasp.ir.SOp)]

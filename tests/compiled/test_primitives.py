@@ -217,3 +217,28 @@ def test_product_of_two_means_falls_back_to_one_hot_means(max_len, layers):
                       'b = aggregate(select(indices, indices, <=), indicator(tokens == "b"));\nc = a * b;', "<t>")
     model = assert_exact(prog["c"], "ab", max_len)
     assert model.num_layers == layers
+
+
+@pytest.mark.parametrize("base", [3000, 10_000])
+def test_equality_on_large_integer_tokens(base):
+    """Quadratic equality scores use centred codes: raw codes near 10**4 squared to 10**8,
+    past float32's exact integers, and widths came out wrong."""
+    vocab = [base, base + 1, base + 3]
+    assert_exact(compile_text("selector_width(select(tokens_int, tokens_int, ==));"), vocab, 3)
+    assert_exact(compile_text("aggregate(select(tokens_int, tokens_int, ==), indices);"), vocab, 3)
+
+
+def test_mean_over_a_never_empty_selection_with_an_unused_non_number_default():
+    from rasp import tracr
+    x = tracr.numerical(tracr.Map(lambda t: 1 if t == "a" else 0, tracr.tokens))
+    mean = tracr.numerical(tracr.Aggregate(tracr.Select(tracr.indices, tracr.indices, tracr.Comparison.LEQ), x))
+    assert_exact(mean, "ab", 4)
+    assert_exact(compile_text('aggregate(select(indices, indices, <=), tokens_int, "none");'), [1, 2, 3], 3)
+
+
+def test_linear_sequence_map_keeps_python_integers():
+    from rasp import tracr
+    big = tracr.LinearSequenceMap(tracr.tokens, tracr.indices, 4 * 2 ** 61, 1)
+    assert rasp.evaluate(big, [1, 1]) == [4 * 2 ** 61, 4 * 2 ** 61 + 1]      # no int64 wrap-around
+    huge = tracr.LinearSequenceMap(tracr.tokens, tracr.indices, 2 ** 70, 1)
+    assert rasp.evaluate(huge, [1]) == [2 ** 70]                              # no OverflowError
