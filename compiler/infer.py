@@ -304,23 +304,27 @@ class Inference:
         self._check_finite()
 
     def _check_finite(self) -> None:
-        """Refuse infinities and NaNs: float32 residuals cannot carry them through sums and
-        tables (an inf was silently dropped from value sets, a NaN broke equality)."""
+        """Refuse infinities, NaNs and integers past 2**53: float residuals cannot carry them
+        through sums and tables (an inf was silently dropped from value sets, a NaN broke
+        equality)."""
         for node in self.graph.nodes():
             info = self.info.get(node.id)
             if info is None:
                 continue
             try:    # the common case, all numbers, in one numpy pass (value sets can be large)
-                if np.isfinite(np.fromiter(info.values, dtype=np.float64, count=len(info.values))).all():
+                arr = np.fromiter(info.values, dtype=np.float64, count=len(info.values))
+                if np.isfinite(arr).all() and float(np.max(np.abs(arr), initial=0.0)) <= 2.0 ** 53:
                     continue
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 pass
-            bad = [v for v in info.values if isinstance(v, float) and not math.isfinite(v)]
+            bad = [v for v in info.values if isinstance(v, float) and not math.isfinite(v)
+                   or isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2 ** 53]
             if bad:
                 span = node.origin.user_span() if node.origin is not None else self._first_use_span(node)
-                raise CompileError(f"this s-op can take the value {bad[0]!r}; the compiled model holds finite "
-                                   "numbers only (check the vocabulary and for overflowing arithmetic)", node,
-                                   span=span)
+                shown = repr(bad[0]) if len(repr(bad[0])) <= 24 else f"{repr(bad[0])[:20]}... ({len(repr(bad[0]))} digits)"
+                raise CompileError(f"this s-op can take the value {shown}; the compiled model holds finite "
+                                   "numbers only, integers up to 2**53 (check the vocabulary and for "
+                                   "overflowing arithmetic)", node, span=span)
 
     # ---- dependencies
     def _compute_deps(self) -> None:

@@ -20,16 +20,8 @@ from .schedule import schedule
 
 def normalize_vocab(vocab: Iterable[Any]) -> list:
     """Distinct tokens in a fixed order (a string means its characters)."""
-    if isinstance(vocab, str):
-        vocab = list(vocab)
     vocab = list(vocab)
-    for t in vocab:
-        if not isinstance(t, (str, int, float, bool)):
-            raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")
-    tokens = sorted_values(vocab)
-    if not tokens:
-        raise CompileError("the vocabulary is empty")
-    for t in tokens:
+    for t in vocab:          # checked before sorting: lists do not hash, inf would merge away
         if not isinstance(t, (str, int, float, bool)):
             raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")
         if isinstance(t, float) and not math.isfinite(t):
@@ -37,6 +29,9 @@ def normalize_vocab(vocab: Iterable[Any]) -> list:
         if isinstance(t, int) and not isinstance(t, bool) and abs(t) > 2 ** 53:
             raise CompileError(f"vocabulary integers must be at most 2**53 in size (float64 holds them "
                                f"exactly), got {str(t)[:20]}... ({len(str(t))} digits)")
+    tokens = sorted_values(vocab)
+    if not tokens:
+        raise CompileError("the vocabulary is empty")
     return list(tokens)
 
 

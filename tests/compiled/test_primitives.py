@@ -143,6 +143,7 @@ def test_numerical_mean_with_a_non_number_default(name):
     ("tokens_float + 1;", ["inf", "1"]),                 # an infinite token
     ("tokens_float * 1e308 * 10;", ["1", "0"]),          # overflow to inf
     ("selector_width(select(tokens_float, tokens_float, ==));", ["nan", "2"]),
+    ("tokens_int ^ 100;", [2, 3]),                        # integers past 2**53
 ])
 def test_non_finite_values_are_refused(source, vocab):
     with pytest.raises(compiler.CompileError) as err:
