@@ -880,10 +880,11 @@ class Lowering:
         results, valid = self._evaluate_composite(node, leaves, leaf_cols)
         rows_idx = np.nonzero(valid)[0]
         created = self._produce(node, refs)
-        positions = [self.find(node, results[r]) for r in rows_idx]
-        keep = [i for i, p in enumerate(positions) if p is not None]
+        self.find(node, None)          # (makes the node's value index)
+        found = self.index[node.id].find_many([results[r] for r in rows_idx.tolist()])
+        keep = found >= 0
         rows_idx = rows_idx[keep]
-        positions = [positions[i] for i in keep]
+        positions = found[keep]
         outputs = np.zeros((len(rows_idx), len(created)))
         for j, f in enumerate(created):
             outputs[:, j] = f.fn[positions]
@@ -953,7 +954,6 @@ class Lowering:
             if not isinstance(y, ir.Map):
                 raise CompileError("internal: non-map inside an MLP expression", y)
             args = [ev(k) for k in self.graph.children(y)]
-            out = np.empty(n, dtype=object)
             codes, uniques = [], []
             for a in args:
                 c, u = factorize(a)
@@ -977,8 +977,10 @@ class Lowering:
                 except Exception:
                     results.append(None)
                     bad[slot] = True
-            for i, r in enumerate(inverse.reshape(-1)):
-                out[i] = results[r]
+            table = np.empty(len(results), dtype=object)
+            for slot, r in enumerate(results):     # (element by element: results may be tuples)
+                table[slot] = r
+            out = table[inverse.reshape(-1)]
             valid[bad[inverse.reshape(-1)]] = False
             values[y.id] = out
             return out
@@ -1066,7 +1068,7 @@ class Lowering:
                     xs.append(codes[j].astype(np.float64))
                     x_refs.append(lambda j=j: self._code_ref(leaves[j], cols[j], codes[j]))
                 x_errs.append(self._leaf_error_estimate(leaves[j], coded=j not in by_value))
-            combos = [tuple(cols[g][r] for g in gates) for r in range(n)]
+            combos = list(zip(*(cols[g] for g in gates))) if gates else [()] * n
             n_aff = sum(1 for j in coord if j in by_value)
             if attempt == "heads" and len(xs) == 2:
                 lam = _separating_projection(xs, outputs)
@@ -1140,16 +1142,20 @@ class Lowering:
             gap = float(np.min(np.diff(u))) if len(u) > 1 else 1.0
             injective.append((span + gap_prev) / gap)
         best = None
+        # the gate combination of each point as an integer code, once for all candidates
+        combo_code = factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1) \
+            if combos else np.zeros(0, dtype=np.int64)
         for cand in candidates + [injective]:
             if len(cand) < k:
                 cand = cand + injective[len(cand):] if len(cand) == n_affine and n_affine < k else cand
             if len(cand) != k:
                 continue
             z = canonical(sum(l * x for l, x in zip(cand, xs)))
-            keyed = [(c, float(v)) for c, v in zip(combos, z)]
-            codes, _ = factorize(np.array([hash(kk) for kk in keyed], dtype=np.int64))
+            z_code = np.unique(z, return_inverse=True)[1].reshape(-1)
+            codes = np.unique(combo_code * (int(z_code.max(initial=0)) + 1) + z_code,
+                              return_inverse=True)[1].reshape(-1)
             if _is_function_of([codes], outputs):
-                steps = len(set(keyed))
+                steps = int(codes.max(initial=-1)) + 1      # distinct (gates, z) points
                 if best is None or steps < best[0]:
                     best = (steps, cand)
         return None if best is None else best[1]
@@ -1240,6 +1246,8 @@ def canonical(z: np.ndarray) -> np.ndarray:
     if z.size == 0:
         return z
     u = np.unique(z)
+    if not np.any(np.diff(u) <= 1e-12 * np.maximum(1.0, np.abs(u[1:]))):
+        return z          # nothing to merge (the common case), without the loop below
     rep = u.copy()
     for i in range(1, len(u)):
         if u[i] - rep[i - 1] <= 1e-12 * max(1.0, abs(u[i])):
@@ -1249,8 +1257,8 @@ def canonical(z: np.ndarray) -> np.ndarray:
 
 def _codes(col: np.ndarray) -> np.ndarray:
     """Integer codes of a column; numbers are coded by numeric value (1 and 1.0 are one)."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in col):
-        return np.unique(canonical(np.array([float(v) for v in col])), return_inverse=True)[1].reshape(-1)
+    if set(map(type, col)) <= {int, float}:
+        return np.unique(canonical(np.asarray(col, dtype=np.float64)), return_inverse=True)[1].reshape(-1)
     return factorize(col)[0]
 
 

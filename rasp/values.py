@@ -97,6 +97,11 @@ def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
         uniques, codes = np.unique(flat, return_inverse=True)
         return codes.reshape(arr.shape), uniques.tolist()
     table: dict = {}
+    try:     # the common case, hashable values: one pass in C (setdefault keeps the first key)
+        coded = [table.setdefault((type(v), v), len(table)) for v in flat.tolist()]
+        return np.array(coded, dtype=np.int64).reshape(arr.shape), [v for _, v in table]
+    except TypeError:
+        table = {}
     values: list = []
     unhashable: list = []  # (code, value) for values like lists, compared with ==
     codes = np.empty(flat.shape[0], dtype=np.int64)
