@@ -419,8 +419,13 @@ def checkpoint_path(path: Union[str, Path]) -> Path:
 def read_metadata(path: Union[str, Path]) -> dict:
     """The JSON metadata of a saved model: {"kind": "learned"|"compiled", ...}."""
     from safetensors import safe_open
-    with safe_open(str(checkpoint_path(path)), framework="pt") as f:
-        meta = f.metadata() or {}
+    try:
+        with safe_open(str(checkpoint_path(path)), framework="pt") as f:
+            meta = f.metadata() or {}
+    except RaspInputError:
+        raise
+    except Exception as err:  # not a safetensors file (safetensors raises its own error type)
+        raise RaspInputError(f"{path} is not a RASP model (not a safetensors file: {err})") from None
     if META_KEY in meta:
         return {"kind": "learned", **json.loads(meta[META_KEY])}
     if "rasp" in meta:

@@ -1091,6 +1091,10 @@ class Lowering:
             return
         if probe:
             raise _TableUnfit()
+        if len(leaves) == 1:
+            raise CompileError(f"no MLP can tabulate this function of `{leaves[0].name}` exactly in float32: its "
+                               "inputs or outputs lie too close together for float32 rounding (use a smaller "
+                               "vocabulary or max_seq_len)", node)
         raise CompileError("this elementwise computation depends on several s-ops in a way no single MLP "
                            "can tabulate exactly in float32; compute parts of it separately", node)
 

@@ -13,13 +13,13 @@ from .main import cli
 @click.option("--name", help="The s-op to learn (default: the header's output, else out).")
 @click.option("--vocab", "vocab_text", help="The vocabulary: a JSON list or a string of characters.")
 @click.option("--max-len", "max_len", type=int, help="The longest input (inputs of every length 1..max-len).")
-@click.option("--steps", type=int, default=3000, show_default=True, help="Optimizer steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True, help="Optimizer steps.")
 @click.option("--shape", "shape_text", default=None,
               help="compiled (the compiled model's exact per-layer sizes), budget (its layer count and "
                    "widest head count, uniform, d_model --d-model) or LxHxD (L layers, H heads, d_model D; "
                    "d_head D/H, d_mlp 4D). Default: budget; compiled with --init compiled.")
-@click.option("--d-model", "d_model", type=int, default=64, show_default=True, help="d_model of the budget shape.")
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--d-model", "d_model", type=click.IntRange(min=1), default=64, show_default=True, help="d_model of the budget shape.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=float, default=None,
               help="Peak learning rate [default: 3e-3; 1e-5 with --init compiled, which keeps it exact].")
 @click.option("--weight-decay", type=float, default=0.01, show_default=True)
@@ -32,10 +32,10 @@ from .main import cli
                    "compiled readout) and record how the heads drift.")
 @click.option("--noise", type=float, default=0.0, show_default=True,
               help="With --init compiled: Gaussian noise, as a fraction of each weight tensor's RMS.")
-@click.option("--eval-every", type=int, default=250, show_default=True, help="Steps between held-out evaluations.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True, help="Steps between held-out evaluations.")
 @click.option("--early-stop", type=float, default=None,
               help="Stop at the first evaluation whose held-out sequence accuracy reaches this.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Torch CPU threads (0: torch's default).")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True, help="Torch CPU threads (0: torch's default).")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for model.safetensors, history.csv and plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no progress bar).")
@@ -120,9 +120,9 @@ def learn_cmd(file, name, vocab_text, max_len, steps, shape_text, d_model, batch
 @click.option("--name", help="The program's output s-op (default: the one LEARNED was trained on).")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the tables (CSV, report.md) and plots (PNG).")
-@click.option("--inputs", "n_inputs", type=int, default=512, show_default=True,
+@click.option("--inputs", "n_inputs", type=click.IntRange(min=1), default=512, show_default=True,
               help="Random inputs for attention patterns and interchange pairs.")
-@click.option("--probe-inputs", type=int, default=600, show_default=True,
+@click.option("--probe-inputs", type=click.IntRange(min=1), default=600, show_default=True,
               help="Random inputs to fit the probes on (two thirds as many more to score them).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--baseline/--no-baseline", default=True, show_default=True,

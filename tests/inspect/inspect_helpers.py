@@ -105,6 +105,7 @@ def run_cli(*args: str):
 
     import rasp_cli.commands  # noqa: F401  (registers the commands, as main() does)
     import rasp_cli.inspect_cmds  # noqa: F401
+    import rasp_cli.learn_cmds  # noqa: F401
     from rasp_cli.main import cli
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 

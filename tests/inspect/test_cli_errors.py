@@ -23,6 +23,9 @@ CASES = [
     (["layers", "sort", "--max-len", "0"], 1, "max_seq_len must be a positive integer"),
     (["trace", "{tmp}/binary.rasp", "--input", "ab"], 1, "not UTF-8 text"),
     (["trace", "{tmp}/empty.rasp", "--input", "ab"], 1, "defines nothing to evaluate"),
+    (["learn", "hist", "--eval-every", "0", "-o", "{tmp}/run"], 2, "0 is not in the range x>=1"),
+    (["compare", "{tmp}/empty.safetensors", "{tmp}/empty.safetensors", "-o", "{tmp}/cmp"], 1,
+     "not a safetensors file"),
     (["trace", "{tmp}/trailing_int.rasp", "--input", "ab", "--name", "n"], 2, "is an int, not an s-op"),
 ]
 
@@ -31,6 +34,7 @@ CASES = [
 def test_errors_are_clean_messages(tmp_path, args, code, message):
     (tmp_path / "binary.rasp").write_bytes(b"\xff\xfe x = tokens;")
     (tmp_path / "empty.rasp").write_text("# nothing here\n")
+    (tmp_path / "empty.safetensors").write_bytes(b"")
     (tmp_path / "trailing_int.rasp").write_text("rev = aggregate(select(indices, length - indices - 1, ==), tokens);\n"
                                                 "n = 5;\n")
     result = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
