@@ -404,6 +404,8 @@ class LearnedModel:
         from safetensors.torch import save_file
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
         save_file(tensors, str(path), metadata={META_KEY: json.dumps(self.metadata())})
+        from .runtime import readable_by_all
+        readable_by_all(path)
 
 
 def checkpoint_path(path: Union[str, Path]) -> Path:

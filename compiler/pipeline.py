@@ -32,6 +32,11 @@ def normalize_vocab(vocab: Iterable[Any]) -> list:
     tokens = sorted_values(vocab)
     if not tokens:
         raise CompileError("the vocabulary is empty")
+    kept = {(type(t), t) for t in tokens}
+    dropped = [t for t in vocab if (type(t), t) not in kept]
+    if dropped:   # 1 and 1.0 are one number; tokens are matched by type, so one would be unusable
+        raise CompileError(f"the vocabulary lists the number {dropped[0]!r} twice (also as an int or float); "
+                           "list it once")
     return list(tokens)
 
 

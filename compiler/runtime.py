@@ -9,6 +9,7 @@ clear `RaspInputError`, not a wrong answer.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -157,8 +158,11 @@ class CompiledModel:
         return self.module.W_E.device
 
     def to(self, device: Union[str, torch.device]) -> "CompiledModel":
-        if torch.device(device) != self.device:
-            self.module.to(device)
+        try:
+            if torch.device(device) != self.device:
+                self.module.to(device)
+        except (RuntimeError, AssertionError) as err:   # no such device, or torch built without it
+            raise RaspInputError(f"cannot run on device {str(device)!r}: {err}") from None
         return self
 
     def sizes(self) -> dict:
@@ -215,6 +219,14 @@ class CompiledModel:
             save_file(tensors, str(path), metadata={"rasp": json.dumps(self.metadata())})
         except Exception as err:  # safetensors raises its own error type for I/O failures
             raise RaspInputError(f"cannot save to {path}: {err}") from None
+        readable_by_all(path)
+
+
+def readable_by_all(path: Union[str, Path]) -> None:
+    """Give a saved file the permissions the umask allows (safetensors writes 0600 files)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> CompiledModel:
@@ -229,6 +241,8 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Co
     except Exception as err:  # not a safetensors file (safetensors raises its own error type)
         raise RaspInputError(f"{path} is not a compiled RASP model (not a safetensors file: {err})") from None
     if "rasp" not in meta:
+        if "rasp_learned" in meta:
+            raise RaspInputError(f"{path} is a learned model: load it with compiler.learn.load_learned")
         raise RaspInputError(f"{path} is not a compiled RASP model (no metadata)")
     info = json.loads(meta["rasp"])
     shape = ModelShape(**info["shape"])

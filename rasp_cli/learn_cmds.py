@@ -30,7 +30,7 @@ from .main import cli
 @click.option("--init", "init", type=click.Choice(["random", "compiled"]), default="random", show_default=True,
               help="compiled: start from the compiled weights (with a classification head decoding like the "
                    "compiled readout) and record how the heads drift.")
-@click.option("--noise", type=float, default=0.0, show_default=True,
+@click.option("--noise", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="With --init compiled: Gaussian noise, as a fraction of each weight tensor's RMS.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True, help="Steps between held-out evaluations.")
 @click.option("--early-stop", type=float, default=None,

@@ -243,3 +243,10 @@ def test_linear_sequence_map_keeps_python_integers():
     assert rasp.evaluate(big, [1, 1]) == [4 * 2 ** 61, 4 * 2 ** 61 + 1]      # no int64 wrap-around
     huge = tracr.LinearSequenceMap(tracr.tokens, tracr.indices, 2 ** 70, 1)
     assert rasp.evaluate(huge, [1]) == [2 ** 70]                              # no OverflowError
+
+
+def test_vocabulary_listing_one_number_twice_and_unknown_devices_are_clear_errors():
+    with pytest.raises(compiler.CompileError, match="lists the number"):
+        compiler.compile(compile_text("tokens;"), vocab=[1.0, 1, 2], max_seq_len=2)
+    with pytest.raises(rasp.RaspInputError, match="cannot run on device 'tpu'"):
+        compiler.compile(compile_text("tokens;"), vocab="ab", max_seq_len=2, device="tpu")
