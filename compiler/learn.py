@@ -41,7 +41,8 @@ from rasp import ir
 from rasp.errors import RaspError, RaspInputError
 
 from .model import ModelShape, Transformer
-from .runtime import CompiledModel, TokenEncoder, decode_value, encode_value
+from .runtime import (CompiledModel, TokenEncoder, decode_value, encode_value, readable_by_all,
+                      safetensors_metadata)
 
 FORMAT = "rasp-learned/1"
 META_KEY = "rasp_learned"
@@ -404,7 +405,6 @@ class LearnedModel:
         from safetensors.torch import save_file
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
         save_file(tensors, str(path), metadata={META_KEY: json.dumps(self.metadata())})
-        from .runtime import readable_by_all
         readable_by_all(path)
 
 
@@ -420,14 +420,7 @@ def checkpoint_path(path: Union[str, Path]) -> Path:
 
 def read_metadata(path: Union[str, Path]) -> dict:
     """The JSON metadata of a saved model: {"kind": "learned"|"compiled", ...}."""
-    from safetensors import safe_open
-    try:
-        with safe_open(str(checkpoint_path(path)), framework="pt") as f:
-            meta = f.metadata() or {}
-    except RaspInputError:
-        raise
-    except Exception as err:  # not a safetensors file (safetensors raises its own error type)
-        raise RaspInputError(f"{path} is not a RASP model (not a safetensors file: {err})") from None
+    meta = safetensors_metadata(checkpoint_path(path))
     if META_KEY in meta:
         return {"kind": "learned", **json.loads(meta[META_KEY])}
     if "rasp" in meta:

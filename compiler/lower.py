@@ -234,11 +234,10 @@ class Lowering:
         return self.request(node, _fn_of(self.values(node), fn), label)
 
     def identity(self, node: ir.SOp) -> Ref:
-        vals = self.values(node)
-        nums = numbers(v for v in vals if v is not None)
-        if nums is None:
+        ident = self._identity_fn(node)
+        if ident is None:
             raise CompileError("this s-op is used as a number but its values are not all numbers", node)
-        return self.request(node, _as_numbers(vals), f"{node.name}")
+        return self.request(node, ident, f"{node.name}")
 
     def indicator(self, node: ir.SOp, value: Any) -> Ref:
         vec = np.zeros(len(self.values(node)))
@@ -252,8 +251,7 @@ class Lowering:
         if node.id not in self._identity:
             vals = self.values(node)
             plain = numbers(v for v in vals if v is not None) is not None
-            self._identity[node.id] = (np.array([0.0 if v is None else float(v) for v in vals])
-                                       if plain else None)
+            self._identity[node.id] = _as_numbers(vals) if plain else None
         return self._identity[node.id]
 
     def new_feature(self, node: ir.SOp, vec: np.ndarray, kind: str = "value", label: str = "") -> Feature:
@@ -478,7 +476,7 @@ class Lowering:
             # every value is a mean (a number) but the default, which may be None or any
             # other non-number ("none", False): a flag feature marks it, the mean reads 0 there
             mask = self._number_mask(node)
-            xs = np.array([float(v) if m else 0.0 for v, m in zip(values, mask)])
+            xs = np.where(mask, self._value_coordinate(node), 0.0)
             f_mean = Feature(f"{node.name}", sop_id=node.id, kind="value", fn=xs)
             f_none = Feature(f"{node.name} is {default!r}", sop_id=node.id, kind="value",
                              fn=(~mask).astype(np.float64)) if not mask.all() else None
@@ -501,7 +499,7 @@ class Lowering:
                 outs.append((f_none, {}, 1.0))
             self._head(node, sel, outs, width=False, exact_mean=True)
             if nonaffine:
-                self._materialize(node, nonaffine, z_feature=f_mean, flag=(f_none, ~mask))
+                self._materialize(node, nonaffine, z_feature=f_mean, flag=f_none)
             return
         created = self._produce(node, refs)
         outs = []
@@ -619,18 +617,11 @@ class Lowering:
         rows = np.array([r for r in rows if r is not None])
         total = pairs.sum(axis=1)
         x = 1.0 / (pairs + 1.0)
-        # the separation of pairs with different sums, per candidate lam, all at once
-        lams = np.geomspace(0.05, 20.0, 400)
-        zs = x[None, :, 0] + lams[:, None] * x[None, :, 1]
-        order = np.argsort(zs, axis=1, kind="stable")
-        z_sorted = np.take_along_axis(zs, order, axis=1)
-        t_sorted = total[order]
-        differs = t_sorted[:, 1:] != t_sorted[:, :-1]
-        gaps = np.where(differs, np.diff(z_sorted, axis=1), np.inf).min(axis=1) / (1.0 + lams)
-        best = int(np.argmax(np.where(np.isfinite(gaps), gaps, 0.0)))
-        if not np.isfinite(gaps[best]) or gaps[best] <= 0:
+        # keep pairs with different sums apart
+        proj = _separating_projection([x[:, 0], x[:, 1]], total[:, None], np.geomspace(0.05, 20.0, 400))
+        if proj is None:
             return None
-        lam = float(lams[best])
+        lam = proj[1]
         z = x[:, 0] + lam * x[:, 1]
         z_err = (1.0 + lam) * self._width_x_error()
         onehot = (total[:, None] == np.unique(total)[None, :]).astype(np.float64)
@@ -825,14 +816,14 @@ class Lowering:
 
     # ---- MLPs
     def _materialize(self, node: ir.SOp, refs: list[Ref], z_feature: Optional[Feature],
-                     flag: Optional[tuple[Optional[Feature], np.ndarray]] = None) -> None:
+                     flag: Optional[Feature] = None) -> None:
         """Compute non-linear functions of a numerical s-op with an MLP reading its value.
 
-        `flag`: (feature, mask) for a non-number value (an aggregate's None or string
-        default), which the table reads at a z of its own, above every number.
+        `flag`: the feature marking a non-number value (an aggregate's None or string
+        default, see _number_mask), which the table reads at a z of its own, above every number.
         """
         vals = self.values(node)
-        flagged = flag[1] if flag is not None and flag[0] is not None else np.zeros(len(vals), dtype=bool)
+        flagged = ~self._number_mask(node) if flag is not None else np.zeros(len(vals), dtype=bool)
         if any(v is None for v, f in zip(vals, flagged) if not f):
             raise CompileError("cannot compute a non-linear function of a numerical s-op that may be None", node)
         created = self._produce(node, refs)
@@ -842,7 +833,7 @@ class Lowering:
         z_lin: Lin = {z_feature: 1.0}
         xs = self._value_coordinate(node)
         if flagged.any():
-            z_lin[flag[0]] = float(xs[flagged][0])
+            z_lin[flag] = float(xs[flagged][0])
         self._mlp_from_table(node, [], [()] * len(vals), xs, z_lin, outputs, created,
                              z_err=None, label=f"decode {node.name}")
 
@@ -1224,13 +1215,16 @@ class Lowering:
         self.mlps.append(block)
 
 
-def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray) -> Optional[list[float]]:
+def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
+                           lams: Optional[np.ndarray] = None) -> Optional[list[float]]:
     """[1, lam] making z = x0 + lam * x1 keep points with different outputs furthest apart
-    (relative to 1 + |lam|, which scales the input error), or None if none separates them."""
+    (relative to 1 + |lam|, which scales the input error), or None if none separates them.
+    `lams`: the candidates (default: +-0.01..100, geometrically spaced)."""
     x0, x1 = (np.asarray(x, dtype=np.float64) for x in xs)
     _, out_code = np.unique(outputs, axis=0, return_inverse=True)
     out_code = out_code.reshape(-1)
-    lams = np.concatenate([np.geomspace(0.01, 100.0, 300), -np.geomspace(0.01, 100.0, 300)])
+    if lams is None:
+        lams = np.concatenate([np.geomspace(0.01, 100.0, 300), -np.geomspace(0.01, 100.0, 300)])
     zs = x0[None, :] + lams[:, None] * x1[None, :]
     order = np.argsort(zs, axis=1, kind="stable")
     z_sorted = np.take_along_axis(zs, order, axis=1)

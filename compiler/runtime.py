@@ -229,17 +229,23 @@ def readable_by_all(path: Union[str, Path]) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> CompiledModel:
-    """Load a model saved with `CompiledModel.save`."""
+def safetensors_metadata(path: Union[str, Path]) -> dict:
+    """The metadata of a saved model file; a missing file or one that is not safetensors is
+    a RaspInputError (safetensors raises its own error types)."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
     if not Path(path).is_file():
         raise RaspInputError(f"cannot load {path}: no such file")
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as err:  # not a safetensors file (safetensors raises its own error type)
-        raise RaspInputError(f"{path} is not a compiled RASP model (not a safetensors file: {err})") from None
+            return f.metadata() or {}
+    except Exception as err:
+        raise RaspInputError(f"{path} is not a RASP model (not a safetensors file: {err})") from None
+
+
+def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> CompiledModel:
+    """Load a model saved with `CompiledModel.save`."""
+    from safetensors.torch import load_file
+    meta = safetensors_metadata(path)
     if "rasp" not in meta:
         if "rasp_learned" in meta:
             raise RaspInputError(f"{path} is a learned model: load it with compiler.learn.load_learned")

@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from rasp import ir
+from rasp.ops import NP_COMPARE
 
 from .errors import CompileError
 from .graph import ProgramGraph
@@ -71,21 +72,17 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
     return m
 
 
-_NP_COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-               ">": np.greater, ">=": np.greater_equal}
-
-
 def _compare_vectorised(comparison: Optional[str], qv: tuple, kv: tuple) -> Optional[np.ndarray]:
     """The predicate matrix of a standard comparison of plain numbers or of strings, at once."""
     if comparison in ("TRUE", "FALSE"):
         return np.full((len(qv), len(kv)), comparison == "TRUE")
-    if comparison not in _NP_COMPARE:
+    if comparison not in NP_COMPARE:
         return None
     for kind in ((int, float), (str,)):
         if all(isinstance(v, kind) and not isinstance(v, bool) for v in (*qv, *kv)):
             q = np.array(qv, dtype=np.float64 if kind != (str,) else str)
             k = np.array(kv, dtype=np.float64 if kind != (str,) else str)
-            return _NP_COMPARE[comparison](k[None, :], q[:, None])
+            return NP_COMPARE[comparison](k[None, :], q[:, None])
     return None
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import ir
 from .errors import RaspError, RaspInputError, RaspRuntimeError
+from .ops import NP_COMPARE
 from .values import array_of, as_float, factorize, full_like_shape, is_numeric_array, select_values, to_python
 
 # Largest number of selector cells (batch * n * n) materialised at once.
@@ -294,8 +295,7 @@ class Interpreter:
                 # single characters: compare their code points as integers (same order)
                 k, q = k.view(np.uint32), q.view(np.uint32)
             if numeric or textual:
-                op = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-                      ">": np.greater, ">=": np.greater_equal}[comp]
+                op = NP_COMPARE[comp]
                 if g.n <= _SHORT and g.batch >= _LONG_BATCH:
                     # short inputs, many of them: compare position-major ([query, key,
                     # batch], the long axis innermost: ~8x faster) and return a

@@ -204,12 +204,13 @@ def _vec_mod(a, b):
     raise NotImplementedError
 
 
-_NP_COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-               ">": np.greater, ">=": np.greater_equal}
+# the six comparisons as numpy functions (the interpreter's selects and the compiler use them too)
+NP_COMPARE = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+              ">": np.greater, ">=": np.greater_equal}
 
 
 def _make_vec_compare(op: str):
-    fn = _NP_COMPARE[op]
+    fn = NP_COMPARE[op]
 
     def vec(a, b):
         if _numeric(a, b) or _textual(a, b):
@@ -251,7 +252,7 @@ def _vec_or(a, b):
 _NP_BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "+": _vec_add, "-": _vec_sub, "*": _vec_mul, "/": _vec_div, "%": _vec_mod,
     "and": _vec_and, "or": _vec_or,
-    **{op: _make_vec_compare(op) for op in _NP_COMPARE},
+    **{op: _make_vec_compare(op) for op in NP_COMPARE},
 }
 
 
