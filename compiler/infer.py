@@ -63,13 +63,19 @@ def sorted_values(values: Iterable[Any]) -> tuple:
     1/3), so values that are equal as rationals can differ in the last bits; they are
     one value for the compiler (outputs are compared with that tolerance).
     """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        arr = np.unique(values)
+        if arr.dtype.kind in "iu":
+            return tuple(arr.tolist())
+        if not np.isnan(arr).any():
+            return _merge_near(arr.tolist(), arr, floats_only=True)
     values = values if isinstance(values, (list, tuple)) else list(values)
     types = set(map(type, values))
     if types == {float} and len(values) > 256:
         # means and other float-valued s-ops: tens of thousands of values, sorted by numpy
         arr = np.unique(np.fromiter(values, dtype=np.float64, count=len(values)))
         if not np.isnan(arr).any():
-            return _merge_near(arr.tolist(), arr)
+            return _merge_near(arr.tolist(), arr, floats_only=True)
     plain = values if types <= {int, float} else [v for v in values if type(v) is int or type(v) is float]
     numbers = _sorted_plain_numbers(plain)
     if numbers is None:
@@ -96,26 +102,77 @@ def _sorted_plain_numbers(values: list) -> Optional[tuple]:
     arr = np.fromiter(merged, dtype=np.float64, count=len(merged))
     if np.isnan(arr).any():
         return None
-    return _merge_near(merged, arr)
+    return _merge_near(merged, arr, floats_only=not ints)
 
 
-def _merge_near(merged: list, arr: np.ndarray) -> tuple:
-    """Sorted distinct numbers (`arr` = them as floats) with float64 rounding variants merged."""
-    # a looser test than the merge rule, so no merge is missed; the rule decides below
-    near = np.abs(np.diff(arr)) <= 4e-12 * np.maximum(1.0, np.abs(arr[1:]))
-    near &= np.isfinite(arr[1:]) & np.isfinite(arr[:-1])     # inf is no rounding variant of a number
+def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False) -> tuple:
+    """Sorted distinct numbers (`arr` = them as floats) with float64 rounding variants merged.
+
+    `floats_only` (no ints among them) allows merging whole groups of variants at once:
+    a difference of two means has ~40 variants of each of its values at max_seq_len 40.
+    """
+    near = _near_mask(arr)
     if not near.any():
         return tuple(merged)
-    out: list = [merged[0]]
-    for v, check in zip(merged[1:], near.tolist()):
-        if check:
-            prev = out[-1]
-            if abs(v - prev) <= 1e-12 * max(1.0, abs(v)):
-                if type(prev) is not int:
-                    out[-1] = v if type(v) is int else _representative(prev, v)
-                continue
-        out.append(v)
+    if floats_only:
+        fast = _merge_float_groups(arr, near)
+        if fast is not None:
+            return tuple(fast[0].tolist())
+    out: list = []
+    start = 0
+    for j in (np.flatnonzero(near) + 1).tolist():     # merged[j] is near merged[j - 1]
+        out.extend(merged[start:j])                   # (a chain of merges leaves this empty)
+        start = j + 1
+        v, prev = merged[j], out[-1]
+        if abs(v - prev) <= 1e-12 * max(1.0, abs(v)):
+            if type(prev) is not int:
+                out[-1] = v if type(v) is int else _representative(prev, v)
+        else:
+            out.append(v)
+    out.extend(merged[start:])
     return tuple(out)
+
+
+def _near_mask(arr: np.ndarray) -> np.ndarray:
+    """Which sorted values are near their predecessor: a looser test than the merge rule,
+    so that no merge is missed (the rule decides)."""
+    near = np.abs(np.diff(arr)) <= 4e-12 * np.maximum(1.0, np.abs(arr[1:]))
+    near &= np.isfinite(arr[1:]) & np.isfinite(arr[:-1])     # inf is no rounding variant of a number
+    return near
+
+
+def _merge_float_groups(arr: np.ndarray, near: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """_merge_near's result for sorted floats in numpy, a run of near values at a time:
+    (merged values, which entries of `arr` they stand at), or None where the rule must
+    go value by value.
+
+    A run whose values all lie within the tolerance of each other and of their simplest
+    fraction (a fixed point of `_simplest`) merges into that fraction, exactly as the
+    one-at-a-time rule would merge it.
+    """
+    first = np.concatenate(([True], ~near))
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], len(arr))
+    multi = np.flatnonzero(ends - starts > 1)
+    tol = 1e-12 * np.maximum(1.0, np.abs(arr))
+    s, e = starts[multi], ends[multi]
+    simple = np.array([_simplest(x) for x in arr[s].tolist()])
+    if not all(_simplest(x) == x for x in simple.tolist()):
+        return None
+    per_run = np.full(len(starts), np.nan)
+    per_run[multi] = simple
+    members_ok = np.abs(arr - per_run[np.cumsum(first) - 1]) <= tol
+    if not ((arr[e - 1] - arr[s] <= np.minimum.reduceat(tol, starts)[multi]).all()
+            and np.logical_and.reduceat(members_ok, starts)[multi].all()):
+        return None
+    values = arr.copy()
+    values[s] = simple
+    return values[first], first
+
+
+@functools.lru_cache(maxsize=65536)
+def _simplest(a: float) -> float:
+    return float(Fraction(a).limit_denominator(1_000_000))
 
 
 def _sorted_values_general(values: Iterable[Any]) -> tuple:
@@ -569,15 +626,18 @@ class Inference:
         return NodeInfo(node, deps, values, by_pos)
 
     def _map_values(self, node: ir.Map, inputs: list[NodeInfo]) -> list[tuple]:
-        cache: dict[tuple, tuple] = {}
-        out = []
+        distinct: dict[tuple, tuple] = {}
+        keys = []
         for i in range(self.N):
             sets = tuple(inp.by_pos[i] for inp in inputs)
             key = tuple(id(s) for s in sets)
-            if key not in cache:
-                cache[key] = self._apply(node, sets)
-            out.append(cache[key])
-        return out
+            distinct.setdefault(key, sets)
+            keys.append(key)
+        results = _apply_batched(node.fn, list(distinct.values()))
+        if results is None:
+            results = [self._apply(node, sets) for sets in distinct.values()]
+        table = dict(zip(distinct, results))
+        return [table[k] for k in keys]
 
     def _apply(self, node: ir.Map, sets: tuple) -> tuple:
         total = math.prod(len(s) for s in sets)
@@ -590,7 +650,7 @@ class Inference:
                 grids = [g.reshape(-1) for g in np.meshgrid(*arrays, indexing="ij")]
                 fast = apply_vectorized(node.fn, grids)
                 if fast is not None:
-                    return sorted_values(fast)
+                    return sorted_values(fast if fast.dtype.kind in "iuf" else fast.tolist())
         results = []
         py = node.fn.py
         may_be_none = any(None in s for s in sets) and not node.fn.takes_none
@@ -625,23 +685,23 @@ class Inference:
             memo: dict[tuple, list] = {}
             prefix_sums: dict[tuple, tuple] = {}
             last = sel.exact[N - 1]
+            set_ids = [id(s) for s in src.by_pos]
             for i in range(N):
-                vals = set()
+                vals: list = []
                 row = np.flatnonzero(last[i])
                 # a query that only selects keys up to itself sees the same keys at every length
                 lengths = [N] if (sel.deps <= {IDX} and (len(row) == 0 or row[-1] <= i)) else range(i + 1, N + 1)
                 for n in lengths:
-                    keys = tuple(np.nonzero(sel.exact[n - 1][i])[0].tolist())
-                    if len(keys) == 0:
-                        vals.add((type(default), default))
+                    keys = np.flatnonzero(sel.exact[n - 1][i]).tolist()
+                    if not keys:
+                        vals.append(default)
                         continue
-                    sets = tuple(id(src.by_pos[j]) for j in keys)
+                    sets = tuple(set_ids[j] for j in keys)
                     if sets not in memo:
                         memo[sets] = self._means_over_positions(node, [src.by_pos[j] for j in keys],
                                                                 numeric_src, tracr, prefix_sums)
-                    for v in memo[sets]:
-                        vals.add((type(v), v))
-                out.append(sorted_values(v for _, v in vals))
+                    vals.extend(memo[sets])
+                out.append(sorted_values(vals))
             return out
         everywhere = union_values(src.by_pos)
         with_default = sorted_values([*everywhere, default]) if not sel.never_empty else everywhere
@@ -664,7 +724,7 @@ class Inference:
             common = set.intersection(*(set((type(v), v) for v in s) for s in sets))
             return [v for _, v in common]
         sums = _sumset_many(sets, node, prefix_sums)
-        return [s / len(sets) for s in sums]
+        return (sums / len(sets)).tolist()
 
     def _all_means(self, node: ir.Aggregate, values: tuple) -> tuple:
         """Means of any 1..N selected values drawn from `values` (with repetition)."""
@@ -709,7 +769,7 @@ class Inference:
                            "aggregate integer-valued s-ops (or make the selection unique)", node)
 
 
-def apply_vectorized(fn: ir.ElementFn, columns: Sequence[Any]) -> Optional[list]:
+def apply_vectorized(fn: ir.ElementFn, columns: Sequence[Any]) -> Optional[np.ndarray]:
     """fn over columns of arguments through its numpy implementation, the one the
     interpreter itself uses (so the results are the interpreter's); None where that does
     not apply: no implementation, a None or mixed types in a column, or an error (an
@@ -726,7 +786,62 @@ def apply_vectorized(fn: ir.ElementFn, columns: Sequence[Any]) -> Optional[list]
         return None
     if out.shape != arrays[0].shape:
         out = np.broadcast_to(out, arrays[0].shape)
-    return out.tolist()
+    return out
+
+
+def _apply_batched(fn: ir.ElementFn, set_list: list[tuple]) -> Optional[list[tuple]]:
+    """The map's value set for each tuple of input value sets, in one numpy pass over all
+    of them (a map over means has a different input set at every position: 40 small
+    passes cost more than one big one); None where that does not apply and each tuple
+    goes through Inference._apply."""
+    if fn.vec is None or len(set_list) < 2:
+        return None
+    totals = [math.prod(len(s) for s in sets) for sets in set_list]
+    if max(totals) > MAX_TUPLES or sum(totals) > 4 * MAX_TUPLES or max(totals) <= 64:
+        return None
+    arrays = [[array_of(s) for s in sets] for sets in set_list]
+    if any(a.dtype == object for row in arrays for a in row) or \
+            any(len({row[k].dtype for row in arrays}) > 1 for k in range(fn.arity)):
+        return None     # (mixed dtypes would change the arithmetic: int // int vs float)
+    columns = [np.concatenate([_grid_column(row, k) for row in arrays]) for k in range(fn.arity)]
+    out = apply_vectorized(fn, columns)
+    if out is None or out.dtype.kind not in "iuf":
+        return None
+    return _sorted_values_grouped(out, totals)
+
+
+def _grid_column(arrays: list[np.ndarray], k: int) -> np.ndarray:
+    """Input k of every combination of the arrays, in itertools.product order
+    (np.meshgrid's column, without its overhead)."""
+    inner = math.prod(len(a) for a in arrays[k + 1:])
+    outer = math.prod(len(a) for a in arrays[:k])
+    return np.tile(np.repeat(arrays[k], inner), outer)
+
+
+def _sorted_values_grouped(values: np.ndarray, sizes: list[int]) -> Optional[list[tuple]]:
+    """sorted_values of each run of a numeric array (runs of `sizes`) at once (None if a
+    NaN or a merge needs the one-at-a-time rule)."""
+    v = values.copy()
+    bounds = np.cumsum([0] + sizes).tolist()
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        v[a:b].sort()       # (one lexsort of everything took longer than these small sorts)
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    count = len(sizes)
+    if v.dtype.kind == "f" and np.isnan(v).any():
+        return None
+    fresh = np.ones(len(v), dtype=bool)
+    fresh[1:] = (v[1:] != v[:-1]) | (g[1:] != g[:-1])
+    v, g = v[fresh], g[fresh]
+    if v.dtype.kind == "f" and len(v) > 1:
+        near = _near_mask(v) & (g[1:] == g[:-1])
+        if near.any():
+            merged = _merge_float_groups(v, near)
+            if merged is None:
+                return None
+            v, g = merged[0], g[merged[1]]
+    bounds = np.searchsorted(g, np.arange(count + 1)).tolist()
+    flat = v.tolist()
+    return [tuple(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _too_large_to_average(node: ir.Aggregate) -> CompileError:
@@ -759,15 +874,19 @@ def _int_sumset(a: np.ndarray, b: np.ndarray, node: ir.Aggregate) -> np.ndarray:
     return np.unique(np.add.outer(a, b))
 
 
-def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> list:
-    """All sums picking one value from each set (sets of numbers).
+def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> np.ndarray:
+    """All sums picking one value from each set (sets of numbers), as floats.
 
     Integer sets are convolved as indicator vectors; `prefix_cache` (keyed by the ids
     of a prefix of the sets) lets a causal selector reuse the sums of the previous query,
     so all queries together cost O(N) convolutions instead of O(N^2).
     """
-    floats = [[float(v) for v in s] for s in sets]
-    if all(all(v.is_integer() for v in s) for s in floats) and _small_ints([v for s in floats for v in s], len(sets)):
+    distinct = {id(s): s for s in sets}         # (a causal mean over tokens: one set, i times)
+    floats = {k: [float(v) for v in s] for k, s in distinct.items()}
+    if all(all(v.is_integer() for v in s) for s in floats.values()):
+        if not _small_ints([v for s in floats.values() for v in s], len(sets)):
+            raise _too_large_to_average(node)
+        ints = {k: np.array(sorted({int(v) for v in s}), dtype=np.int64) for k, s in floats.items()}
         cache = prefix_cache if prefix_cache is not None else {}
         ids = tuple(id(s) for s in sets)
         start = len(sets)
@@ -775,17 +894,15 @@ def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[d
             start -= 1
         acc = cache.get(ids[:start], np.zeros(1, dtype=np.int64))
         for k in range(start, len(sets)):
-            acc = _int_sumset(acc, np.array(sorted({int(v) for v in floats[k]}), dtype=np.int64), node)
+            acc = _int_sumset(acc, ints[ids[k]], node)
             cache[ids[:k + 1]] = acc
-        return [float(v) for v in acc.tolist()]
-    if all(all(v.is_integer() for v in s) for s in floats):
-        raise _too_large_to_average(node)
+        return acc.astype(np.float64)
     current = {0.0}
-    for s in floats:
-        current = {a + b for a in current for b in s}
+    for s in sets:
+        current = {a + b for a in current for b in floats[id(s)]}
         if len(current) > MAX_VALUES:
             raise CompileError("the mean of this aggregate can take too many different values", node)
-    return sorted(current)
+    return np.array(sorted(current), dtype=np.float64)
 
 
 def _object_row(row: list) -> np.ndarray:
