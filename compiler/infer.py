@@ -258,11 +258,12 @@ class ValueIndex:
                 ok = np.abs(self.xs[cand] - x) <= tol
                 best = np.where(ok, where[cand], best)
             return best  # same preference order as find(): pos, then pos - 1, then pos + 1
-        out = np.empty(len(values), dtype=np.int64)
-        for r, v in enumerate(values):
-            hit = self.find(v)
-            out[r] = -1 if hit is None else hit
-        return out
+        exact = self.exact
+        hits = [exact.get((type(v), v), -1) for v in values]    # (the common case, in one pass)
+        for r in [r for r, h in enumerate(hits) if h < 0]:
+            hit = self.find(values[r])
+            hits[r] = -1 if hit is None else hit
+        return np.array(hits, dtype=np.int64)
 
 
 def is_number(v: Any) -> bool:

@@ -405,7 +405,7 @@ class Lowering:
         """_value_coordinate of each value in `col`."""
         coord = self._value_coordinate(node)
         if set(map(type, self.values(node))) <= {int, float}:
-            return np.array([float(v) for v in col])          # numbers read as themselves
+            return np.array(list(col), dtype=np.float64)       # numbers read as themselves
         return np.array([coord[self.find(node, v)] for v in col], dtype=np.float64)
 
     # ---- virtual maps
@@ -920,6 +920,10 @@ class Lowering:
             raise CompileError(f"this elementwise computation depends on {len(leaves)} s-ops "
                                f"({', '.join(l.name for l in leaves)}) with more than {MAX_TUPLES} value "
                                "combinations; the compiler cannot tabulate it exactly", node)
+        if not any(isinstance(v, (list, tuple)) for l in leaves for v in self.values(l)):
+            table = np.empty((len(rows), len(leaves)), dtype=object)
+            table[:] = rows if rows else table
+            return len(rows), [table[:, j].copy() for j in range(len(leaves))]
         cols = []
         for j in range(len(leaves)):
             col = np.empty(len(rows), dtype=object)
@@ -999,7 +1003,7 @@ class Lowering:
                 active = rest
         affine = [j for j in active if self.plan.readable[leaves[j].id] == AFFINE]
         anyread = [j for j in active if j not in affine]
-        numeric = [j for j in active if numbers(set_values(cols[j])) is not None]
+        numeric = [j for j in active if _all_numbers(cols[j])]
         # widths read straight from their head (x = 1/(w+1)), so that the table runs in the
         # same layer as the heads instead of one MLP after the widths' decoders
         head_read = {j for j in active if self.plan.kind.get(leaves[j].id) == WIDTH
@@ -1140,19 +1144,16 @@ class Lowering:
         # the gate combination of each point as an integer code, once for all candidates
         combo_code = factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1) \
             if combos else np.zeros(0, dtype=np.int64)
+        gated = len(combo_code) > 0 and bool(np.any(combo_code != combo_code[0]))
         for cand in candidates + [injective]:
             if len(cand) < k:
                 cand = cand + injective[len(cand):] if len(cand) == n_affine and n_affine < k else cand
             if len(cand) != k:
                 continue
-            z = canonical(sum(l * x for l, x in zip(cand, xs)))
-            z_code = np.unique(z, return_inverse=True)[1].reshape(-1)
-            codes = np.unique(combo_code * (int(z_code.max(initial=0)) + 1) + z_code,
-                              return_inverse=True)[1].reshape(-1)
-            if _is_function_of([codes], outputs):
-                steps = int(codes.max(initial=-1)) + 1      # distinct (gates, z) points
-                if best is None or steps < best[0]:
-                    best = (steps, cand)
+            steps = _steps_if_function(sum(l * x for l, x in zip(cand, xs)), combo_code if gated else None,
+                                       outputs)
+            if steps is not None and (best is None or steps < best[0]):
+                best = (steps, cand)
         return None if best is None else best[1]
 
     def _mlp_from_table(self, node: ir.SOp, gate_leaves: list[ir.SOp], combos: list[tuple], z: np.ndarray,
@@ -1238,6 +1239,34 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     return [1.0, float(lams[best])] if gaps[best] > 0 else None
 
 
+def _steps_if_function(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> Optional[int]:
+    """The number of distinct (gates, canonical z) points if the outputs are a function of
+    them, else None. One sort of z serves both the canonical codes and, without gates,
+    the function test (an MLP over two means has ~10,000 points at max_seq_len 20)."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.size == 0:
+        return 0
+    order = np.argsort(z, kind="stable")
+    zs = z[order]
+    tol = 1e-12 * np.maximum(1.0, np.abs(zs))
+    first = np.concatenate(([True], np.diff(zs) > tol[1:]))
+    run = np.cumsum(first) - 1
+    if np.any(zs - zs[np.flatnonzero(first)][run] > tol):   # canonical's value-by-value rule
+        z_code = np.unique(canonical(z), return_inverse=True)[1].reshape(-1)
+    elif combo_code is None:
+        o = outputs[order]
+        same = run[1:] == run[:-1]
+        if np.any(same & np.any(np.abs(o[1:] - o[:-1]) > 1e-12, axis=1)):
+            return None
+        return int(run[-1]) + 1
+    else:
+        z_code = np.empty(len(z), dtype=np.int64)
+        z_code[order] = run
+    key = z_code if combo_code is None else combo_code * (int(z_code.max(initial=0)) + 1) + z_code
+    codes = np.unique(key, return_inverse=True)[1].reshape(-1)
+    return int(codes.max(initial=-1)) + 1 if _is_function_of([codes], outputs) else None
+
+
 def canonical(z: np.ndarray) -> np.ndarray:
     """Merge values within 1e-12 (relative): float64 rounding variants of one number."""
     z = np.asarray(z, dtype=np.float64)
@@ -1246,10 +1275,14 @@ def canonical(z: np.ndarray) -> np.ndarray:
     u = np.unique(z)
     if not np.any(np.diff(u) <= 1e-12 * np.maximum(1.0, np.abs(u[1:]))):
         return z          # nothing to merge (the common case), without the loop below
-    rep = u.copy()
-    for i in range(1, len(u)):
-        if u[i] - rep[i - 1] <= 1e-12 * max(1.0, abs(u[i])):
-            rep[i] = rep[i - 1]
+    tol = 1e-12 * np.maximum(1.0, np.abs(u))
+    first = np.concatenate(([True], np.diff(u) > tol[1:]))
+    rep = u[np.flatnonzero(first)][np.cumsum(first) - 1]     # each run of near values: its first
+    if np.any(u - rep > tol):       # a run longer than the tolerance: the rule, value by value
+        rep = u.copy()
+        for i in range(1, len(u)):
+            if u[i] - rep[i - 1] <= 1e-12 * max(1.0, abs(u[i])):
+                rep[i] = rep[i - 1]
     return rep[np.searchsorted(u, z)]
 
 
@@ -1264,11 +1297,9 @@ class _TableUnfit(Exception):
     """This grouping of an MLP's inputs cannot give an exact table (try another)."""
 
 
-def set_values(col: np.ndarray) -> list:
-    seen = {}
-    for v in col:
-        seen.setdefault((type(v), v), v)
-    return list(seen.values())
+def _all_numbers(col: np.ndarray) -> bool:
+    """Every value in the column is an int, float or bool (`numbers` would accept it)."""
+    return all(issubclass(t, (int, float)) for t in set(map(type, col.tolist())))
 
 
 def _is_function_of(code_cols: list[np.ndarray], outputs: np.ndarray) -> bool:

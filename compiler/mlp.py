@@ -68,7 +68,9 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     n_out = outputs.shape[1]
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
     by_combo: dict[tuple, list[int]] = {}
-    for i, c in enumerate(combos):
+    if n_gates == 0:                # (no gates: one group, without a pass over the points)
+        by_combo = {(): list(range(len(combos)))} if len(combos) else {}
+    for i, c in enumerate(combos if n_gates else ()):
         by_combo.setdefault(tuple(c), []).append(i)
     z_all = np.asarray(z, dtype=np.float64)
     z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 0.0)

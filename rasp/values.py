@@ -96,9 +96,16 @@ def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
     if arr.dtype != object:
         uniques, codes = np.unique(flat, return_inverse=True)
         return codes.reshape(arr.shape), uniques.tolist()
+    items = flat.tolist()
+    types = set(map(type, items))
+    if types == {float} or types == {int}:   # plain numbers of one type: numpy's sort, no hashing
+        nums = np.array(items, dtype=np.float64 if types == {float} else np.int64) if items else None
+        if nums is not None and (nums.dtype.kind != "f" or not np.isnan(nums).any()):
+            uniques, codes = np.unique(nums, return_inverse=True)
+            return codes.reshape(arr.shape), uniques.tolist()
     table: dict = {}
     try:     # the common case, hashable values: one pass in C (setdefault keeps the first key)
-        coded = [table.setdefault((type(v), v), len(table)) for v in flat.tolist()]
+        coded = [table.setdefault((type(v), v), len(table)) for v in items]
         return np.array(coded, dtype=np.int64).reshape(arr.shape), [v for _, v in table]
     except TypeError:
         table = {}
