@@ -687,22 +687,29 @@ class Inference:
             prefix_sums: dict[tuple, tuple] = {}
             last = sel.exact[N - 1]
             set_ids = [id(s) for s in src.by_pos]
+            # positions that see the same key sets share one value set (one object, which
+            # later stages' caches recognise: shift_by's 40 positions are one set)
+            shared: dict[frozenset, tuple] = {}
             for i in range(N):
-                vals: list = []
+                seen: set = set()
                 row = np.flatnonzero(last[i])
                 # a query that only selects keys up to itself sees the same keys at every length
                 lengths = [N] if (sel.deps <= {IDX} and (len(row) == 0 or row[-1] <= i)) else range(i + 1, N + 1)
                 for n in lengths:
                     keys = np.flatnonzero(sel.exact[n - 1][i]).tolist()
                     if not keys:
-                        vals.append(default)
+                        seen.add(None)          # the default
                         continue
                     sets = tuple(set_ids[j] for j in keys)
                     if sets not in memo:
                         memo[sets] = self._means_over_positions(node, [src.by_pos[j] for j in keys],
                                                                 numeric_src, tracr, prefix_sums)
-                    vals.extend(memo[sets])
-                out.append(sorted_values(vals))
+                    seen.add(sets)
+                key = frozenset(seen)
+                if key not in shared:
+                    vals = [v for sets in seen for v in (memo[sets] if sets is not None else [default])]
+                    shared[key] = sorted_values(vals)
+                out.append(shared[key])
             return out
         everywhere = union_values(src.by_pos)
         with_default = sorted_values([*everywhere, default]) if not sel.never_empty else everywhere

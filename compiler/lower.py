@@ -260,7 +260,8 @@ class Lowering:
             nz = np.nonzero(vec)[0]
             if kind == "value" and len(nz) == 1 and vec[nz[0]] == 1.0:
                 kind, label = "onehot", f"{node.name}={vals[nz[0]]!r}"
-            elif (ident := self._identity_fn(node)) is not None and np.allclose(vec, ident):
+            elif (ident := self._identity_fn(node)) is not None and \
+                    np.all(np.abs(vec - ident) <= 1e-8 + 1e-5 * np.abs(ident)):   # (np.allclose, faster)
                 label = node.name
             else:
                 basis = self.node_basis.get(node.id)

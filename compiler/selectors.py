@@ -58,6 +58,8 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
     qv = inf.info[queries.id].values
     pred = node.ir_predicate
     fast = _compare_vectorised(pred.comparison, qv, kv)
+    if fast is None and pred.comparison is None:
+        fast = pred.table(kv, qv)
     if fast is not None:
         return fast
     m = np.zeros((len(qv), len(kv)), dtype=bool)

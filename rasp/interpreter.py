@@ -310,6 +310,9 @@ class Interpreter:
         kcodes, kvals = factorize(keys)
         qcodes, qvals = factorize(queries)
         pred = node.ir_predicate
+        fast = pred.table(kvals, qvals) if kvals and qvals else None
+        if fast is not None:
+            return fast[qcodes[:, :, None], kcodes[:, None, :]]
         table = np.zeros((max(1, len(qvals)), max(1, len(kvals))), dtype=bool)
         for qi, qv in enumerate(qvals):
             for ki, kv in enumerate(kvals):
