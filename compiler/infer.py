@@ -502,6 +502,12 @@ class Inference:
         Exact when all are structural (enumerate length and position) or all depend on
         token and position only; otherwise the per-position product of value sets.
         """
+        distinct = list({n.id: n for n in nodes}.values())
+        if len(distinct) < len(nodes):     # one s-op twice: its values agree (the diagonal)
+            rows = self.joint_tuples(distinct)
+            index = {d.id: j for j, d in enumerate(distinct)}
+            where = [index[n.id] for n in nodes]
+            return None if rows is None else [tuple(r[w] for w in where) for r in rows]
         infos = [self.info[n.id] for n in nodes]
         seen: dict[tuple, tuple] = {}
         if all(i.exact is not None for i in infos):
@@ -612,7 +618,7 @@ class Inference:
         deps = self.deps[node.id]
         kids = self.graph.children(node)
         if isinstance(node, ir.Map):
-            by_pos = self._map_values(node, [self.info[k.id] for k in kids])
+            by_pos = self._map_values(node, kids)
         elif isinstance(node, ir.SelectorWidth):
             by_pos = self._width_values(self.sel[kids[0].id])
         elif isinstance(node, ir.Aggregate):
@@ -626,7 +632,9 @@ class Inference:
                                "max_seq_len)", node)
         return NodeInfo(node, deps, values, by_pos)
 
-    def _map_values(self, node: ir.Map, inputs: list[NodeInfo]) -> list[tuple]:
+    def _map_values(self, node: ir.Map, kids: list[ir.Node]) -> list[tuple]:
+        fn, kids = on_distinct_inputs(node.fn, kids)    # (f * f: one value, not two independent ones)
+        inputs = [self.info[k.id] for k in kids]
         distinct: dict[tuple, tuple] = {}
         keys = []
         for i in range(self.N):
@@ -634,27 +642,27 @@ class Inference:
             key = tuple(id(s) for s in sets)
             distinct.setdefault(key, sets)
             keys.append(key)
-        results = _apply_batched(node.fn, list(distinct.values()))
+        results = _apply_batched(fn, list(distinct.values()))
         if results is None:
-            results = [self._apply(node, sets) for sets in distinct.values()]
+            results = [self._apply(node, fn, sets) for sets in distinct.values()]
         table = dict(zip(distinct, results))
         return [table[k] for k in keys]
 
-    def _apply(self, node: ir.Map, sets: tuple) -> tuple:
+    def _apply(self, node: ir.Map, fn: ir.ElementFn, sets: tuple) -> tuple:
         total = math.prod(len(s) for s in sets)
         if total > MAX_TUPLES:
             raise CompileError(f"the inputs of this elementwise operation have {total} value combinations "
                                f"(limit {MAX_TUPLES}); the compiler cannot enumerate them exactly", node)
-        if total > 64 and node.fn.vec is not None:
+        if total > 64 and fn.vec is not None:
             arrays = [array_of(s) for s in sets]
             if all(a.dtype != object for a in arrays):   # (a None or mixed types: object)
                 grids = [g.reshape(-1) for g in np.meshgrid(*arrays, indexing="ij")]
-                fast = apply_vectorized(node.fn, grids)
+                fast = apply_vectorized(fn, grids)
                 if fast is not None:
                     return sorted_values(fast if fast.dtype.kind in "iuf" else fast.tolist())
         results = []
-        py = node.fn.py
-        may_be_none = any(None in s for s in sets) and not node.fn.takes_none
+        py = fn.py
+        may_be_none = any(None in s for s in sets) and not fn.takes_none
         for args in itertools.product(*sets):
             if may_be_none and None in args:
                 results.append(None)
@@ -795,6 +803,20 @@ def apply_vectorized(fn: ir.ElementFn, columns: Sequence[Any]) -> Optional[np.nd
     if out.shape != arrays[0].shape:
         out = np.broadcast_to(out, arrays[0].shape)
     return out
+
+
+def on_distinct_inputs(fn: ir.ElementFn, kids: list[ir.Node]) -> tuple[ir.ElementFn, list[ir.Node]]:
+    """fn as a function of its distinct inputs (`f * f` -> x * x of one input), so that
+    value enumeration never pairs two different values of one s-op."""
+    distinct = list({k.id: k for k in kids}.values())
+    if len(distinct) == len(kids):
+        return fn, kids
+    index = {d.id: j for j, d in enumerate(distinct)}
+    where = [index[k.id] for k in kids]
+    expand = lambda args: [args[w] for w in where]       # noqa: E731
+    vec = (lambda *a: fn.vec(*expand(a))) if fn.vec is not None else None
+    return ir.ElementFn(lambda *a: fn.py(*expand(a)), len(distinct), fn.label, vec=vec,
+                        takes_none=fn.takes_none), distinct
 
 
 def _apply_batched(fn: ir.ElementFn, set_list: list[tuple]) -> Optional[list[tuple]]:

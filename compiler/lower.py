@@ -359,9 +359,9 @@ class Lowering:
 
         `values[j]` is the node's value for token j (token embedding) or position j.
         """
-        rows = [self.find(node, v) for v in values]
+        rows = np.array([self.find(node, v) for v in values], dtype=np.int64)
         for ref in self.refs[node.id]:
-            vec = np.array([ref.vec[r] for r in rows])
+            vec = np.asarray(ref.vec, dtype=np.float64)[rows]
             terms = basis.express_or_add(vec, lambda: self._embed_feature(node, vec, where, ref))
             ref.own = dict(terms)
             if ONE in ref.own:
@@ -638,7 +638,7 @@ class Lowering:
             return False
         lam, z, rows, z_err = joint
         ref_outputs = np.stack([ref.vec[rows] for ref in refs], axis=1)
-        if exact_table([()] * len(z), z, ref_outputs, 0, z_err) is None:
+        if exact_table([()] * len(z), z, ref_outputs, 0, z_err, steps_only=True) is None:
             return False
         created = self._produce(node, refs)
         outputs = np.stack([f.fn[rows] for f in created], axis=1) if created else np.zeros((len(z), 0))
@@ -1179,6 +1179,8 @@ class Lowering:
         for j, f in enumerate(created):
             outs.append((f, dict(plan.out_weights[j]), float(plan.out_bias[j])))
         out_err = rounding_error(plan, combos, z, len(gate_leaves))
+        if plan.z_gain is not None:     # an interpolating table passes its input error on
+            out_err = out_err + plan.z_gain * (z_err or 0.0)
         for f, e in zip(created, out_err):
             self.err[f.uid] = float(e)
         block = MLPBlock(node, units, outs, label)

@@ -50,6 +50,7 @@ class TablePlan:
     max_preactivation: float = 0.0
     min_half_gap: float = np.inf       # smallest ramp half-width (tolerance on z is half of it)
     z_tolerance: float = np.inf        # largest z error that still gives exact outputs
+    z_gain: Any = None                 # interpolating tables: per output, how much a z error grows
 
     def precise_enough(self, z_err: float) -> bool:
         """An input off by z_err still gives the exact outputs, and no activation is so large
@@ -183,14 +184,83 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
 
 
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
-                z_err: float) -> "TablePlan | None":
+                z_err: float, steps_only: bool = False) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
-    the activations, or the rounding of the outputs beyond what their readers tolerate."""
+    the activations, or the rounding of the outputs beyond what their readers tolerate.
+
+    Without gates, a step table that fails is retried as an interpolating one
+    (`interpolation_table`) unless `steps_only`.
+    """
     plan = build_table(combos, z, outputs, n_gates)
-    if not plan.precise_enough(z_err):
+    if plan.precise_enough(z_err) and \
+            not np.any(rounding_error(plan, combos, z, n_gates) > output_tolerance(outputs)):
+        return plan
+    if n_gates or steps_only:
         return None
-    if np.any(rounding_error(plan, combos, z, n_gates) > output_tolerance(outputs)):
+    return _checked_interpolation(combos, z, outputs, z_err)
+
+
+def interpolation_table(z: np.ndarray, outputs: np.ndarray) -> "TablePlan | None":
+    """Units interpolating the outputs linearly between consecutive reachable z values:
+
+        f(z) = y_0 + s_0 (z - z_0) + sum_i (s_i - s_(i-1)) relu(z - z_i)
+
+    (s_i the slope after z_i; the first term is a unit kept active one gap below z_0).
+    A step table's units reach activations of (z range) / (half a gap) and its outputs
+    sum many of them, so float32 rounding swamps a smooth function of a fine-grained
+    mean (x * x of a fraction with denominators up to 20); here activations stay within
+    the z range and each unit weighs a change of slope. The price: a z error is not
+    reset but passed on, times the slope (`z_gain`). None if one z has two outputs.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    n_out = outputs.shape[1]
+    plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
+    if len(z) == 0:
+        plan.z_gain = np.zeros(n_out)
+        return plan
+    order = np.argsort(z, kind="stable")
+    uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
+    ys = outputs[order][first]
+    if np.max(np.abs(outputs[order] - ys[inverse.reshape(-1)]), initial=0.0) > 1e-12:
         return None
+    plan.out_bias = ys[0].astype(np.float64).copy()
+    plan.z_gain = np.zeros(n_out)
+    if len(uz) == 1:
+        return plan
+    gaps = np.diff(uz)
+    slopes = np.diff(ys, axis=0) / gaps[:, None]
+    plan.z_gain = np.max(np.abs(slopes), axis=0)
+    lead = float(gaps[0])                     # the first unit is active from z_0 - lead up
+    changes = np.vstack([slopes[:1], np.diff(slopes, axis=0)])
+    knots = np.concatenate([[uz[0] - lead], uz[1:-1]])
+    for knot, change in zip(knots.tolist(), changes):
+        if not np.any(change != 0):
+            continue
+        u = len(plan.units)
+        plan.units.append(Unit(1.0, {}, -knot))
+        for o in np.flatnonzero(change).tolist():
+            plan.out_weights[o][u] = float(change[o])
+    plan.out_bias = plan.out_bias - slopes[0] * lead
+    plan.max_preactivation = max(float(uz[-1] - uz[0]) + lead, 1.0)
+    plan.min_half_gap = float(gaps.min()) / 2
+    return plan
+
+
+def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray,
+                           z_err: float) -> "TablePlan | None":
+    """interpolation_table if its outputs, off by z_gain * z_err plus float32 rounding, stay
+    within what their readers tolerate, and within the 1e-4 * scale that later tables
+    assume of any MLP output (they are lowered first, so they cannot know better); its
+    z_tolerance is the z error that allows."""
+    plan = interpolation_table(z, outputs)
+    if plan is None or plan.max_preactivation * EPS32 * 8 > 0.25:
+        return None
+    assumed = 1e-4 * np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0))
+    room = np.minimum(output_tolerance(outputs), assumed) - rounding_error(plan, combos, z, 0)
+    if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
+        return None
+    with np.errstate(divide="ignore"):
+        plan.z_tolerance = float(np.min(np.where(plan.z_gain > 0, room / plan.z_gain, np.inf)))
     return plan
 
 

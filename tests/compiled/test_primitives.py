@@ -220,6 +220,14 @@ def test_product_of_two_means_falls_back_to_one_hot_means(max_len, layers):
     assert model.num_layers == layers
 
 
+def test_smooth_function_of_a_fine_grained_mean():
+    """x * x of a running fraction at max_len 20 (129 possible values): tabulated by
+    interpolation, exact on random inputs of every length."""
+    prog = rasp.parse('f = aggregate(select(indices, indices, <=), indicator(tokens == "a"));\n'
+                      'sq = f * f;', "<t>")
+    assert_exact(prog["sq"], "ab", 20, inputs=random_inputs("ab", 20, 30))
+
+
 @pytest.mark.parametrize("base", [3000, 10_000])
 def test_equality_on_large_integer_tokens(base):
     """Quadratic equality scores use centred codes: raw codes near 10**4 squared to 10**8,

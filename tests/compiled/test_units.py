@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.features import Basis, Feature
-from compiler.mlp import build_table
+from compiler.mlp import build_table, exact_table, interpolation_table
 from compiler.selectors import equality_codes, factorize
 
 
@@ -50,6 +50,35 @@ def test_gated_table_exact():
 def test_inconsistent_table_is_rejected():
     with pytest.raises(ValueError):
         build_table([(), ()], np.array([1.0, 1.0]), np.array([[0.0], [1.0]]), 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-40, 40), min_size=2, max_size=20, unique=True), st.data())
+def test_interpolation_table_hits_every_point_and_passes_z_errors_on_by_its_gain(points, data):
+    z = np.array(sorted(points), dtype=np.float64) / 8
+    outputs = np.array([[data.draw(st.integers(-5, 5)), data.draw(st.integers(0, 3))] for _ in z],
+                       dtype=np.float64)
+    plan = interpolation_table(z, outputs)
+    assert np.allclose(_run_table(plan, [()] * len(z), z, 0), outputs, atol=1e-4)
+    gaps = np.diff(z)
+    assert np.allclose(plan.z_gain, np.max(np.abs(np.diff(outputs, axis=0)) / gaps[:, None], axis=0))
+    shift = float(gaps.min()) / 3
+    for s in (-shift, shift):
+        off = np.abs(_run_table(plan, [()] * len(z), z + s, 0) - outputs)
+        assert np.all(off <= plan.z_gain * shift + 1e-4)
+
+
+def test_fine_grained_smooth_function_falls_back_to_an_interpolating_table():
+    """x * x over every fraction k/m (m <= 20): the step table's float32 rounding exceeds a
+    quarter of the smallest gap between squares; the interpolating table does not."""
+    z = np.unique([k / m for m in range(1, 21) for k in range(m + 1)])
+    outputs = (z * z)[:, None]
+    z_err = 2e-6
+    assert exact_table([()] * len(z), z, outputs, 0, z_err, steps_only=True) is None
+    plan = exact_table([()] * len(z), z, outputs, 0, z_err)
+    assert plan is not None and plan.z_gain is not None
+    assert len(plan.units) < len(z)
+    assert np.allclose(_run_table(plan, [()] * len(z), z, 0), outputs, atol=2e-5)
 
 
 def test_basis_reuses_span():
