@@ -8,6 +8,7 @@ output), and structurally identical nodes (same operation on the same inputs, e.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Hashable, Optional
 
 import networkx as nx
@@ -55,6 +56,58 @@ def structural_key(node: ir.Node, canon: dict[int, ir.Node]) -> Optional[Hashabl
     if isinstance(node, ir.Aggregate):
         return ("aggregate", node.semantics, _atom_key(node.default), kids)
     return None
+
+
+def fingerprint(sop: ir.SOp) -> str:
+    """A digest of what a program computes: node kinds, operations, constants and wiring
+    (not names), so that `rasp compare` can tell whether two saved models and a program
+    file belong together. Python functions (Tracr lambdas) count by label, bytecode and
+    the values they close over."""
+    order = ir.topological_order([sop])
+    index = {n.id: i for i, n in enumerate(order)}
+    digest = hashlib.sha256()
+    for node in order:
+        digest.update(repr((type(node).__name__, _describe(node), [index[c.id] for c in node.children]))
+                      .encode())
+    return digest.hexdigest()[:16]
+
+
+def _describe(node: ir.Node) -> tuple:
+    if isinstance(node, ir.Tokens):
+        return (node.conversion,)
+    if isinstance(node, ir.Constant):
+        return (_stable_repr(node.value),)
+    if isinstance(node, ir.Map):
+        fn = node.fn
+        return (fn.op, fn.label, _stable_repr(fn.consts), _code(fn.py))
+    if isinstance(node, ir.Select):
+        pred = node.ir_predicate
+        return (pred.comparison, pred.none_policy, pred.label, _code(pred.py))
+    if isinstance(node, ir.Aggregate):
+        return (node.semantics, _stable_repr(node.default))
+    return (getattr(node, "kind", ""),)
+
+
+def _code(fn: Any) -> tuple:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ()
+    cells = tuple(_stable_repr(c.cell_contents) for c in (getattr(fn, "__closure__", None) or ()))
+    return (code.co_code.hex(), _stable_repr(code.co_consts), cells)
+
+
+def _stable_repr(value: Any) -> str:
+    """repr of atoms and containers of them; other objects by type (their repr may hold a
+    memory address, which differs between processes)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(_stable_repr(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_stable_repr(k)}:{_stable_repr(v)}" for k, v in value.items()) + "}"
+    if hasattr(value, "co_code"):
+        return value.co_code.hex()
+    return type(value).__name__
 
 
 class ProgramGraph:

@@ -40,6 +40,7 @@ import rasp
 from rasp import ir
 from rasp.errors import RaspError, RaspInputError
 
+from .graph import fingerprint
 from .model import ModelShape, Transformer
 from .runtime import (CompiledModel, TokenEncoder, decode_value, encode_value, readable_by_all,
                       safetensors_metadata)
@@ -700,7 +701,7 @@ def _train(task: Task, shape: Optional[ModelShape], config: TrainConfig, compile
 
     final = history[-1]
     meta = {
-        "program": {"path": task.program_path, "name": task.name},
+        "program": {"path": task.program_path, "name": task.name, "fingerprint": fingerprint(task.sop)},
         "config": asdict(config),
         "init": config.init,
         "exact_readout_init": exact_readout if config.init == "compiled" else None,

@@ -9,7 +9,7 @@ from rasp import ir
 
 from .assemble import assemble
 from .errors import CompileError
-from .graph import ProgramGraph
+from .graph import ProgramGraph, fingerprint
 from .infer import Inference, sorted_values
 from .lower import Lowering, finalize
 from .plan import Plan
@@ -91,6 +91,7 @@ def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
     else:
         spec = OutputSpec(readout.mode, list(readout.values))
     info = {
+        "program_fingerprint": fingerprint(sop),
         "blocks": [[h.label for h in comp.schedule.heads[l]] + [m.label for m in comp.schedule.mlps[l]]
                    for l in range(comp.schedule.num_layers)],
     }

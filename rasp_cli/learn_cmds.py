@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import click
 
 from .common import handle_errors
@@ -151,6 +153,8 @@ def compare_cmd(compiled_path, learned_path, program_file, name, out_dir, n_inpu
     if program_file is None:
         raise click.UsageError("give --program FILE (LEARNED does not say which program it learned)")
     loaded = LoadedProgram(program_file, name or meta.get("name"))
+    _check_same_program(loaded, compiled_path, compiled.info.get("program_fingerprint"),
+                        learned_path, meta.get("fingerprint"))
     times = circuits.compiled_probe_times(loaded.node, compiled.vocab, compiled.max_seq_len)
     base = None
     if baseline:
@@ -165,3 +169,16 @@ def compare_cmd(compiled_path, learned_path, program_file, name, out_dir, n_inpu
         return
     report.print()
     click.echo(f"wrote {len(paths)} files to {out_dir}/")
+
+
+def _check_same_program(loaded, compiled_path: str, compiled_fp: Optional[str], learned_path: str,
+                        learned_fp: Optional[str]) -> None:
+    """Refuse to compare models of different programs (the probes and interventions would
+    measure nonsense). Files saved before fingerprints existed are not checked."""
+    from compiler.graph import fingerprint
+    from rasp.errors import RaspError
+    want = fingerprint(loaded.node)
+    for path, got, what in ((compiled_path, compiled_fp, "compiled from"), (learned_path, learned_fp, "trained on")):
+        if got is not None and got != want:
+            raise RaspError(f"{path} was {what} a different program than `{loaded.name}` in {loaded.path} "
+                            f"(program fingerprints {got} and {want}); give the matching --program/--name")

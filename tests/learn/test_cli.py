@@ -28,6 +28,15 @@ def test_learn_then_compare(tmp_path):
     summary = json.loads(r.output)
     assert summary["compiled_heads"] == 1 and "mean_iia" in summary
     assert (tmp_path / "cmp" / "report.md").is_file() and (tmp_path / "cmp" / "probes.png").is_file()
+    # a compiled model of another program, or another --program, is refused by fingerprint
+    other = tmp_path / "reverse.safetensors"
+    r = runner.invoke(cli, ["compile", "reverse", "--vocab", "abc", "--max-len", "4", "-o", str(other)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["compare", str(other), str(out), "-o", str(tmp_path / "bad")])
+    assert r.exit_code == 1 and "different program" in r.output and str(other) in r.output
+    r = runner.invoke(cli, ["compare", str(other), str(out), "--program", "reverse", "--name", "reverse",
+                            "-o", str(tmp_path / "bad")])
+    assert r.exit_code == 1 and "different program" in r.output and str(out) in r.output
 
 
 def test_compiled_init_and_errors(tmp_path):
