@@ -184,6 +184,56 @@ class Basis:
         self.add(feature, vec)
         return {feature: 1.0}
 
+    def express_or_add_many(self, vecs: list[np.ndarray], make: "callable") -> list[dict[Feature, float]]:
+        """express_or_add of each vector in turn (`make(i)` builds vector i's feature), with
+        the projections of all remaining vectors in one matrix product per added feature:
+        a selector on positions asks for ~2 max_seq_len functions of the index at once."""
+        n = len(vecs)
+        if n == 0:
+            return []
+        V = np.stack([np.asarray(v, dtype=np.float64) for v in vecs], axis=1)
+        top = np.max(np.abs(V), axis=0, initial=0.0)
+        finite = np.isfinite(top)
+        tol = 1e-9 * np.maximum(1.0, np.where(finite, top, 0.0))
+        nonzero = V != 0
+        single = (nonzero.sum(axis=0) == 1) & (V[np.argmax(nonzero, axis=0), np.arange(n)] == 1.0)
+        hot = np.argmax(nonzero, axis=0)
+        out: list = [None] * n
+        i = 0
+        while i < n:
+            k = self._k
+            if k:
+                coef = self._q.T @ V[:, i:]
+                resid = np.max(np.abs(V[:, i:] - self._q @ coef), axis=0)
+            else:
+                coef, resid = np.zeros((0, n - i)), np.full(n - i, np.inf)
+            for j in range(i, n):
+                c = j - i
+                if not finite[j]:
+                    break
+                if top[j] == 0.0:
+                    out[j] = {}
+                    continue
+                if single[j] and int(hot[j]) in self._indicator:
+                    out[j] = {self._indicator[int(hot[j])]: 1.0}
+                    continue
+                if not k or resid[c] > tol[j]:
+                    break
+                sol = self._rinv_buf[:k, :k] @ coef[:, c]
+                terms: dict[Feature, float] = {}
+                for f, x in zip(self._cols, sol.tolist()):
+                    if abs(x) > 1e-12:
+                        key = f if f is not None else ONE
+                        terms[key] = terms.get(key, 0.0) + x
+                out[j] = terms
+            else:
+                break
+            feature = make(j)          # vector j is new: it becomes a feature, then go on
+            self.add(feature, V[:, j])
+            out[j] = {feature: 1.0}
+            i = j + 1
+        return out
+
     def remove(self, drop: set[int]) -> None:
         """Forget features (by uid) and rebuild the factorisation."""
         kept = [(f, v) for f, v in zip(self.features, self.vectors) if f.uid not in drop]

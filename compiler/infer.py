@@ -656,8 +656,7 @@ class Inference:
         if total > 64 and fn.vec is not None:
             arrays = [array_of(s) for s in sets]
             if all(a.dtype != object for a in arrays):   # (a None or mixed types: object)
-                grids = [g.reshape(-1) for g in np.meshgrid(*arrays, indexing="ij")]
-                fast = apply_vectorized(fn, grids)
+                fast = apply_vectorized(fn, [_grid_column(arrays, k) for k in range(len(arrays))])
                 if fast is not None:
                     return sorted_values(fast if fast.dtype.kind in "iuf" else fast.tolist())
         results = []

@@ -360,9 +360,10 @@ class Lowering:
         `values[j]` is the node's value for token j (token embedding) or position j.
         """
         rows = np.array([self.find(node, v) for v in values], dtype=np.int64)
-        for ref in self.refs[node.id]:
-            vec = np.asarray(ref.vec, dtype=np.float64)[rows]
-            terms = basis.express_or_add(vec, lambda: self._embed_feature(node, vec, where, ref))
+        refs = self.refs[node.id]
+        vecs = [np.asarray(ref.vec, dtype=np.float64)[rows] for ref in refs]
+        made = basis.express_or_add_many(vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j]))
+        for ref, terms in zip(refs, made):
             ref.own = dict(terms)
             if ONE in ref.own:
                 ref.const += ref.own.pop(ONE)
@@ -458,14 +459,12 @@ class Lowering:
     def _produce(self, node: ir.SOp, refs: list[Ref]) -> list[Feature]:
         """Express every ref in the node's feature basis, creating features as needed."""
         basis = self.node_basis.setdefault(node.id, Basis(len(self.values(node))))
-        created: list[Feature] = []
-        for ref in refs:
-            before = len(basis.features)
-            terms = basis.express_or_add(ref.vec, lambda: self.new_feature(node, ref.vec))
-            created.extend(basis.features[before:])
+        before = len(basis.features)
+        made = basis.express_or_add_many([ref.vec for ref in refs], lambda j: self.new_feature(node, refs[j].vec))
+        for ref, terms in zip(refs, made):
             ref.own = {f: c for f, c in terms.items() if f is not ONE}
             ref.const += terms.get(ONE, 0.0)
-        return created
+        return basis.features[before:]
 
     # ---- aggregates
     def _lower_aggregate(self, node: ir.Aggregate, kind: str) -> None:
