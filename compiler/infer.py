@@ -71,11 +71,14 @@ def sorted_values(values: Iterable[Any]) -> tuple:
             return _merge_near(arr.tolist(), arr, floats_only=True)
     values = values if isinstance(values, (list, tuple)) else list(values)
     types = set(map(type, values))
-    if types == {float} and len(values) > 256:
-        # means and other float-valued s-ops: tens of thousands of values, sorted by numpy
-        arr = np.unique(np.fromiter(values, dtype=np.float64, count=len(values)))
+    if types <= {float, type(None)} and float in types and len(values) > 256:
+        # means and other float-valued s-ops (None where nothing is selected): tens of
+        # thousands of values, sorted by numpy; None sorts after the numbers
+        obj = np.array(values, dtype=object)
+        none = np.equal(obj, None)
+        arr = np.unique(obj[~none].astype(np.float64))
         if not np.isnan(arr).any():
-            return _merge_near(arr.tolist(), arr, floats_only=True)
+            return _merge_near(arr.tolist(), arr, floats_only=True) + ((None,) if none.any() else ())
     plain = values if types <= {int, float} else [v for v in values if type(v) is int or type(v) is float]
     numbers = _sorted_plain_numbers(plain)
     if numbers is None:
@@ -369,8 +372,12 @@ class Inference:
             info = self.info.get(node.id)
             if info is None:
                 continue
-            try:    # the common case, all numbers, in one numpy pass (value sets can be large)
-                arr = np.fromiter(info.values, dtype=np.float64, count=len(info.values))
+            try:    # the common case, all numbers (or None), in one numpy pass (value sets can be large)
+                if set(map(type, info.values)) <= {int, float, type(None)}:
+                    obj = np.array(info.values, dtype=object)
+                    arr = obj[~np.equal(obj, None)].astype(np.float64)
+                else:
+                    arr = np.fromiter(info.values, dtype=np.float64, count=len(info.values))
                 if np.isfinite(arr).all() and float(np.max(np.abs(arr), initial=0.0)) <= 2.0 ** 53:
                     continue
             except (TypeError, ValueError, OverflowError):

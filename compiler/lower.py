@@ -185,7 +185,9 @@ def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
 
 def _as_numbers(values: Sequence[Any]) -> np.ndarray:
     """The values as floats, None as 0 (numeric s-ops can have tens of thousands of values)."""
-    return np.array([0.0 if v is None else v for v in values], dtype=np.float64)
+    obj = np.array(values, dtype=object)
+    obj[np.equal(obj, None)] = 0.0
+    return obj.astype(np.float64)
 
 
 class Lowering:
@@ -201,6 +203,7 @@ class Lowering:
         self.node_basis: dict[int, Basis] = {}
         self._identity: dict[int, Optional[np.ndarray]] = {}
         self._coordinate_cache: dict[int, np.ndarray] = {}
+        self._number_masks: dict[int, np.ndarray] = {}
         self.embed: list[EmbedFeature] = []
         self.heads: list[HeadBlock] = []
         self.mlps: list[MLPBlock] = []
@@ -300,16 +303,17 @@ class Lowering:
     # ---- readout
     def _readout(self, out: ir.SOp) -> Readout:
         vals = self.values(out)
-        non_none = [v for v in vals if v is not None]
-        kinds = {type(v) for v in non_none}
+        kinds = set(map(type, vals)) - {type(None)}
         all_bool = kinds == {bool}
         all_num = bool(kinds) and all(issubclass(k, (int, float)) and not issubclass(k, bool) for k in kinds)
         readable = self.plan.readable[out.id]
-        numeric = (all_num or all_bool) and (readable == AFFINE or len(non_none) > 2)
+        has_none = None in vals
+        numeric = (all_num or all_bool) and (readable == AFFINE or len(vals) - has_none > 2)
         if numeric:
             reads = [self.request(out, _as_numbers(vals), "out")]
-            if len(non_none) < len(vals):
-                reads.append(self.request(out, np.array([v is None for v in vals], dtype=np.float64), "out is None"))
+            if has_none:    # (numbers and None only: an object array of them is one-dimensional)
+                is_none = np.equal(np.array(vals, dtype=object), None).astype(np.float64)
+                reads.append(self.request(out, is_none, "out is None"))
             return Readout("numeric", vals, reads, out)
         if readable == AFFINE and self.plan.kind[out.id] != ATTN_MEAN:
             raise CompileError("the output cannot be decoded: its values are not all numbers", out)
@@ -326,7 +330,8 @@ class Lowering:
         code (rounded) or an indicator (argmax, or the None flag's threshold)."""
         margins = [0.5] * len(readout.reads)
         if readout.mode == "numeric":
-            nums = np.unique(np.array([float(v) for v in readout.values if v is not None]))
+            vals = np.array(readout.values, dtype=object)
+            nums = np.unique(vals[~np.equal(vals, None)].astype(np.float64))
             gaps = np.diff(nums)
             gaps = gaps[gaps > 1e-9 * np.maximum(1.0, np.abs(nums[1:]))]   # one number to every reader
             margins[0] = float(gaps.min()) / 2 if len(gaps) else np.inf
@@ -377,13 +382,21 @@ class Lowering:
         return f
 
     def _number_mask(self, node: ir.SOp) -> np.ndarray:
+        if node.id not in self._number_masks:
+            self._number_masks[node.id] = self._compute_number_mask(node)
+        return self._number_masks[node.id]
+
+    def _compute_number_mask(self, node: ir.SOp) -> np.ndarray:
         """Which of the node's values are numbers; the others (None, or a numerical
         aggregate's default such as "none") are marked by a flag feature instead. A text
         aggregate's False default is no number: its means are of numbers only."""
         text_bools = self.plan.kind.get(node.id) == ATTN_MEAN and node.semantics != "tracr"
         vals = self.values(node)
-        if set(map(type, vals)) <= {int, float}:
+        types = set(map(type, vals))
+        if types <= {int, float}:
             return np.ones(len(vals), dtype=bool)
+        if types <= {int, float, type(None)}:       # (numbers and None: in numpy, the common case)
+            return ~np.equal(np.array(vals, dtype=object), None)
         return np.fromiter((is_number(v) or isinstance(v, bool) and not text_bools for v in vals),
                            dtype=bool, count=len(vals))
 
@@ -393,7 +406,8 @@ class Lowering:
         if node.id in self._coordinate_cache:
             return self._coordinate_cache[node.id]
         mask = self._number_mask(node)
-        xs = np.array([float(v) if m else 0.0 for v, m in zip(self.values(node), mask)])
+        xs = np.zeros(len(mask))
+        xs[mask] = np.array(self.values(node), dtype=object)[mask].astype(np.float64)
         if (~mask).sum() > 1:
             raise CompileError("internal: several non-number values cannot share one lifted coordinate", node)
         if not mask.all():

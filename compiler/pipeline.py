@@ -9,7 +9,7 @@ from rasp import ir
 
 from .assemble import assemble
 from .errors import CompileError
-from .graph import ProgramGraph, fingerprint
+from .graph import ProgramGraph
 from .infer import Inference, sorted_values
 from .lower import Lowering, finalize
 from .plan import Plan
@@ -44,6 +44,7 @@ class Compilation:
     """Every intermediate product of one compile, kept for inspection."""
 
     def __init__(self, sop: ir.SOp, vocab: list, max_seq_len: int) -> None:
+        self.sop = sop
         self.graph = ProgramGraph(sop)
         self.inference = Inference(self.graph, vocab, max_seq_len)
         self.plan = Plan(self.graph, self.inference)
@@ -91,7 +92,6 @@ def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
     else:
         spec = OutputSpec(readout.mode, list(readout.values))
     info = {
-        "program_fingerprint": fingerprint(sop),
         "blocks": [[h.label for h in comp.schedule.heads[l]] + [m.label for m in comp.schedule.mlps[l]]
                    for l in range(comp.schedule.num_layers)],
     }

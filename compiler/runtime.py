@@ -197,7 +197,16 @@ class CompiledModel:
         return self.run_batch([tokens])[0]
 
     # ---- persistence
+    def program_fingerprint(self) -> Optional[str]:
+        """compiler.graph.fingerprint of the compiled program (computed when first asked:
+        only saving needs it), or the saved one for a loaded model."""
+        if "program_fingerprint" not in self.info and self.program is not None:
+            from .graph import fingerprint
+            self.info["program_fingerprint"] = fingerprint(self.program.sop)
+        return self.info.get("program_fingerprint")
+
     def metadata(self) -> dict:
+        self.program_fingerprint()
         return {
             "format": "rasp-compiled/1",
             "shape": self.module.shape.to_dict(),

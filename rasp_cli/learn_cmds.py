@@ -153,7 +153,7 @@ def compare_cmd(compiled_path, learned_path, program_file, name, out_dir, n_inpu
     if program_file is None:
         raise click.UsageError("give --program FILE (LEARNED does not say which program it learned)")
     loaded = LoadedProgram(program_file, name or meta.get("name"))
-    _check_same_program(loaded, compiled_path, compiled.info.get("program_fingerprint"),
+    _check_same_program(loaded, compiled_path, compiled.program_fingerprint(),
                         learned_path, meta.get("fingerprint"))
     times = circuits.compiled_probe_times(loaded.node, compiled.vocab, compiled.max_seq_len)
     base = None
