@@ -75,9 +75,11 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
         by_combo.setdefault(tuple(c), []).append(i)
     z_all = np.asarray(z, dtype=np.float64)
     z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 0.0)
-    steps = []  # (combo, midpoint, halfwidth, delta vector)
-    base_by_combo: dict[tuple, np.ndarray] = {}
-    for combo, idx in by_combo.items():
+    # the steps of every combo: its index, midpoint, half width and change of outputs
+    step_combo, step_mid, step_half, step_delta = [], [], [], []
+    combos_in_order = list(by_combo)
+    base = np.zeros((len(combos_in_order), n_out))
+    for c, (combo, idx) in enumerate(by_combo.items()):
         idx = np.asarray(idx)
         zs = z_all[idx]
         order = np.argsort(zs, kind="stable")
@@ -90,56 +92,59 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
             raise ValueError("inconsistent table: one input point maps to different outputs")
         deltas = np.diff(uniq_out, axis=0)
         changed = np.flatnonzero(np.any(deltas != 0, axis=1))
-        mids = (uniq_z[changed] + uniq_z[changed + 1]) / 2
-        halves = (uniq_z[changed + 1] - uniq_z[changed]) / 2
-        for k, mid, half in zip(changed, mids, halves):
-            steps.append((combo, float(mid), float(half), deltas[k]))
-        base_by_combo[combo] = uniq_out[0].copy()
-    # orientation and magnitude of each step
-    oriented = []
-    max_act = 0.0
-    for combo, mid, half, delta in steps:
-        rise = (z_hi - mid) / half       # activation reach if active above the midpoint
-        fall = (mid - z_lo) / half       # ... if active below
-        rising = rise <= fall
-        reach = (rise if rising else fall) + 0.5
-        max_act = max(max_act, reach)
-        oriented.append((combo, mid, half, delta, rising))
-        plan.min_half_gap = min(plan.min_half_gap, half)
+        step_combo.append(np.full(len(changed), c))
+        step_mid.append((uniq_z[changed] + uniq_z[changed + 1]) / 2)
+        step_half.append((uniq_z[changed + 1] - uniq_z[changed]) / 2)
+        step_delta.append(deltas[changed])
+        base[c] = uniq_out[0]
+    if not combos_in_order:
+        step_combo, step_mid, step_half, step_delta = [np.zeros(0, dtype=int)], [np.zeros(0)], [np.zeros(0)], \
+            [np.zeros((0, n_out))]
+    combo_of = np.concatenate(step_combo).astype(np.int64)
+    mid, half = np.concatenate(step_mid), np.concatenate(step_half)
+    delta = np.concatenate(step_delta, axis=0).reshape(len(mid), n_out)
+    # orientation and magnitude of each step: active on the shorter side of the z range
+    rise = (z_hi - mid) / half if len(mid) else mid       # activation reach if active above the midpoint
+    fall = (mid - z_lo) / half if len(mid) else mid       # ... if active below
+    rising = rise <= fall
+    max_act = float(np.max(np.where(rising, rise, fall) + 0.5, initial=0.0))
+    if len(half):
+        plan.min_half_gap = min(plan.min_half_gap, float(half.min()))
     gate_m = max_act + 1.0 if n_gates else 0.0
     # base values: per combo (needs an AND unit when gated), folded with falling steps
-    for combo, mid, half, delta, rising in oriented:
-        if not rising:
-            base_by_combo[combo] = base_by_combo[combo] + delta
+    np.add.at(base, combo_of[~rising], delta[~rising])
     if n_gates == 0:
-        (combo,) = base_by_combo.keys() if base_by_combo else ((),)
-        if base_by_combo:
-            plan.out_bias += base_by_combo[combo]
+        if combos_in_order:
+            plan.out_bias += base[0]
     else:
         # one AND unit per gate combination with a non-zero base
-        for combo, base in base_by_combo.items():
-            if not np.any(base != 0):
+        for c, combo in enumerate(combos_in_order):
+            if not np.any(base[c] != 0):
                 continue
             gates = {(g, v): 1.0 for g, v in enumerate(combo)}
             u = len(plan.units)
             plan.units.append(Unit(0.0, gates, -(n_gates - 1.0)))
-            for o in range(n_out):
-                if base[o] != 0:
-                    plan.out_weights[o][u] = float(base[o])
-    for combo, mid, half, delta, rising in oriented:
-        sign = 1.0 if rising else -1.0
-        coef = sign / half
-        bias0 = -sign * mid / half
-        gates = {(g, v): gate_m for g, v in enumerate(combo)} if n_gates else {}
-        gate_bias = -gate_m * n_gates if n_gates else 0.0
-        u = len(plan.units)
-        plan.units.append(Unit(coef, gates, bias0 + 0.5 + gate_bias))
-        plan.units.append(Unit(coef, gates, bias0 - 0.5 + gate_bias))   # (gates shared, never mutated)
-        for o in range(n_out):
-            if delta[o] != 0:
-                w = float(delta[o]) * sign
-                plan.out_weights[o][u] = w
-                plan.out_weights[o][u + 1] = -w
+            for o in np.flatnonzero(base[c]).tolist():
+                plan.out_weights[o][u] = float(base[c, o])
+    sign = np.where(rising, 1.0, -1.0)
+    coef = sign / half if len(half) else half
+    bias0 = -sign * mid / half if len(half) else half
+    gate_bias = -gate_m * n_gates if n_gates else 0.0
+    gates_of = [{(g, v): gate_m for g, v in enumerate(combo)} if n_gates else {} for combo in combos_in_order]
+    first_unit = len(plan.units)
+    for k, (cf, b0, c) in enumerate(zip(coef.tolist(), bias0.tolist(), combo_of.tolist())):
+        gates = gates_of[c]                                   # (shared, never mutated)
+        plan.units.append(Unit(cf, gates, b0 + 0.5 + gate_bias))
+        plan.units.append(Unit(cf, gates, b0 - 0.5 + gate_bias))
+    signed = delta * sign[:, None]
+    for o in range(n_out):
+        ks = np.flatnonzero(delta[:, o])
+        units = (first_unit + 2 * ks).tolist()
+        ws = signed[ks, o].tolist()
+        weights = plan.out_weights[o]
+        for u, w in zip(units, ws):
+            weights[u] = w
+            weights[u + 1] = -w
     plan.max_preactivation = max(max_act, 1.0) + (gate_m * n_gates if n_gates else 0.0)
     plan.z_tolerance = plan.min_half_gap / 4 if np.isfinite(plan.min_half_gap) else np.inf
     return plan
