@@ -18,6 +18,7 @@ the attention needs its BOS fallback) and how wide it can be.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -108,6 +109,29 @@ def _sorted_plain_numbers(values: list) -> Optional[tuple]:
     return _merge_near(merged, arr, floats_only=not ints)
 
 
+class _Merges:
+    """Representatives of merged rounding variants (distinct floats within 1e-12), logged
+    while one s-op's values are computed (see Inference.fuzzy): where a value set holds
+    such a representative, the interpreter may compute a neighbouring float."""
+
+    log: Optional[list] = None
+
+    @classmethod
+    def note(cls, value: Any) -> None:
+        if cls.log is not None:
+            cls.log.append(value)
+
+
+@contextlib.contextmanager
+def _merge_log():
+    """Collect the merge representatives noted inside the block."""
+    outer, _Merges.log = _Merges.log, []
+    try:
+        yield _Merges.log
+    finally:
+        _Merges.log = outer
+
+
 def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False) -> tuple:
     """Sorted distinct numbers (`arr` = them as floats) with float64 rounding variants merged.
 
@@ -130,6 +154,8 @@ def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False) -> tup
         if abs(v - prev) <= 1e-12 * max(1.0, abs(v)):
             if type(prev) is not int:
                 out[-1] = v if type(v) is int else _representative(prev, v)
+            if v != prev:
+                _Merges.note(out[-1])
         else:
             out.append(v)
     out.extend(merged[start:])
@@ -170,6 +196,8 @@ def _merge_float_groups(arr: np.ndarray, near: np.ndarray) -> Optional[tuple[np.
         return None
     values = arr.copy()
     values[s] = simple
+    if _Merges.log is not None:
+        _Merges.log.extend(simple.tolist())
     return values[first], first
 
 
@@ -189,9 +217,10 @@ def _sorted_values_general(values: Iterable[Any]) -> tuple:
         if (_is_plain_number(v) and _is_plain_number(prev)
                 and abs(v - prev) <= 1e-12 * max(1.0, abs(v))):
             # one number: an int wins (3 over 3.0); of two floats, the simpler spelling
-            if isinstance(prev, int):
-                continue
-            merged[-1] = v if isinstance(v, int) else _representative(prev, v)
+            if not isinstance(prev, int):
+                merged[-1] = v if isinstance(v, int) else _representative(prev, v)
+            if v != prev:
+                _Merges.note(merged[-1])
             continue
         merged.append(v)
     return tuple(merged)
@@ -346,6 +375,10 @@ class Inference:
         self.info: dict[int, NodeInfo] = {}
         self.sel: dict[int, SelectorInfo] = {}
         self.deps: dict[int, frozenset] = {}
+        # per s-op, its values that may differ from the interpreter's in the last bits
+        # ("fuzzy"): means of non-integer values (float sums depend on their order),
+        # representatives of merged rounding variants, and what is computed from those
+        self.fuzzy: dict[int, frozenset] = {}
         self._compute_deps()
         self._current: Optional[ir.Node] = None     # the node being analysed, for errors
         try:
@@ -353,9 +386,13 @@ class Inference:
             for node in graph.nodes():
                 self._current = node
                 if isinstance(node, ir.SOp) and node.id not in self.info:
-                    self.info[node.id] = self._infer(node)
+                    with _merge_log() as merged:
+                        self.info[node.id] = self._infer(node)
+                    self._track_rounding(node, merged)
                 elif isinstance(node, ir.Selector) and node.id not in self.sel:
                     self.sel[node.id] = self._infer_selector(node)
+                if isinstance(node, ir.Select):
+                    self._check_select_rounding(node)
         except TypeError as err:
             if "unhashable" not in str(err):
                 raise
@@ -454,12 +491,14 @@ class Inference:
                 exact = np.empty((N + 1, N), dtype=object)
                 for n, row in zip(range(1, N + 1), rows):
                     exact[n, :n] = _object_row(row)
-                if self.deps[node.id] <= {IDX}:
-                    by_pos = [sorted_values([exact[N, i]]) for i in range(N)]
-                else:
-                    by_pos = [sorted_values(exact[i + 1:, i].tolist()) for i in range(N)]
-                values = union_values(by_pos)
+                with _merge_log() as merged:
+                    if self.deps[node.id] <= {IDX}:
+                        by_pos = [sorted_values([exact[N, i]]) for i in range(N)]
+                    else:
+                        by_pos = [sorted_values(exact[i + 1:, i].tolist()) for i in range(N)]
+                    values = union_values(by_pos)
                 self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, exact=exact)
+                self._note_fuzzy(node, merged)
         if token_only:
             results = self._run(token_only, [self.vocab])
             for node in token_only:
@@ -468,17 +507,89 @@ class Inference:
                 per_token = {}
                 for t, v in zip(self.vocab, row):
                     per_token[_tok_key(t)] = v
-                values = sorted_values(row)
+                with _merge_log() as merged:
+                    values = sorted_values(row)
                 self.info[node.id] = NodeInfo(node, self.deps[node.id], values, [values] * N, per_token=per_token)
+                self._note_fuzzy(node, merged)
         if local:
             results = self._run(local, [[t] * N for t in self.vocab])
             for node in local:
                 self._current = node
                 rows = results[node.id]
                 table = {_tok_key(t): list(r) for t, r in zip(self.vocab, rows)}
-                by_pos = [sorted_values(r[i] for r in rows) for i in range(N)]
-                values = union_values(by_pos)
+                with _merge_log() as merged:
+                    by_pos = [sorted_values(r[i] for r in rows) for i in range(N)]
+                    values = union_values(by_pos)
                 self.info[node.id] = NodeInfo(node, self.deps[node.id], values, by_pos, local=table)
+                self._note_fuzzy(node, merged)
+
+    # ---- float rounding: values the compiled model cannot match to the last bit
+    def _note_fuzzy(self, node: ir.SOp, values: Iterable[Any]) -> None:
+        """Mark these of node's values fuzzy (matched to its value list with the merge tolerance)."""
+        floats = [v for v in values if isinstance(v, float)]
+        if not floats:
+            return
+        vals = self.info[node.id].values
+        index = ValueIndex(vals)
+        found = {vals[i] for v in floats if (i := index.find(v)) is not None and isinstance(vals[i], float)}
+        if found:
+            self.fuzzy[node.id] = self.fuzzy.get(node.id, frozenset()) | frozenset(found)
+
+    def _track_rounding(self, node: ir.SOp, merged: list) -> None:
+        """node's fuzzy values: merged ones, means of non-integers, and results of fuzzy
+        inputs. A map of fuzzy values must give the same result for every float near them
+        (else the interpreter's last bits decide it: refused)."""
+        self._note_fuzzy(node, merged)
+        kids = self.graph.children(node)
+        if isinstance(node, ir.Map) and any(k.id in self.fuzzy for k in kids):
+            self._note_fuzzy(node, self._check_map_rounding(node, kids))
+        elif isinstance(node, ir.Aggregate):
+            sel, src = self.sel[kids[0].id], self.info[kids[1].id]
+            src_fuzzy = self.fuzzy.get(kids[1].id, frozenset())
+            mean = not sel.at_most_one and all(isinstance(v, (int, float)) for v in src.values if v is not None)
+            if mean and (src_fuzzy or _has_fractions(src.values)):
+                self._note_fuzzy(node, [v for v in self.info[node.id].values if _is_fraction(v)])
+            elif src_fuzzy:
+                self._note_fuzzy(node, src_fuzzy)
+
+    def _check_map_rounding(self, node: ir.Map, kids: list[ir.Node]) -> set:
+        """Refuse a map whose result at a fuzzy input changes within its rounding; return
+        the outputs computed from fuzzy inputs."""
+        fn, kids = on_distinct_inputs(node.fn, kids)
+        fuzzy = [self.fuzzy.get(k.id, frozenset()) for k in kids]
+        outs: set = set()
+        seen = set()
+        for i in range(self.N):
+            sets = tuple(self.info[k.id].by_pos[i] for k in kids)
+            key = tuple(id(x) for x in sets)
+            if key in seen:
+                continue
+            seen.add(key)
+            flip = _rounding_flip(fn, sets, fuzzy, outs)
+            if flip is not None:
+                shown = ", ".join(f"{k.name} = {v!r}" for k, v, f in zip(kids, flip, fuzzy) if v in f)
+                raise CompileError(_rounding_message(shown or repr(flip)), node)
+        return outs
+
+    def _check_select_rounding(self, node: ir.Select) -> None:
+        keys, queries = self.graph.children(node)
+        pred = node.ir_predicate
+        kf, qf = self.fuzzy.get(keys.id), self.fuzzy.get(queries.id)
+        if pred.comparison in ("TRUE", "FALSE") or not (kf or qf):
+            return
+        kv, qv = self.info[keys.id].values, self.info[queries.id].values
+        base = _predicate_table(pred, kv, qv)
+        for side, vals, fz in (("key", kv, kf), ("query", qv, qf)):
+            if not fz:
+                continue
+            for sign in (1.0, -1.0):
+                moved = [_nudge(v, sign) if v in fz else v for v in vals]
+                other = _predicate_table(pred, moved, qv) if side == "key" else _predicate_table(pred, kv, moved)
+                diff = np.argwhere(other != base)
+                if len(diff):
+                    q, k = diff[0]
+                    shown = f"{keys.name} = {kv[k]!r}" if side == "key" else f"{queries.name} = {qv[q]!r}"
+                    raise CompileError(_rounding_message(shown), node)
 
     def _run(self, nodes: list[ir.Node], inputs: list[list], arrays: bool = False):
         """The interpreter's values of `nodes` on `inputs` (as run_arrays groups if `arrays`)."""
@@ -823,6 +934,88 @@ def on_distinct_inputs(fn: ir.ElementFn, kids: list[ir.Node]) -> tuple[ir.Elemen
     vec = (lambda *a: fn.vec(*expand(a))) if fn.vec is not None else None
     return ir.ElementFn(lambda *a: fn.py(*expand(a)), len(distinct), fn.label, vec=vec,
                         takes_none=fn.takes_none), distinct
+
+
+def _is_fraction(v: Any) -> bool:
+    return isinstance(v, float) and math.isfinite(v) and not v.is_integer()
+
+
+def _has_fractions(values: Sequence[Any]) -> bool:
+    return any(_is_fraction(v) for v in values)
+
+
+def _nudge(v: Any, sign: float) -> Any:
+    """A float a little past the rounding variants of v (10x the merge tolerance); other
+    values unchanged."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return v
+    return v + sign * 1e-11 * max(1.0, abs(v))
+
+
+def _rounding_message(shown: str) -> str:
+    return (f"the result depends on the last bits of a float ({shown}): the interpreter computes it with "
+            "float64 sums in an order the compiled model cannot reproduce (a mean of non-integer values, or "
+            "values that are equal up to rounding), and here a comparison or rounding falls exactly on it; "
+            "use integer values (e.g. tokens_int rather than tokens_int / 10) or a threshold between the "
+            "values that can occur")
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and \
+                not isinstance(a, bool) and not isinstance(b, bool):
+            return abs(a - b) > 1e-9 * max(1.0, abs(a))
+    return type(a) is not type(b) or a != b
+
+
+def _rounding_flip(fn: ir.ElementFn, sets: tuple, fuzzy: list, outs: set) -> Optional[tuple]:
+    """Input values (one per set) where fn changes if a fuzzy one moves by its rounding
+    (see _nudge), or None; adds to `outs` the results of combinations with a fuzzy input.
+    Errors at a moved point are skipped (no evidence either way)."""
+    combos = [args for args in itertools.product(*sets) if any(a in f for a, f in zip(args, fuzzy))]
+
+    def call(args):
+        if not fn.takes_none and any(a is None for a in args):
+            return None
+        try:
+            return fn.py(*args)
+        except Exception:
+            return _FAILED
+    for args in combos:
+        base = call(args)
+        if base is _FAILED:
+            continue
+        if isinstance(base, float):
+            outs.add(base)
+        for j, f in enumerate(fuzzy):
+            if args[j] not in f:
+                continue
+            for sign in (1.0, -1.0):
+                moved = call(args[:j] + (_nudge(args[j], sign),) + args[j + 1:])
+                if moved is not _FAILED and _differs(base, moved):
+                    return args
+    return None
+
+
+_FAILED = object()
+
+
+def _predicate_table(pred: ir.Predicate, keys: Sequence[Any], queries: Sequence[Any]) -> np.ndarray:
+    """pred over every (query, key) pair; None keys/queries never match (unless the
+    predicate takes them), errors count as no match."""
+    fast = pred.table(keys, queries)
+    if fast is not None:
+        return fast
+    out = np.zeros((len(queries), len(keys)), dtype=bool)
+    for i, q in enumerate(queries):
+        for j, k in enumerate(keys):
+            if (k is None or q is None) and pred.none_policy != "call":
+                continue
+            try:
+                out[i, j] = bool(pred.py(k, q))
+            except Exception:
+                pass
+    return out
 
 
 def _apply_batched(fn: ir.ElementFn, set_list: list[tuple]) -> Optional[list[tuple]]:

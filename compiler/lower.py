@@ -36,7 +36,7 @@ from .errors import CompileError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
-from .mlp import EPS32, TablePlan, build_table, exact_table, rounding_error
+from .mlp import EPS32, InconsistentTable, TablePlan, build_table, exact_table, rounding_error
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -279,26 +279,35 @@ class Lowering:
         for node in reversed(self.graph.nodes()):
             if isinstance(node, ir.Selector) or not (self.refs.get(node.id) or node.id in self._width_x):
                 continue
-            kind = self.plan.kind[node.id]
-            self._done.add(node.id)
-            if kind == CONST:
-                self._lower_const(node)
-            elif kind == EMBED_TOK:
-                self._lower_embed_token(node)
-            elif kind == EMBED_POS:
-                self._lower_embed_position(node)
-            elif kind in (ATTN_COPY, ATTN_MEAN):
-                self._lower_aggregate(node, kind)
-            elif kind == WIDTH:
-                self._lower_width(node)
-            elif kind == MAP_VIRTUAL:
-                self._lower_virtual(node)
-            elif kind == MAP_MLP:
-                self._lower_mlp_map(node, self.refs[node.id])
+            try:
+                self._lower_node(node)
+            except InconsistentTable:
+                raise CompileError("no MLP can compute this exactly: two reachable inputs it cannot tell apart "
+                                   "need different outputs (values that differ only by float rounding?)",
+                                   node) from None
         self._check_readout(readout)
         feature_err = dict(self.err)
         return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err,
                        {k: list(v) for k, v in self.refs.items()})
+
+    def _lower_node(self, node: ir.SOp) -> None:
+        """Lower one s-op by its kind (see compiler.plan)."""
+        kind = self.plan.kind[node.id]
+        self._done.add(node.id)
+        if kind == CONST:
+            self._lower_const(node)
+        elif kind == EMBED_TOK:
+            self._lower_embed_token(node)
+        elif kind == EMBED_POS:
+            self._lower_embed_position(node)
+        elif kind in (ATTN_COPY, ATTN_MEAN):
+            self._lower_aggregate(node, kind)
+        elif kind == WIDTH:
+            self._lower_width(node)
+        elif kind == MAP_VIRTUAL:
+            self._lower_virtual(node)
+        elif kind == MAP_MLP:
+            self._lower_mlp_map(node, self.refs[node.id])
 
     # ---- readout
     def _readout(self, out: ir.SOp) -> Readout:

@@ -58,6 +58,10 @@ class TablePlan:
         return z_err <= self.z_tolerance and self.max_preactivation * EPS32 * 8 <= 0.25
 
 
+class InconsistentTable(ValueError):
+    """Two input points that the table cannot tell apart need different outputs."""
+
+
 def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
                 gate_index_ok: bool = True) -> TablePlan:
     """Units computing outputs[i] at input point (combos[i], z[i]) for every i.
@@ -89,7 +93,7 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
         uniq_out = outs_sorted[first]
         # consistency: every point with the same z must give the same outputs
         if outs_sorted.size and np.max(np.abs(outs_sorted - uniq_out[inverse.reshape(-1)])) > 1e-12:
-            raise ValueError("inconsistent table: one input point maps to different outputs")
+            raise InconsistentTable("inconsistent table: one input point maps to different outputs")
         deltas = np.diff(uniq_out, axis=0)
         changed = np.flatnonzero(np.any(deltas != 0, axis=1))
         step_combo.append(np.full(len(changed), c))

@@ -228,6 +228,36 @@ def test_smooth_function_of_a_fine_grained_mean():
     assert_exact(prog["sq"], "ab", 20, inputs=random_inputs("ab", 20, 30))
 
 
+FLOAT_ROUNDING_CASES = [
+    ("average(tokens_int / 10) > 0.2;", [1, 2, 3], 5),
+    ("f = aggregate(select(indices, indices, <=), tokens_float);\nf == 0.2;", [0.1, 0.2, 0.3], 6),
+    ("round(aggregate(select(indices, indices, <=), tokens_int / 3) * 3);", [1, 2], 6),
+    ("f = aggregate(select(indices, indices, <=), tokens_float);\nselector_width(select(f, 0.2, ==));",
+     [0.1, 0.2, 0.3], 4),
+    ("selector_width(select(tokens_float, aggregate(select(indices, indices, <=), tokens_float), <));",
+     [0.1, 0.2, 0.3], 4),
+]
+
+
+@pytest.mark.parametrize("source, vocab, max_len", FLOAT_ROUNDING_CASES)
+def test_results_decided_by_float_rounding_are_refused(source, vocab, max_len):
+    """A mean of non-integer values is summed by the interpreter in an order the model
+    cannot reproduce (0.1 + 0.2 + 0.3 = 0.6000000000000001); a comparison or rounding that
+    falls exactly on such a mean was silently wrong on some inputs: now a CompileError."""
+    sop = compile_text(source)
+    with pytest.raises(compiler.CompileError, match="last bits of a float"):
+        compiler.compile(sop, vocab=vocab, max_seq_len=max_len)
+
+
+@pytest.mark.parametrize("source, vocab, max_len", [
+    ("f = aggregate(select(indices, indices, <=), tokens_float);\nf > 0.26;", [0.1, 0.2, 0.3], 2),
+    ("f = aggregate(select(indices, indices, <=), tokens_float);\nf * 2;", [0.1, 0.2, 0.3], 4),
+    ("f = aggregate(select(indices, indices, <=), tokens_int);\nf > 1;", [0, 1, 2], 5),
+])
+def test_float_means_away_from_thresholds_still_compile(source, vocab, max_len):
+    assert_exact(compile_text(source), vocab, max_len)
+
+
 @pytest.mark.parametrize("base", [3000, 10_000])
 def test_equality_on_large_integer_tokens(base):
     """Quadratic equality scores use centred codes: raw codes near 10**4 squared to 10**8,
