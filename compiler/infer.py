@@ -650,6 +650,11 @@ class Inference:
                     combo = tuple(combo)
                     seen.setdefault(tuple((type(v), v) for v in combo), combo)
             return list(seen.values())
+        shared = self._shared_sources(nodes)
+        if shared is not None:
+            rows = self._lineage_rows(nodes, shared, range(self.N))
+            if rows is not None:
+                return rows
         cache = set()
         # without bools, == on value tuples is fine as the dedupe key (1 and 1.0 are one
         # value in merged value sets anyway; True == 1 is the collision to avoid)
@@ -669,6 +674,61 @@ class Inference:
             for combo in itertools.product(*sets):
                 seen.setdefault(tuple((type(v), v) for v in combo), combo)
         return list(plain_seen) if plain else list(seen.values())
+
+    # ---- correlated s-ops: maps of shared sources (f and 1 - f)
+    def _sources(self, node: ir.Node) -> tuple:
+        """The s-ops a value-inferred map is computed from, looking through such maps (an
+        s-op whose values were tabulated exactly, or that is no map, is its own source)."""
+        info = self.info[node.id]
+        if not isinstance(node, ir.Map) or info.exact is not None or info.per_token is not None \
+                or info.local is not None:
+            return (node,)
+        out: dict[int, ir.Node] = {}
+        for k in self.graph.children(node):
+            for src in self._sources(k):
+                out[src.id] = src
+        return tuple(out.values())
+
+    def _shared_sources(self, nodes: Sequence[ir.Node]) -> Optional[list[ir.Node]]:
+        """The sources of `nodes` if two of them share one (their values are correlated:
+        enumerating the nodes independently pairs values that never occur together)."""
+        per_node = [self._sources(n) for n in nodes]
+        distinct = {s.id: s for srcs in per_node for s in srcs}
+        if len(distinct) == sum(len(srcs) for srcs in per_node):
+            return None
+        return list(distinct.values())
+
+    def _lineage_rows(self, nodes: Sequence[ir.Node], sources: list[ir.Node],
+                      positions: Iterable[int]) -> Optional[list[tuple]]:
+        """Value tuples of `nodes` at the positions, by evaluating them over every
+        combination of their sources' values (None if that is more than MAX_TUPLES)."""
+        seen: dict[tuple, tuple] = {}
+        done = set()
+        for p in positions:
+            sets = tuple(self.info[src.id].by_pos[p] for src in sources)
+            key = tuple(id(x) for x in sets)
+            if key in done:
+                continue
+            done.add(key)
+            if math.prod(len(x) for x in sets) + len(seen) > MAX_TUPLES:
+                return None
+            for combo in itertools.product(*sets):
+                env = {src.id: v for src, v in zip(sources, combo)}
+                row = tuple(self._evaluate(n, env) for n in nodes)
+                if any(v is _FAILED for v in row):
+                    continue        # (a combination some map rejects: unreachable)
+                seen.setdefault(tuple((type(v), v) for v in row), row)
+        return list(seen.values())
+
+    def _evaluate(self, node: ir.Node, env: dict) -> Any:
+        if node.id in env:
+            return env[node.id]
+        args = [self._evaluate(k, env) for k in self.graph.children(node)]
+        if any(a is _FAILED for a in args):
+            return _FAILED
+        value = _call(node.fn, args)
+        env[node.id] = value
+        return value
 
     # ---- selectors
     def _selector_from_exact(self, node: ir.Selector, mats: list[np.ndarray]) -> SelectorInfo:
@@ -751,6 +811,11 @@ class Inference:
         return NodeInfo(node, deps, values, by_pos)
 
     def _map_values(self, node: ir.Map, kids: list[ir.Node]) -> list[tuple]:
+        shared = self._shared_sources(kids)
+        if shared is not None:        # (f * (1 - f): over f's values, not pairs of f and 1 - f)
+            by_pos = self._map_values_from_sources(node, kids, shared)
+            if by_pos is not None:
+                return by_pos
         fn, kids = on_distinct_inputs(node.fn, kids)    # (f * f: one value, not two independent ones)
         inputs = [self.info[k.id] for k in kids]
         distinct: dict[tuple, tuple] = {}
@@ -765,6 +830,20 @@ class Inference:
             results = [self._apply(node, fn, sets) for sets in distinct.values()]
         table = dict(zip(distinct, results))
         return [table[k] for k in keys]
+
+    def _map_values_from_sources(self, node: ir.Map, kids: list[ir.Node],
+                                 sources: list[ir.Node]) -> Optional[list[tuple]]:
+        out, memo = [], {}
+        for i in range(self.N):
+            key = tuple(id(self.info[src.id].by_pos[i]) for src in sources)
+            if key not in memo:
+                rows = self._lineage_rows(kids, sources, [i])
+                if rows is None:
+                    return None
+                results = [_call(node.fn, list(row)) for row in rows]
+                memo[key] = sorted_values([r for r in results if r is not _FAILED])
+            out.append(memo[key])
+        return out
 
     def _apply(self, node: ir.Map, fn: ir.ElementFn, sets: tuple) -> tuple:
         total = math.prod(len(s) for s in sets)
@@ -975,12 +1054,7 @@ def _rounding_flip(fn: ir.ElementFn, sets: tuple, fuzzy: list, outs: set) -> Opt
     combos = [args for args in itertools.product(*sets) if any(a in f for a, f in zip(args, fuzzy))]
 
     def call(args):
-        if not fn.takes_none and any(a is None for a in args):
-            return None
-        try:
-            return fn.py(*args)
-        except Exception:
-            return _FAILED
+        return _call(fn, args)
     for args in combos:
         base = call(args)
         if base is _FAILED:
@@ -998,6 +1072,17 @@ def _rounding_flip(fn: ir.ElementFn, sets: tuple, fuzzy: list, outs: set) -> Opt
 
 
 _FAILED = object()
+
+
+def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
+    """fn on one combination as the interpreter applies it: a None argument gives None
+    (unless fn takes None); an error gives _FAILED."""
+    if not fn.takes_none and any(a is None for a in args):
+        return None
+    try:
+        return fn.py(*args)
+    except Exception:
+        return _FAILED
 
 
 def _predicate_table(pred: ir.Predicate, keys: Sequence[Any], queries: Sequence[Any]) -> np.ndarray:

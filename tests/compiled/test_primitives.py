@@ -228,6 +228,15 @@ def test_smooth_function_of_a_fine_grained_mean():
     assert_exact(prog["sq"], "ab", 20, inputs=random_inputs("ab", 20, 30))
 
 
+@pytest.mark.parametrize("expr", ["f * (1 - f)", "f if f > 0.5 else 1 - f", "f * f - f", "f / (f + 2)"])
+def test_maps_of_one_mean_through_several_paths(expr):
+    """f and 1 - f are one value, not two independent ones: enumerating them as pairs made
+    the table inconsistent (refused) or its value set quadratic (refused at max_len 16)."""
+    prog = rasp.parse('f = aggregate(select(indices, indices, <=), indicator(tokens == "a"));\n'
+                      f"g = {expr};", "<t>")
+    assert_exact(prog["g"], "ab", 16, inputs=random_inputs("ab", 16, 20))
+
+
 FLOAT_ROUNDING_CASES = [
     ("average(tokens_int / 10) > 0.2;", [1, 2, 3], 5),
     ("f = aggregate(select(indices, indices, <=), tokens_float);\nf == 0.2;", [0.1, 0.2, 0.3], 6),
