@@ -185,9 +185,13 @@ class Basis:
         return {feature: 1.0}
 
     def express_or_add_many(self, vecs: list[np.ndarray], make: "callable") -> list[dict[Feature, float]]:
-        """express_or_add of each vector in turn (`make(i)` builds vector i's feature), with
-        the projections of all remaining vectors in one matrix product per added feature:
-        a selector on positions asks for ~2 max_seq_len functions of the index at once."""
+        """express_or_add of each vector in turn (`make(i)` builds vector i's feature).
+
+        The coefficients and residuals of all the vectors are kept up to date as features
+        are added (modified Gram-Schmidt: one rank-one update per new feature), instead of
+        one projection per vector: a selector on positions asks for ~2 max_seq_len functions
+        at once, a comparison of fine-grained means for thousands.
+        """
         n = len(vecs)
         if n == 0:
             return []
@@ -196,42 +200,42 @@ class Basis:
         finite = np.isfinite(top)
         tol = 1e-9 * np.maximum(1.0, np.where(finite, top, 0.0))
         nonzero = V != 0
-        single = (nonzero.sum(axis=0) == 1) & (V[np.argmax(nonzero, axis=0), np.arange(n)] == 1.0)
         hot = np.argmax(nonzero, axis=0)
+        single = (nonzero.sum(axis=0) == 1) & (V[hot, np.arange(n)] == 1.0)
+        k0 = self._k
+        coef = np.zeros((n, max(8, 2 * k0)))           # coef[j, :k]: vector j on the basis
+        resid = V.copy()
+        if k0:
+            coef[:, :k0] = (self._q.T @ np.where(finite, V, 0.0)).T
+            resid -= self._q @ coef[:, :k0].T
         out: list = [None] * n
-        i = 0
-        while i < n:
+        for j in range(n):
             k = self._k
-            if k:
-                coef = self._q.T @ V[:, i:]
-                resid = np.max(np.abs(V[:, i:] - self._q @ coef), axis=0)
-            else:
-                coef, resid = np.zeros((0, n - i)), np.full(n - i, np.inf)
-            for j in range(i, n):
-                c = j - i
-                if not finite[j]:
-                    break
-                if top[j] == 0.0:
-                    out[j] = {}
-                    continue
-                if single[j] and int(hot[j]) in self._indicator:
-                    out[j] = {self._indicator[int(hot[j])]: 1.0}
-                    continue
-                if not k or resid[c] > tol[j]:
-                    break
-                sol = self._rinv_buf[:k, :k] @ coef[:, c]
+            if top[j] == 0.0:
+                out[j] = {}
+                continue
+            if single[j] and int(hot[j]) in self._indicator:
+                out[j] = {self._indicator[int(hot[j])]: 1.0}
+                continue
+            if finite[j] and k and float(np.max(np.abs(resid[:, j]))) <= tol[j]:
+                sol = self._rinv_buf[:k, :k] @ coef[j, :k]
                 terms: dict[Feature, float] = {}
                 for f, x in zip(self._cols, sol.tolist()):
                     if abs(x) > 1e-12:
                         key = f if f is not None else ONE
                         terms[key] = terms.get(key, 0.0) + x
                 out[j] = terms
-            else:
-                break
-            feature = make(j)          # vector j is new: it becomes a feature, then go on
+                continue
+            feature = make(j)          # vector j is new: it becomes a feature
             self.add(feature, V[:, j])
             out[j] = {feature: 1.0}
-            i = j + 1
+            if self._k > k and j + 1 < n:        # the new direction: update the rest
+                q = self._q_buf[:, k]
+                if k >= coef.shape[1]:
+                    coef = np.concatenate([coef, np.zeros_like(coef)], axis=1)
+                c = q @ resid[:, j + 1:]
+                coef[j + 1:, k] = c
+                resid[:, j + 1:] -= np.outer(q, c)
         return out
 
     def remove(self, drop: set[int]) -> None:

@@ -209,7 +209,8 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     return _checked_interpolation(combos, z, outputs, z_err)
 
 
-def interpolation_table(z: np.ndarray, outputs: np.ndarray) -> "TablePlan | None":
+def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
+                        limit: "np.ndarray | None" = None) -> "TablePlan | None":
     """Units interpolating the outputs linearly between consecutive reachable z values:
 
         f(z) = y_0 + s_0 (z - z_0) + sum_i (s_i - s_(i-1)) relu(z - z_i)
@@ -219,13 +220,14 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray) -> "TablePlan | None
     sum many of them, so float32 rounding swamps a smooth function of a fine-grained
     mean (x * x of a fraction with denominators up to 20); here activations stay within
     the z range and each unit weighs a change of slope. The price: a z error is not
-    reset but passed on, times the slope (`z_gain`). None if one z has two outputs.
+    reset but passed on, times the slope (`z_gain`). None if one z has two outputs, or if
+    z_err * z_gain already exceeds `limit` (per output; the check before any unit is built).
     """
     z = np.asarray(z, dtype=np.float64)
     n_out = outputs.shape[1]
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
+    plan.z_gain = np.zeros(n_out)
     if len(z) == 0:
-        plan.z_gain = np.zeros(n_out)
         return plan
     order = np.argsort(z, kind="stable")
     uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
@@ -233,22 +235,21 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray) -> "TablePlan | None
     if np.max(np.abs(outputs[order] - ys[inverse.reshape(-1)]), initial=0.0) > 1e-12:
         return None
     plan.out_bias = ys[0].astype(np.float64).copy()
-    plan.z_gain = np.zeros(n_out)
     if len(uz) == 1:
         return plan
     gaps = np.diff(uz)
     slopes = np.diff(ys, axis=0) / gaps[:, None]
     plan.z_gain = np.max(np.abs(slopes), axis=0)
+    if limit is not None and np.any(plan.z_gain * z_err > limit):
+        return None
     lead = float(gaps[0])                     # the first unit is active from z_0 - lead up
     changes = np.vstack([slopes[:1], np.diff(slopes, axis=0)])
     knots = np.concatenate([[uz[0] - lead], uz[1:-1]])
-    for knot, change in zip(knots.tolist(), changes):
-        if not np.any(change != 0):
-            continue
-        u = len(plan.units)
-        plan.units.append(Unit(1.0, {}, -knot))
-        for o in np.flatnonzero(change).tolist():
-            plan.out_weights[o][u] = float(change[o])
+    used = np.flatnonzero(np.any(changes != 0, axis=1))
+    plan.units = [Unit(1.0, {}, -k) for k in knots[used].tolist()]
+    for o in range(n_out):
+        rows = np.flatnonzero(changes[used, o])
+        plan.out_weights[o] = dict(zip(rows.tolist(), changes[used[rows], o].tolist()))
     plan.out_bias = plan.out_bias - slopes[0] * lead
     plan.max_preactivation = max(float(uz[-1] - uz[0]) + lead, 1.0)
     plan.min_half_gap = float(gaps.min()) / 2
@@ -261,11 +262,12 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
     within what their readers tolerate, and within the 1e-4 * scale that later tables
     assume of any MLP output (they are lowered first, so they cannot know better); its
     z_tolerance is the z error that allows."""
-    plan = interpolation_table(z, outputs)
+    assumed = 1e-4 * np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0))
+    limit = np.minimum(output_tolerance(outputs), assumed)
+    plan = interpolation_table(z, outputs, z_err, limit)
     if plan is None or plan.max_preactivation * EPS32 * 8 > 0.25:
         return None
-    assumed = 1e-4 * np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0))
-    room = np.minimum(output_tolerance(outputs), assumed) - rounding_error(plan, combos, z, 0)
+    room = limit - rounding_error(plan, combos, z, 0)
     if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
         return None
     with np.errstate(divide="ignore"):
