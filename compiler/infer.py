@@ -676,7 +676,7 @@ class Inference:
         return list(plain_seen) if plain else list(seen.values())
 
     # ---- correlated s-ops: maps of shared sources (f and 1 - f)
-    def _sources(self, node: ir.Node) -> tuple:
+    def sources(self, node: ir.Node) -> tuple:
         """The s-ops a value-inferred map is computed from, looking through such maps (an
         s-op whose values were tabulated exactly, or that is no map, is its own source)."""
         info = self.info[node.id]
@@ -685,14 +685,14 @@ class Inference:
             return (node,)
         out: dict[int, ir.Node] = {}
         for k in self.graph.children(node):
-            for src in self._sources(k):
+            for src in self.sources(k):
                 out[src.id] = src
         return tuple(out.values())
 
     def _shared_sources(self, nodes: Sequence[ir.Node]) -> Optional[list[ir.Node]]:
         """The sources of `nodes` if two of them share one (their values are correlated:
         enumerating the nodes independently pairs values that never occur together)."""
-        per_node = [self._sources(n) for n in nodes]
+        per_node = [self.sources(n) for n in nodes]
         distinct = {s.id: s for srcs in per_node for s in srcs}
         if len(distinct) == sum(len(srcs) for srcs in per_node):
             return None

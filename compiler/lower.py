@@ -1109,9 +1109,11 @@ class Lowering:
             return
         if probe:
             raise _TableUnfit()
-        if len(leaves) == 1:
-            raise CompileError(f"no MLP can tabulate this function of `{leaves[0].name}` exactly in float32: its "
-                               "inputs or outputs lie too close together for float32 rounding (use a smaller "
+        if len(active) == 1:
+            sources = self.inf.sources(leaves[active[0]])
+            name = sources[0].name if len(sources) == 1 else leaves[active[0]].name
+            raise CompileError(f"no MLP can tabulate this function of `{name}` exactly in float32: its inputs "
+                               "or outputs lie too close together for float32 rounding (use a smaller "
                                "vocabulary or max_seq_len)", node)
         raise CompileError("this elementwise computation depends on several s-ops in a way no single MLP "
                            "can tabulate exactly in float32; compute parts of it separately", node)
