@@ -578,13 +578,13 @@ class Inference:
         if pred.comparison in ("TRUE", "FALSE") or not (kf or qf):
             return
         kv, qv = self.info[keys.id].values, self.info[queries.id].values
-        base = _predicate_table(pred, kv, qv)
+        base = predicate_table(pred, kv, qv)
         for side, vals, fz in (("key", kv, kf), ("query", qv, qf)):
             if not fz:
                 continue
             for sign in (1.0, -1.0):
                 moved = [_nudge(v, sign) if v in fz else v for v in vals]
-                other = _predicate_table(pred, moved, qv) if side == "key" else _predicate_table(pred, kv, moved)
+                other = predicate_table(pred, moved, qv) if side == "key" else predicate_table(pred, kv, moved)
                 diff = np.argwhere(other != base)
                 if len(diff):
                     q, k = diff[0]
@@ -1085,7 +1085,7 @@ def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
         return _FAILED
 
 
-def _predicate_table(pred: ir.Predicate, keys: Sequence[Any], queries: Sequence[Any]) -> np.ndarray:
+def predicate_table(pred: ir.Predicate, keys: Sequence[Any], queries: Sequence[Any]) -> np.ndarray:
     """pred over every (query, key) pair; None keys/queries never match (unless the
     predicate takes them), errors count as no match."""
     fast = pred.table(keys, queries)

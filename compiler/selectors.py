@@ -26,7 +26,7 @@ from rasp.ops import NP_COMPARE
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import Inference, ValueIndex
+from .infer import Inference, ValueIndex, predicate_table
 
 
 @dataclass
@@ -58,20 +58,7 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
     qv = inf.info[queries.id].values
     pred = node.ir_predicate
     fast = _compare_vectorised(pred.comparison, qv, kv)
-    if fast is None and pred.comparison is None:
-        fast = pred.table(kv, qv)
-    if fast is not None:
-        return fast
-    m = np.zeros((len(qv), len(kv)), dtype=bool)
-    for i, q in enumerate(qv):
-        for j, k in enumerate(kv):
-            if (k is None or q is None) and pred.none_policy != "call":
-                continue
-            try:
-                m[i, j] = bool(pred.py(k, q))
-            except Exception:
-                m[i, j] = False  # only unreachable (or invalid) inputs get here
-    return m
+    return fast if fast is not None else predicate_table(pred, kv, qv)
 
 
 def _compare_vectorised(comparison: Optional[str], qv: tuple, kv: tuple) -> Optional[np.ndarray]:
