@@ -546,9 +546,11 @@ class Inference:
         elif isinstance(node, ir.Aggregate):
             sel, src = self.sel[kids[0].id], self.info[kids[1].id]
             src_fuzzy = self.fuzzy.get(kids[1].id, frozenset())
-            mean = not sel.at_most_one and all(isinstance(v, (int, float)) for v in src.values if v is not None)
-            if mean and (src_fuzzy or _has_fractions(src.values)):
-                self._note_fuzzy(node, [v for v in self.info[node.id].values if _is_fraction(v)])
+            nums = [v for v in src.values if v is not None]
+            mean = not sel.at_most_one and all(isinstance(v, (int, float)) for v in nums)
+            if mean and (src_fuzzy or _exact_sum_scale(nums, self.N) is None):
+                # (an integer-valued mean too: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...)
+                self._note_fuzzy(node, [v for v in self.info[node.id].values if isinstance(v, float)])
             elif src_fuzzy:
                 self._note_fuzzy(node, src_fuzzy)
 
@@ -618,11 +620,26 @@ class Inference:
         """Value combinations the s-ops can take at one position (a sound superset).
 
         Exact when all are structural (enumerate length and position) or all depend on
-        token and position only; otherwise the per-position product of value sets.
+        token and position only; otherwise the per-position product of value sets (over
+        shared sources where the s-ops have some). Every value is one of its s-op's listed
+        values: a float computed along another path (2/3 + 2 against 1/6 + 5/2) is replaced
+        by the listed one it was merged into, else one value would pass for two.
         """
+        rows = self._joint_tuples(nodes)
+        if rows is None or not any(_has_fractions(self.info[n.id].values) for n in nodes):
+            return rows
+        indexes = [ValueIndex(self.info[n.id].values) for n in nodes]
+        lists = [self.info[n.id].values for n in nodes]
+        seen: dict[tuple, tuple] = {}
+        for row in rows:
+            snapped = tuple(_listed(v, index, vals) for v, index, vals in zip(row, indexes, lists))
+            seen.setdefault(tuple((type(v), v) for v in snapped), snapped)
+        return list(seen.values())
+
+    def _joint_tuples(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:
         distinct = list({n.id: n for n in nodes}.values())
         if len(distinct) < len(nodes):     # one s-op twice: its values agree (the diagonal)
-            rows = self.joint_tuples(distinct)
+            rows = self._joint_tuples(distinct)
             index = {d.id: j for j, d in enumerate(distinct)}
             where = [index[n.id] for n in nodes]
             return None if rows is None else [tuple(r[w] for w in where) for r in rows]
@@ -944,13 +961,18 @@ class Inference:
         if not nums:
             return values
         N = self.N
-        if all(float(v).is_integer() for v in nums) and _small_ints(nums, N):
-            ints = np.array(sorted({int(v) for v in nums}), dtype=np.int64)
+        scale = _exact_sum_scale(nums, N)
+        if scale is not None:
+            # integers, or floats whose sums are exact in any order (halves, quarters...):
+            # sums as integers in units of 1/scale
+            ints = np.array(sorted({int(v * scale) for v in nums}), dtype=np.int64)
             current = ints
             fractions = []
             total = 0
             for m in range(1, N + 1):
-                fractions.append(current / m)       # a correctly rounded float per rational s/m
+                # a correctly rounded float per rational s/m (dividing by the power of two
+                # `scale` is exact, so this is also the interpreter's (s/scale)/m)
+                fractions.append(current / m / scale)
                 total += len(current)
                 if total > MAX_VALUES * 8:
                     raise CompileError("the mean of this aggregate can take too many different values to "
@@ -977,8 +999,10 @@ class Inference:
             return tuple(out)
         if all(float(v).is_integer() for v in nums):
             raise _too_large_to_average(node)
-        raise CompileError("the mean of several non-integer values cannot be enumerated exactly; "
-                           "aggregate integer-valued s-ops (or make the selection unique)", node)
+        raise CompileError("the mean of several non-integer values cannot be enumerated exactly (their float "
+                           "sums depend on the order of addition); aggregate integer-valued s-ops, or values "
+                           "such as halves and quarters whose sums are exact (or make the selection unique)",
+                           node)
 
 
 def apply_vectorized(fn: ir.ElementFn, columns: Sequence[Any]) -> Optional[np.ndarray]:
@@ -1017,6 +1041,25 @@ def on_distinct_inputs(fn: ir.ElementFn, kids: list[ir.Node]) -> tuple[ir.Elemen
 
 def _is_fraction(v: Any) -> bool:
     return isinstance(v, float) and math.isfinite(v) and not v.is_integer()
+
+
+def _exact_sum_scale(values: Sequence[float], count: int) -> Optional[int]:
+    """The power of two that makes every value an integer, if sums of up to `count` of them
+    are then exact in float64 whatever the order of addition (integers, halves, 0.375...);
+    else None (0.1 is 3602879701896397 / 2**55: its sums round)."""
+    scale = 1
+    for v in values:
+        scale = max(scale, float(v).as_integer_ratio()[1])
+    top = max((abs(float(v)) for v in values), default=0.0)
+    return scale if top * scale * max(1, count) < 2.0 ** 52 else None
+
+
+def _listed(value: Any, index: ValueIndex, values: Sequence[Any]) -> Any:
+    """The listed value a float matches (see ValueIndex), or the value itself."""
+    if not isinstance(value, float):
+        return value
+    i = index.find(value)
+    return value if i is None else values[i]
 
 
 def _has_fractions(values: Sequence[Any]) -> bool:

@@ -228,6 +228,16 @@ def test_smooth_function_of_a_fine_grained_mean():
     assert_exact(prog["sq"], "ab", 20, inputs=random_inputs("ab", 20, 30))
 
 
+@pytest.mark.parametrize("expr", ["(f + g) * f", "(f + g) * g"])
+def test_map_of_a_sum_and_one_of_its_parts(expr):
+    """f + g computed by an MLP, then read one-hot beside g: rounding variants of one sum
+    (2/3 + 2 and 1/6 + 5/2) were two gate values lighting one feature, so the table added
+    two rows' outputs (10.67 for 5.33)."""
+    prog = rasp.parse('f = aggregate(select(indices, indices, <=), indicator(tokens == "a"));\n'
+                      f'g = aggregate(select(tokens, tokens, ==), indices);\nh = {expr};', "<t>")
+    assert_exact(prog["h"], "ab", 4)
+
+
 @pytest.mark.parametrize("expr", ["f * (1 - f)", "f if f > 0.5 else 1 - f", "f * f - f", "f / (f + 2)"])
 def test_maps_of_one_mean_through_several_paths(expr):
     """f and 1 - f are one value, not two independent ones: enumerating them as pairs made
@@ -245,6 +255,8 @@ FLOAT_ROUNDING_CASES = [
      [0.1, 0.2, 0.3], 4),
     ("selector_width(select(tokens_float, aggregate(select(indices, indices, <=), tokens_float), <));",
      [0.1, 0.2, 0.3], 4),
+    # a mean of non-integers that is an integer: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...
+    ("m = aggregate(select(indices, indices, <=), tokens_float);\nm == 3;", [2.55, 3.3], 8),
 ]
 
 
@@ -262,6 +274,9 @@ def test_results_decided_by_float_rounding_are_refused(source, vocab, max_len):
     ("f = aggregate(select(indices, indices, <=), tokens_float);\nf > 0.26;", [0.1, 0.2, 0.3], 2),
     ("f = aggregate(select(indices, indices, <=), tokens_float);\nf * 2;", [0.1, 0.2, 0.3], 4),
     ("f = aggregate(select(indices, indices, <=), tokens_int);\nf > 1;", [0, 1, 2], 5),
+    # halves and quarters: every sum is exact, in any order (any selector)
+    ("aggregate(select(indices, indices, <=), tokens_int * 0.25) == 0.5;", [1, 2, 3], 6),
+    ("aggregate(select(tokens, tokens, ==), tokens_float) > 1;", [0.5, 1.5, 2], 5),
 ])
 def test_float_means_away_from_thresholds_still_compile(source, vocab, max_len):
     assert_exact(compile_text(source), vocab, max_len)
