@@ -176,3 +176,16 @@ def test_api_and_text_nodes_are_the_same_ir():
     assert isinstance(r.selector_width(api), rasp.SelectorWidth)
     assert isinstance(r.aggregate(api, r.tokens), rasp.Aggregate)
     assert isinstance(r.tokens + "x", rasp.Map)
+
+
+def test_float_means_do_not_depend_on_input_length_or_batch():
+    """A mean of non-integer values is summed left to right, as Python's sum() does: a
+    matrix product's order changed with the input's length and the batch size, so one
+    prefix gave 3.0 alone and 2.9999999999999996 inside a longer input."""
+    prog = rasp.parse("m = aggregate(select(indices, indices, <=), tokens_float);\nm;", "<t>")
+    x = [2.55, 2.55, 3.3, 3.3, 3.3, 3.3, 3.3, 3.3]
+    alone = rasp.evaluate_accepted(prog["m"], [x[:5]])[1][0]
+    longer = rasp.evaluate_accepted(prog["m"], [x])[1][0]
+    batch = rasp.evaluate_accepted(prog["m"], [x] * 512)[1][-1]
+    assert alone[4] == longer[4] == batch[4] == sum(x[:5]) / 5
+    assert longer == [sum(x[:i + 1]) / (i + 1) for i in range(len(x))]
