@@ -389,6 +389,10 @@ class Inference:
                     with _merge_log() as merged:
                         self.info[node.id] = self._infer(node)
                     self._track_rounding(node, merged)
+                elif isinstance(node, ir.Map) and not (self.deps[node.id] <= {TOK} or self.deps[node.id] <= {IDX}) \
+                        and any(k.id in self.fuzzy for k in self.graph.children(node)):
+                    # tabulated exactly, but an MLP will compute it from its inputs' listed values
+                    self._note_fuzzy(node, self._check_map_rounding(node, self.graph.children(node)))
                 elif isinstance(node, ir.Selector) and node.id not in self.sel:
                     self.sel[node.id] = self._infer_selector(node)
                 if isinstance(node, ir.Select):

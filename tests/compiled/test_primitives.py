@@ -257,6 +257,8 @@ FLOAT_ROUNDING_CASES = [
      [0.1, 0.2, 0.3], 4),
     # a mean of non-integers that is an integer: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...
     ("m = aggregate(select(indices, indices, <=), tokens_float);\nm == 3;", [2.55, 3.3], 8),
+    # no mean: 0.2 + 0.1 and 0.3 + 0.0 are one listed value, but only one of them is > 0.3
+    ("tokens_int / 10 + indices / 10 > 0.3;", [1, 2, 3], 5),
 ]
 
 
