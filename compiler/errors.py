@@ -26,3 +26,8 @@ class CompileError(RaspError):
             message = f"in {where}: {message}"
         self.node = node
         super().__init__(message, span, notes)
+
+
+class ReadoutError(CompileError):
+    """The output's error bound reaches its decoding margin (the pipeline may retry with
+    the output computed by one MLP, which resets the errors of its parts)."""

@@ -32,7 +32,7 @@ import numpy as np
 from rasp import ir
 from rasp.values import factorize
 
-from .errors import CompileError
+from .errors import CompileError, ReadoutError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
@@ -348,7 +348,7 @@ class Lowering:
             read = ref.read()
             err = sum(abs(c) * (self.err.get(f.uid, 0.0) + EPS32 * _magnitude(f)) for f, c in read.terms.items())
             if err >= margin:
-                raise CompileError(f"the output cannot be decoded exactly in float32: its values are "
+                raise ReadoutError(f"the output cannot be decoded exactly in float32: its values are "
                                    f"{2 * margin:.3g} apart, and the model's error on them can reach {err:.3g} "
                                    f"(use a smaller vocabulary or max_seq_len)", readout.node)
 

@@ -145,9 +145,12 @@ def exact_least_squares(A: np.ndarray, b: np.ndarray) -> Optional[np.ndarray]:
 class Plan:
     """Kinds, readability and earliest times for every s-op of a program."""
 
-    def __init__(self, graph: ProgramGraph, inf: Inference) -> None:
+    def __init__(self, graph: ProgramGraph, inf: Inference, tabulate: frozenset = frozenset()) -> None:
+        """`tabulate`: ids of maps to compute with an MLP even where they could be virtual
+        (an output whose parts' errors add up past its decoding margin, see pipeline)."""
         self.graph = graph
         self.inf = inf
+        self.tabulate = tabulate
         self.kind: dict[int, str] = {}
         self.readable: dict[int, str] = {}
         self.time: dict[int, int] = {}
@@ -212,7 +215,7 @@ class Plan:
 
     def _classify_map(self, node: ir.Map, kids: list[ir.Node]) -> None:
         nid = node.id
-        if self.virtual_able(node, kids):
+        if nid not in self.tabulate and self.virtual_able(node, kids):
             self.kind[nid] = MAP_VIRTUAL
             single_any = len(kids) == 1 and self.readable[kids[0].id] == ANY
             self.readable[nid] = ANY if single_any else AFFINE

@@ -228,6 +228,14 @@ def test_smooth_function_of_a_fine_grained_mean():
     assert_exact(prog["sq"], "ab", 20, inputs=random_inputs("ab", 20, 30))
 
 
+def test_output_summing_an_mlp_result_and_a_mean_is_recomputed_by_one_mlp():
+    """2 * f * f - f: adding the MLP's 2 * f * f to f added their errors past the output's
+    margin (values 0.00245 apart); one MLP computing the whole output from f resets them."""
+    prog = rasp.parse("f = aggregate(select(indices, indices, <=), tokens_int);\ng = 2 * f * f - f;", "<t>")
+    model = assert_exact(prog["g"], [0, 1, 3], 8, inputs=random_inputs([0, 1, 3], 8, 40))
+    assert model.num_layers == 1
+
+
 @pytest.mark.parametrize("expr", ["(f + g) * f", "(f + g) * g"])
 def test_map_of_a_sum_and_one_of_its_parts(expr):
     """f + g computed by an MLP, then read one-hot beside g: rounding variants of one sum
