@@ -379,6 +379,8 @@ class Inference:
         # ("fuzzy"): means of non-integer values (float sums depend on their order),
         # representatives of merged rounding variants, and what is computed from those
         self.fuzzy: dict[int, frozenset] = {}
+        self._sources: dict[int, tuple] = {}
+        self._fractions: dict[int, bool] = {}
         self._compute_deps()
         self._current: Optional[ir.Node] = None     # the node being analysed, for errors
         try:
@@ -630,7 +632,7 @@ class Inference:
         by the listed one it was merged into, else one value would pass for two.
         """
         rows = self._joint_tuples(nodes)
-        if rows is None or not any(_has_fractions(self.info[n.id].values) for n in nodes):
+        if rows is None or not any(self._has_fractions(n) for n in nodes):
             return rows
         indexes = [ValueIndex(self.info[n.id].values) for n in nodes]
         lists = [self.info[n.id].values for n in nodes]
@@ -700,15 +702,25 @@ class Inference:
     def sources(self, node: ir.Node) -> tuple:
         """The s-ops a value-inferred map is computed from, looking through such maps (an
         s-op whose values were tabulated exactly, or that is no map, is its own source)."""
+        if node.id in self._sources:
+            return self._sources[node.id]
         info = self.info[node.id]
         if not isinstance(node, ir.Map) or info.exact is not None or info.per_token is not None \
                 or info.local is not None:
-            return (node,)
-        out: dict[int, ir.Node] = {}
-        for k in self.graph.children(node):
-            for src in self.sources(k):
-                out[src.id] = src
-        return tuple(out.values())
+            found: tuple = (node,)
+        else:
+            out: dict[int, ir.Node] = {}
+            for k in self.graph.children(node):
+                for src in self.sources(k):
+                    out[src.id] = src
+            found = tuple(out.values())
+        self._sources[node.id] = found
+        return found
+
+    def _has_fractions(self, node: ir.Node) -> bool:
+        if node.id not in self._fractions:
+            self._fractions[node.id] = _has_fractions(self.info[node.id].values)
+        return self._fractions[node.id]
 
     def _shared_sources(self, nodes: Sequence[ir.Node]) -> Optional[list[ir.Node]]:
         """The sources of `nodes` if two of them share one (their values are correlated:
