@@ -186,57 +186,9 @@ class Basis:
 
     def express_or_add_many(self, vecs: list[np.ndarray], make: "callable") -> list[dict[Feature, float]]:
         """express_or_add of each vector in turn (`make(i)` builds vector i's feature).
-
-        The coefficients and residuals of all the vectors are kept up to date as features
-        are added (modified Gram-Schmidt: one rank-one update per new feature), instead of
-        one projection per vector: a selector on positions asks for ~2 max_seq_len functions
-        at once, a comparison of fine-grained means for thousands.
-        """
-        n = len(vecs)
-        if n == 0:
-            return []
-        V = np.stack([np.asarray(v, dtype=np.float64) for v in vecs], axis=1)
-        top = np.max(np.abs(V), axis=0, initial=0.0)
-        finite = np.isfinite(top)
-        tol = 1e-9 * np.maximum(1.0, np.where(finite, top, 0.0))
-        nonzero = V != 0
-        hot = np.argmax(nonzero, axis=0)
-        single = (nonzero.sum(axis=0) == 1) & (V[hot, np.arange(n)] == 1.0)
-        k0 = self._k
-        coef = np.zeros((n, max(8, 2 * k0)))           # coef[j, :k]: vector j on the basis
-        resid = V.copy()
-        if k0:
-            coef[:, :k0] = (self._q.T @ np.where(finite, V, 0.0)).T
-            resid -= self._q @ coef[:, :k0].T
-        out: list = [None] * n
-        for j in range(n):
-            k = self._k
-            if top[j] == 0.0:
-                out[j] = {}
-                continue
-            if single[j] and int(hot[j]) in self._indicator:
-                out[j] = {self._indicator[int(hot[j])]: 1.0}
-                continue
-            if finite[j] and k and float(np.max(np.abs(resid[:, j]))) <= tol[j]:
-                sol = self._rinv_buf[:k, :k] @ coef[j, :k]
-                terms: dict[Feature, float] = {}
-                for f, x in zip(self._cols, sol.tolist()):
-                    if abs(x) > 1e-12:
-                        key = f if f is not None else ONE
-                        terms[key] = terms.get(key, 0.0) + x
-                out[j] = terms
-                continue
-            feature = make(j)          # vector j is new: it becomes a feature
-            self.add(feature, V[:, j])
-            out[j] = {feature: 1.0}
-            if self._k > k and j + 1 < n:        # the new direction: update the rest
-                q = self._q_buf[:, k]
-                if k >= coef.shape[1]:
-                    coef = np.concatenate([coef, np.zeros_like(coef)], axis=1)
-                c = q @ resid[:, j + 1:]
-                coef[j + 1:, k] = c
-                resid[:, j + 1:] -= np.outer(q, c)
-        return out
+        (One vector at a time: batched projections with rank-one updates of the rest
+        measured slower, 1.3 s against 11 s for 2,400 vectors of 1,200 values.)"""
+        return [self.express_or_add(v, lambda j=j: make(j)) for j, v in enumerate(vecs)]
 
     def remove(self, drop: set[int]) -> None:
         """Forget features (by uid) and rebuild the factorisation."""
