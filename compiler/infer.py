@@ -632,15 +632,39 @@ class Inference:
         by the listed one it was merged into, else one value would pass for two.
         """
         rows = self._joint_tuples(nodes)
-        if rows is None or not any(self._has_fractions(n) for n in nodes):
+        if rows is None or not rows or not any(self._has_fractions(n) for n in nodes):
             return rows
-        indexes = [ValueIndex(self.info[n.id].values) for n in nodes]
-        lists = [self.info[n.id].values for n in nodes]
+        cols = [list(c) for c in zip(*rows)]
+        dirty = False
+        for col, node in zip(cols, nodes):
+            if self._has_fractions(node) and self._snap_column(node, col):
+                dirty = True
+        if not dirty:       # (the common case: the rows hold listed values already)
+            return rows
         seen: dict[tuple, tuple] = {}
-        for row in rows:
-            snapped = tuple(_listed(v, index, vals) for v, index, vals in zip(row, indexes, lists))
-            seen.setdefault(tuple((type(v), v) for v in snapped), snapped)
+        for row in zip(*cols):
+            seen.setdefault(tuple((type(v), v) for v in row), row)
         return list(seen.values())
+
+    def _snap_column(self, node: ir.Node, col: list) -> bool:
+        """Replace, in place, floats of `col` that are not listed values of `node` by the
+        listed value they were merged into; whether any was replaced."""
+        vals = self.info[node.id].values
+        index = ValueIndex(vals)
+        if set(map(type, col)) <= {int, float}:
+            found = index.find_many(col)
+            listed = np.array([float(v) if isinstance(v, (int, float)) else np.nan for v in vals])
+            changed = np.flatnonzero((found >= 0) & (listed[found] != np.asarray(col, dtype=np.float64)))
+            for r in changed.tolist():
+                col[r] = vals[found[r]]
+            return len(changed) > 0
+        dirty = False
+        for r, v in enumerate(col):
+            new = _listed(v, index, vals)
+            if new is not v:
+                col[r] = new
+                dirty = True
+        return dirty
 
     def _joint_tuples(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:
         distinct = list({n.id: n for n in nodes}.values())
