@@ -136,7 +136,7 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     gate_bias = -gate_m * n_gates if n_gates else 0.0
     gates_of = [{(g, v): gate_m for g, v in enumerate(combo)} if n_gates else {} for combo in combos_in_order]
     first_unit = len(plan.units)
-    for k, (cf, b0, c) in enumerate(zip(coef.tolist(), bias0.tolist(), combo_of.tolist())):
+    for cf, b0, c in zip(coef.tolist(), bias0.tolist(), combo_of.tolist()):
         gates = gates_of[c]                                   # (shared, never mutated)
         plan.units.append(Unit(cf, gates, b0 + 0.5 + gate_bias))
         plan.units.append(Unit(cf, gates, b0 - 0.5 + gate_bias))
