@@ -148,9 +148,11 @@ class Basis:
         if top == 0.0:
             return {}
         if self._indicator:
-            j = self._indicator_index(vec)
-            if j is not None and j in self._indicator:
-                return {self._indicator[j]: 1.0}
+            # supported on positions that have indicator features: the vector is their
+            # combination with its own entries as coefficients (exact, no solve)
+            nz = np.flatnonzero(vec).tolist()
+            if all(j in self._indicator for j in nz):
+                return {self._indicator[j]: float(vec[j]) for j in nz}
         k = self._k
         if k == 0:
             return None
