@@ -32,6 +32,7 @@ import numpy as np
 from rasp import ir
 from rasp.values import factorize
 
+from .bounds import TableBound, estimate_problems, propagate, readout_errors
 from .errors import CompileError, ReadoutError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
@@ -130,6 +131,7 @@ class HeadBlock:
     description: str
     literals: list[Literal] = field(default_factory=list)
     slot: int = -1
+    uniform: bool = True              # selected keys must weigh the same (means of different values, widths)
 
 
 @dataclass
@@ -146,7 +148,7 @@ class MLPBlock:
     units: list[MLPUnitSpec]
     outputs: list[tuple[Feature, dict[int, float], float]]   # feature, unit weights, bias
     label: str
-    checks: list[Callable[[], Optional[str]]] = field(default_factory=list)
+    bounds: list[TableBound] = field(default_factory=list)   # its tables' error analysis
     slot: int = -1
 
 
@@ -177,6 +179,7 @@ class Lowered:
     max_seq_len: int
     feature_err: dict[int, float]
     refs: dict[int, list["Ref"]] = field(default_factory=dict)   # every function read of every s-op
+    problems: list[str] = field(default_factory=list)   # tables whose inputs are off by more than they allow
 
 
 def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
@@ -285,10 +288,12 @@ class Lowering:
                 raise CompileError("no MLP can compute this exactly: two reachable inputs it cannot tell apart "
                                    "need different outputs (values that differ only by float rounding?)",
                                    node) from None
-        self._check_readout(readout)
+        problems = estimate_problems(self.mlps)
+        if not problems:
+            self._check_readout(readout)
         feature_err = dict(self.err)
         return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err,
-                       {k: list(v) for k, v in self.refs.items()})
+                       {k: list(v) for k, v in self.refs.items()}, problems)
 
     def _lower_node(self, node: ir.SOp) -> None:
         """Lower one s-op by its kind (see compiler.plan)."""
@@ -334,19 +339,8 @@ class Lowering:
         return Readout("code", vals, reads, out)
 
     def _check_readout(self, readout: Readout) -> None:
-        """Refuse a model whose output features may be further off than the decoder's margin:
-        half the smallest gap between output numbers (snapped to the nearest), or 1/2 for a
-        code (rounded) or an indicator (argmax, or the None flag's threshold)."""
-        margins = [0.5] * len(readout.reads)
-        if readout.mode == "numeric":
-            vals = np.array(readout.values, dtype=object)
-            nums = np.unique(vals[~np.equal(vals, None)].astype(np.float64))
-            gaps = np.diff(nums)
-            gaps = gaps[gaps > 1e-9 * np.maximum(1.0, np.abs(nums[1:]))]   # one number to every reader
-            margins[0] = float(gaps.min()) / 2 if len(gaps) else np.inf
-        for ref, margin in zip(readout.reads, margins):
-            read = ref.read()
-            err = sum(abs(c) * (self.err.get(f.uid, 0.0) + EPS32 * _magnitude(f)) for f, c in read.terms.items())
+        """Refuse a model whose output features may be further off than the decoder's margin."""
+        for err, margin in readout_errors(readout, self.err):
             if err >= margin:
                 raise ReadoutError(f"the output cannot be decoded exactly in float32: its values are "
                                    f"{2 * margin:.3g} apart, and the model's error on them can reach {err:.3g} "
@@ -387,7 +381,9 @@ class Lowering:
         if f.label.startswith(node.name + ":"):
             f.label = f"{node.name}:{where[0]}{len(self.embed)}"
         self.embed.append(EmbedFeature(f, where, vec))
-        self.err[f.uid] = EPS32 * float(np.max(np.abs(vec), initial=0.0))
+        # (an embedding entry float32 holds exactly, such as an integer code, is exact)
+        exact = bool(np.all(vec.astype(np.float32).astype(np.float64) == vec))
+        self.err[f.uid] = 0.0 if exact else EPS32 * float(np.max(np.abs(vec), initial=0.0))
         return f
 
     def _number_mask(self, node: ir.SOp) -> np.ndarray:
@@ -689,6 +685,7 @@ class Lowering:
                 shared = self._shared_heads.get(key)
                 if shared is not None:
                     shared.values.extend(outs)
+                    shared.uniform = shared.uniform or exact_mean
                     shared.label += f", {node.name}"
                     for f, _, _ in outs:
                         self.err[f.uid] = self._head_value_error(shared.values)
@@ -716,7 +713,8 @@ class Lowering:
             bos_score = top - SCORE_GAP / 2
         description = self._describe_selector(sel, literals)
         label = f"{'width' if width else 'aggregate'} {node.name}" + (f" (part {part})" if part else "")
-        head = HeadBlock(node, sel, terms, bos_score, outs, width, label, description, literals)
+        head = HeadBlock(node, sel, terms, bos_score, outs, width, label, description, literals,
+                         uniform=width or (exact_mean and not (sel_info is not None and sel_info.at_most_one)))
         self.heads.append(head)
         if sel is not None and not width:
             self._shared_heads[(sel.id, exact_mean, self.plan.time[node.id])] = head
@@ -1202,30 +1200,29 @@ class Lowering:
         outs = []
         for j, f in enumerate(created):
             outs.append((f, dict(plan.out_weights[j]), float(plan.out_bias[j])))
-        out_err = rounding_error(plan, combos, z, len(gate_leaves))
-        if plan.z_gain is not None:     # an interpolating table passes its input error on
-            out_err = out_err + plan.z_gain * (z_err or 0.0)
-        for f, e in zip(created, out_err):
+        rounding = rounding_error(plan, combos, z, len(gate_leaves))
+        out_err = rounding if plan.z_gain is None else rounding + plan.z_gain * (z_err or 0.0)
+        for f, e in zip(created, out_err):      # (estimates: compiler.bounds recomputes them)
             self.err[f.uid] = float(e)
         block = MLPBlock(node, units, outs, label)
-        tol = plan.z_tolerance
-
-        def check() -> Optional[str]:
-            err = z_err if z_err is not None else 0.0
-            if err > tol:
-                return (f"{label}: its input can be off by {err:.2e} but the table needs {tol:.2e} "
-                        f"(values too close together for float32)")
-            if plan.max_preactivation * EPS32 * 8 > 0.25:
-                return f"{label}: activations up to {plan.max_preactivation:.3g} lose float32 precision"
-            return None
-        block.checks.append(check)
+        gates: dict[int, list[Ref]] = defaultdict(list)
+        for (g, _), ref in gate_refs.items():
+            gates[g].append({ref: 1.0})
+        and_gain = np.zeros(len(created))
+        for j in range(len(created)):
+            and_gain[j] = sum(abs(w) for u, w in plan.out_weights[j].items()
+                              if plan.units[u].z == 0 and plan.units[u].gates)
+        gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
+        block.bounds.append(TableBound(z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
+                                       list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
+                                       z_err or 0.0))
         self.mlps.append(block)
 
     def _mlp_sum_of_tables(self, node: ir.SOp, parts: list, f_out: Feature, label: str) -> None:
         units: list[MLPUnitSpec] = []
         weights: dict[int, float] = {}
         bias = 0.0
-        checks = []
+        block = MLPBlock(node, units, [(f_out, weights, 0.0)], label)
         for z, f_x, outputs in parts:
             plan = build_table([()] * len(z), z, outputs, 0)
             for u in plan.units:
@@ -1234,12 +1231,12 @@ class Lowering:
             for uidx, w in plan.out_weights[0].items():
                 weights[offset + uidx] = w
             bias += float(plan.out_bias[0])
-            tol = plan.z_tolerance
-            xerr = self._width_x_error()
-            checks.append(lambda tol=tol, xerr=xerr: None if xerr <= tol else
-                          f"{label}: width decoding needs precision {tol:.2e}, has {xerr:.2e}")
-        self.err[f_out.uid] = 1e-4
-        block = MLPBlock(node, units, [(f_out, weights, bias)], label, checks)
+            rounding = rounding_error(plan, [()] * len(z), z, 0)
+            block.bounds.append(TableBound({f_x: 1.0}, plan.z_tolerance, plan.min_half_gap,
+                                           plan.max_preactivation, [], 0.0, np.zeros(1), rounding, None, label,
+                                           self._width_x_error()))
+        block.outputs = [(f_out, weights, bias)]
+        self.err[f_out.uid] = 1e-4          # (an estimate: compiler.bounds recomputes it)
         self.mlps.append(block)
 
 
@@ -1352,6 +1349,22 @@ def _is_function_of(code_cols: list[np.ndarray], outputs: np.ndarray) -> bool:
 def _magnitude(f: Feature) -> float:
     """Largest absolute value a feature holds (1 for the constant, BOS and auxiliary ones)."""
     return float(np.max(np.abs(f.fn), initial=1.0)) if f.fn is not None else 1.0
+
+
+def certify(lowered: Lowered) -> dict:
+    """The forward error bound (compiler.bounds) against the decoder's margins: whether
+    the model is proven exact, or the first place the proof fails. (Not part of every
+    compile: it costs a pass over all blocks, and only inspection asks for it.)"""
+    err = dict(lowered.feature_err)
+    problems = propagate(lowered.heads, lowered.mlps, err, lowered.max_seq_len, SCORE_GAP, resolve)
+    reads = readout_errors(lowered.readout, err)
+    bound = max((e for e, _ in reads), default=0.0)
+    margin = min((m for _, m in reads), default=math.inf)
+    if not problems and any(e >= m for e, m in reads):
+        problems = [f"the output can be off by {bound:.3g}, its decoding margin is {margin:.3g}"]
+    return {"proven_exact": not problems, "output_error_bound": bound if math.isfinite(bound) else None,
+            "output_margin": margin if math.isfinite(margin) else None,
+            "unproven_because": problems[0] if problems else None}
 
 
 def finalize(lowered: Lowered) -> None:

@@ -59,7 +59,7 @@ class Compilation:
                 raise
             self.plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
             self.lowered = Lowering(self.graph, self.inference, self.plan).run()
-        problems = [msg for block in self.lowered.mlps for check in block.checks if (msg := check())]
+        problems = self.lowered.problems
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
                                self.graph.output)

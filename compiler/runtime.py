@@ -205,8 +205,19 @@ class CompiledModel:
             self.info["program_fingerprint"] = fingerprint(self.program.sop)
         return self.info.get("program_fingerprint")
 
+    def exactness(self) -> dict:
+        """The forward error bound's verdict (compiler.bounds): proven_exact,
+        output_error_bound, output_margin, unproven_because. Computed when first asked,
+        saved with the model."""
+        if "proven_exact" not in self.info and self.program is not None:
+            from .lower import certify
+            self.info.update(certify(self.program.lowered))
+        keys = ("proven_exact", "output_error_bound", "output_margin", "unproven_because")
+        return {k: self.info.get(k) for k in keys}
+
     def metadata(self) -> dict:
         self.program_fingerprint()
+        self.exactness()
         return {
             "format": "rasp-compiled/1",
             "shape": self.module.shape.to_dict(),

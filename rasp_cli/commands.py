@@ -82,7 +82,9 @@ def compile_cmd(file, name, vocab_text, max_len, out_path, as_json):
         model = _compile_loaded(loaded, vocab_text, max_len)
     if out_path:
         model.save(out_path)
-    fields = {**_size_fields(model), "compile_seconds": round(model.info["compile_seconds"], 6)}
+    exactness = model.exactness()
+    fields = {**_size_fields(model), "compile_seconds": round(model.info["compile_seconds"], 6),
+              **{k: v for k, v in exactness.items() if k != "unproven_because"}}
     if as_json:
         emit_json(fields)
         return
@@ -100,6 +102,12 @@ def compile_cmd(file, name, vocab_text, max_len, out_path, as_json):
     console.print(table)
     console.print(f"layers {model.num_layers}  heads {model.num_heads}  d_model {model.d_model}  "
                   f"d_mlp {model.d_mlp}  params {model.num_params}  compile {fields['compile_seconds']:.4f}s")
+    if exactness["proven_exact"]:
+        console.print(f"proven exact: output error at most {exactness['output_error_bound']:.3g}, "
+                      f"decoding margin {exactness['output_margin']:.3g}")
+    else:
+        console.print(f"not proven exact by the forward error bound ({exactness['unproven_because']}); "
+                      "checked by the compiler's table and readout checks")
     if out_path:
         console.print(f"saved to {out_path}")
 

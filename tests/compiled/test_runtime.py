@@ -116,6 +116,7 @@ def test_cli_run_and_compile_json(tmp_path):
     assert comp.returncode == 0, comp.stderr
     sizes = json.loads(comp.stdout)
     assert sizes["compile_seconds"] > 0 and sizes["d_model"] == out["d_model"]
+    assert sizes["proven_exact"] is True and 0 < sizes["output_error_bound"] < sizes["output_margin"] == 0.5
     assert compiler.load(tmp_path / "m.st")("ab") == ["b", "a"]
 
 
