@@ -30,11 +30,10 @@ def _exact_logits(model: compiler.CompiledModel, outputs: list) -> np.ndarray:
     spec = model.output
     rows = []
     for v in outputs:
-        if spec.mode == "onehot":
-            rows.append([1.0 if compiler.same_value(v, u) and type(v) is type(u) or v == u else 0.0
-                         for u in spec.values])
-        elif spec.mode == "code":
-            rows.append([float(next(i for i, u in enumerate(spec.values) if compiler.same_value(v, u)))])
+        if spec.mode in ("onehot", "code"):
+            index = next(i for i, u in enumerate(spec.values) if compiler.same_value(v, u))
+            rows.append([float(i == index) for i in range(len(spec.values))] if spec.mode == "onehot"
+                        else [float(index)])
         else:
             rows.append([0.0 if v is None else float(v)] + ([1.0 if v is None else 0.0] if spec.none_flag else []))
     return np.array(rows)
