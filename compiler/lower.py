@@ -490,7 +490,6 @@ class Lowering:
         sel, src = self.graph.children(node)
         refs = self.refs[node.id]
         default = node.default
-        values = self.values(node)
         if kind == ATTN_MEAN:
             # every value is a mean (a number) but the default, which may be None or any
             # other non-number ("none", False): a flag feature marks it, the mean reads 0 there

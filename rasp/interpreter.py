@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections import defaultdict
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np

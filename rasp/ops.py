@@ -359,7 +359,7 @@ def binary_fn_const(op: str, const: Any, const_on_left: bool) -> ElementFn:
 
 
 def unary_fn(op: str) -> ElementFn:
-    label = f"{op}(x)" if op in ("round", "indicator") else (f"not x" if op == "not" else f"{op}x")
+    label = f"{op}(x)" if op in ("round", "indicator") else ("not x" if op == "not" else f"{op}x")
     return ElementFn(_PY_UNARY[op], 1, label, vec=_NP_UNARY[op],
                      out_types=lambda t: _unary_out_types(op, t), op=op)
 
