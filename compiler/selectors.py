@@ -100,14 +100,8 @@ def conjunction(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> Option
                 return None
             out.extend(part)
         return out
-    if isinstance(sel, ir.SelectNot):
-        inner = graph.children(sel)[0]
-        if isinstance(inner, ir.SelectOr):  # not (a or b) = not a and not b
-            a, b = graph.children(inner)
-            pa, pb = conjunction_not(a, graph, inf), conjunction_not(b, graph, inf)
-            if pa is not None and pb is not None:
-                return pa + pb
-        return None
+    if isinstance(sel, ir.SelectNot):   # not (a or b) = not a and not b; not not a = a
+        return conjunction_not(graph.children(sel)[0], graph, inf)
     return None
 
 

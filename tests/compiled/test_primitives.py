@@ -45,6 +45,14 @@ CASES = [
 prev = aggregate(select(tokens, tokens, <), tokens);
 aggregate(select(tokens == "a", tokens == "a", !=) or select(tokens, prev, ==), tokens);
 """, "abc", 4),
+    # negations nested over `and`/`or` of different s-ops: not not (a and b) is a
+    # conjunction, not not not (a or b) too; not (a and b) is joined into one select
+    ("select_double_not_and", "aggregate(not (not (select(indices % 2, indices, >) and "
+                              "select(tokens, tokens, !=))), indicator(tokens == \"a\") * 2 + 1, 9);", "abc", 4),
+    ("select_triple_not_or", "aggregate(not (not (not (select(indices, indices, <) or "
+                             "select(tokens, tokens, ==)))), indicator(tokens == \"a\"), 0);", "abc", 4),
+    ("select_not_and", "aggregate(not (select(indices, indices, <) and select(tokens, tokens, ==)), "
+                       "indicator(tokens == \"a\"), 0);", "abc", 4),
     ("select_not_aggregate", "aggregate(not select(indices, indices, ==), indicator(tokens == \"a\"));",
      "ab", 4),
     ("numeric_query_equality", "aggregate(select(indices, aggregate(select(tokens, \"b\", ==), indices, 0), "
