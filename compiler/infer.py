@@ -375,6 +375,7 @@ class Inference:
         self.info: dict[int, NodeInfo] = {}
         self.sel: dict[int, SelectorInfo] = {}
         self.deps: dict[int, frozenset] = {}
+        self._numeric_parts: dict[int, tuple] = {}
         # per s-op, its values that may differ from the interpreter's in the last bits
         # ("fuzzy"): means of non-integer values (float sums depend on their order),
         # representatives of merged rounding variants, and what is computed from those
@@ -552,8 +553,12 @@ class Inference:
         elif isinstance(node, ir.Aggregate):
             sel, src = self.sel[kids[0].id], self.info[kids[1].id]
             src_fuzzy = self.fuzzy.get(kids[1].id, frozenset())
-            nums = [v for v in src.values if v is not None]
-            mean = not sel.at_most_one and all(isinstance(v, (int, float)) for v in nums)
+            if node.semantics == "tracr":
+                nums = [v for v in src.values if v is not None]
+                mean = not sel.at_most_one and all(isinstance(v, (int, float)) for v in nums)
+            else:       # (numbers among other values are averaged too, see _aggregate_values)
+                nums = [v for v in src.values if is_number(v)]
+                mean = not sel.at_most_one and bool(nums)
             if mean and (src_fuzzy or _exact_sum_scale(nums, self.N) is None):
                 # (an integer-valued mean too: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...)
                 self._note_fuzzy(node, [v for v in self.info[node.id].values if isinstance(v, float)])
@@ -942,6 +947,10 @@ class Inference:
         default = node.default
         tracr = node.semantics == "tracr"
         numeric_src = all(is_number(v) or (tracr and isinstance(v, bool)) for v in src.values)
+        # numbers and other values (None, strings, bools): a query averages when every
+        # value it selects is a number, and otherwise needs them all equal
+        mixed = not numeric_src and not tracr and any(is_number(v) for v in src.values)
+        kind = "numeric" if numeric_src else "mixed" if mixed else "copy"
         if sel.exact is not None:
             out = []
             memo: dict[tuple, list] = {}
@@ -964,7 +973,7 @@ class Inference:
                     sets = tuple(set_ids[j] for j in keys)
                     if sets not in memo:
                         memo[sets] = self._means_over_positions(node, [src.by_pos[j] for j in keys],
-                                                                numeric_src, tracr, prefix_sums)
+                                                                kind, tracr, prefix_sums)
                     seen.add(sets)
                 key = frozenset(seen)
                 if key not in shared:
@@ -974,26 +983,42 @@ class Inference:
             return out
         everywhere = union_values(src.by_pos)
         with_default = sorted_values([*everywhere, default]) if not sel.never_empty else everywhere
-        if sel.at_most_one or not numeric_src:
+        if sel.at_most_one or kind == "copy":
             if tracr and numeric_src:
                 with_default = sorted_values([*(float(v) for v in everywhere),
                                               *([] if sel.never_empty else [default])])
             return [with_default] * N
-        means = self._all_means(node, everywhere)
+        if mixed:
+            means = sorted_values([*self._all_means(node, tuple(v for v in everywhere if is_number(v))),
+                                   *(v for v in everywhere if not is_number(v))])
+        else:
+            means = self._all_means(node, everywhere)
         if not sel.never_empty:
             means = sorted_values([*means, default])
         return [means] * N
 
-    def _means_over_positions(self, node: ir.Aggregate, sets: list[tuple], numeric: bool, tracr: bool,
+    def _means_over_positions(self, node: ir.Aggregate, sets: list[tuple], kind: str, tracr: bool,
                               prefix_sums: Optional[dict] = None) -> list:
-        """Every value the aggregate can produce when exactly these key positions are selected."""
+        """Every value the aggregate can produce when exactly these key positions are selected
+        (kind: "numeric" means, "copy" equal values, "mixed" either)."""
         if len(sets) == 1:
-            return [float(v) if tracr and numeric else v for v in sets[0]]
-        if not numeric:
-            common = set.intersection(*(set((type(v), v) for v in s) for s in sets))
-            return [v for _, v in common]
-        sums = _sumset_many(sets, node, prefix_sums)
-        return (sums / len(sets)).tolist()
+            return [float(v) if tracr and kind == "numeric" else v for v in sets[0]]
+        if kind == "numeric":
+            return (_sumset_many(sets, node, prefix_sums) / len(sets)).tolist()
+        common = set.intersection(*(set((type(v), v) for v in s) for s in sets))
+        out = [v for _, v in common if kind == "copy" or not is_number(v)]
+        if kind == "mixed":
+            parts = [self._numeric_part(s) for s in sets]
+            if all(parts):
+                out.extend((_sumset_many(parts, node, prefix_sums) / len(sets)).tolist())
+        return out
+
+    def _numeric_part(self, values: tuple) -> tuple:
+        """The numbers of a value set, one tuple per set (sumsets cache by the tuple's id)."""
+        hit = self._numeric_parts.get(id(values))
+        if hit is None:
+            hit = self._numeric_parts[id(values)] = (values, tuple(v for v in values if is_number(v)))
+        return hit[1]
 
     def _all_means(self, node: ir.Aggregate, values: tuple) -> tuple:
         """Means of any 1..N selected values drawn from `values` (with repetition)."""

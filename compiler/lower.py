@@ -413,12 +413,11 @@ class Lowering:
         mask = self._number_mask(node)
         xs = np.zeros(len(mask))
         xs[mask] = np.array(self.values(node), dtype=object)[mask].astype(np.float64)
-        if (~mask).sum() > 1:
-            raise CompileError("internal: several non-number values cannot share one lifted coordinate", node)
-        if not mask.all():
+        if not mask.all():      # each non-number one step further above the numbers
             nums = np.unique(xs[mask])
-            step = float(np.min(np.diff(nums))) if len(nums) > 1 else 1.0
-            xs[~mask] = float(np.max(np.abs(nums), initial=0.0)) + max(step, 1.0)
+            step = max(float(np.min(np.diff(nums))) if len(nums) > 1 else 1.0, 1.0)
+            top = float(np.max(np.abs(nums), initial=0.0))
+            xs[~mask] = top + step * np.arange(1, int((~mask).sum()) + 1)
         self._coordinate_cache[node.id] = xs
         return xs
 
@@ -491,13 +490,17 @@ class Lowering:
         refs = self.refs[node.id]
         default = node.default
         if kind == ATTN_MEAN:
-            # every value is a mean (a number) but the default, which may be None or any
-            # other non-number ("none", False): a flag feature marks it, the mean reads 0 there
+            # every value is a mean (a number) but the default and the source's own
+            # non-numbers (None, strings, bools: a query selecting them selects only equal
+            # ones), which may be any other value: a flag feature per such value marks it
+            # (the mean of "the selected value is it"), and the mean reads 0 there
             mask = self._number_mask(node)
+            vals = self.values(node)
             xs = np.where(mask, self._value_coordinate(node), 0.0)
             f_mean = Feature(f"{node.name}", sop_id=node.id, kind="value", fn=xs)
-            f_none = Feature(f"{node.name} is {default!r}", sop_id=node.id, kind="value",
-                             fn=(~mask).astype(np.float64)) if not mask.all() else None
+            flags = {int(i): Feature(f"{node.name} is {vals[i]!r}", sop_id=node.id, kind="value",
+                                     fn=(np.arange(len(vals)) == i).astype(np.float64))
+                     for i in np.flatnonzero(~mask)}
             nonaffine = []
             for ref in refs:
                 fit = affine_fit(xs[mask], ref.vec[mask]) if mask.any() else (0.0, 0.0)
@@ -507,17 +510,27 @@ class Lowering:
                 a, b = fit
                 ref.own = {f_mean: a}
                 ref.const += b
-                if f_none is not None:
-                    none_val = float(ref.vec[~mask][0])
-                    ref.own[f_none] = none_val - b
-            value_ref = self.identity(src)
-            bos_mean = float(default) if f_none is None and is_number(default) else 0.0   # (default unused)
+                for i, f in flags.items():
+                    ref.own[f] = float(ref.vec[i]) - b
+            src_vals = self.values(src)
+            tracr = node.semantics == "tracr"      # (Tracr averages bools as 0/1)
+            src_nums = np.array([is_number(v) or (tracr and isinstance(v, bool)) for v in src_vals], dtype=bool)
+            if all(m or v is None for v, m in zip(src_vals, src_nums)):
+                value_ref = self.identity(src)
+            else:
+                value_ref = self.request(src, np.array([float(v) if m else 0.0 for v, m in zip(src_vals, src_nums)]),
+                                         f"{src.name} (numbers)")
+            bos_mean = float(default) if is_number(default) else 0.0   # (or unused: never empty)
             outs = [(f_mean, {value_ref: 1.0}, bos_mean)]
-            if f_none is not None:
-                outs.append((f_none, {}, 1.0))
+            di = self.find(node, default)
+            for i, f in flags.items():
+                where = np.array([not m and self.find(node, v) == i for v, m in zip(src_vals, src_nums)],
+                                 dtype=np.float64)
+                lin = {self.request(src, where, f.label): 1.0} if where.any() else {}
+                outs.append((f, lin, 1.0 if di == i and not is_number(default) else 0.0))
             self._head(node, sel, outs, width=False, exact_mean=True)
             if nonaffine:
-                self._materialize(node, nonaffine, z_feature=f_mean, flag=f_none)
+                self._materialize(node, nonaffine, z_feature=f_mean, flags=flags)
             return
         created = self._produce(node, refs)
         outs = []
@@ -836,14 +849,17 @@ class Lowering:
 
     # ---- MLPs
     def _materialize(self, node: ir.SOp, refs: list[Ref], z_feature: Optional[Feature],
-                     flag: Optional[Feature] = None) -> None:
+                     flags: Optional[dict[int, Feature]] = None) -> None:
         """Compute non-linear functions of a numerical s-op with an MLP reading its value.
 
-        `flag`: the feature marking a non-number value (an aggregate's None or string
-        default, see _number_mask), which the table reads at a z of its own, above every number.
+        `flags`: value index -> the feature marking that non-number value (an aggregate's
+        None or string default, or a non-number it averages among numbers, see
+        _number_mask), which the table reads at a z of its own, above every number.
         """
         vals = self.values(node)
-        flagged = ~self._number_mask(node) if flag is not None else np.zeros(len(vals), dtype=bool)
+        flags = flags or {}
+        flagged = np.zeros(len(vals), dtype=bool)
+        flagged[list(flags)] = True
         if any(v is None for v, f in zip(vals, flagged) if not f):
             raise CompileError("cannot compute a non-linear function of a numerical s-op that may be None", node)
         created = self._produce(node, refs)
@@ -852,8 +868,8 @@ class Lowering:
             raise CompileError("internal: materialising needs the feature holding the value", node)
         z_lin: Lin = {z_feature: 1.0}
         xs = self._value_coordinate(node)
-        if flagged.any():
-            z_lin[flag] = float(xs[flagged][0])
+        for i, f in flags.items():
+            z_lin[f] = float(xs[i])
         self._mlp_from_table(node, [], [()] * len(vals), xs, z_lin, outputs, created,
                              z_err=None, label=f"decode {node.name}")
 

@@ -33,7 +33,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, apply_vectorized
+from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, apply_vectorized, is_number
 
 CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
 ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
@@ -209,7 +209,10 @@ class Plan:
         src = self.inf.info[sop.id]
         numeric = all(isinstance(v, (int, float)) and (node.semantics == "tracr" or not isinstance(v, bool))
                       for v in src.values)
-        if numeric and not sel_info.at_most_one and len(src.values) > 1:
+        # numbers among other values (None, strings, bools) are averaged too, when a query
+        # selects only numbers: a mean whose other values are flagged (see lower)
+        mixed = node.semantics != "tracr" and any(is_number(v) for v in src.values)
+        if (numeric or mixed) and not sel_info.at_most_one and len(src.values) > 1:
             return ATTN_MEAN
         return ATTN_COPY
 

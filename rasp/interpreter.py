@@ -346,11 +346,16 @@ class Interpreter:
         default = full_like_shape(node.default, shape)
         if not many.any():
             return select_values([one, none], [picked, default], shape)
-        numeric = vals.dtype.kind in "iuf" or (vals.dtype == object and _all_numbers(vals, sel, many))
-        if numeric:
-            fv = as_float(vals)
-            if vals.dtype == object:  # None at positions no multi-position mean selects
-                fv = np.where(np.equal(vals, None), 0.0, fv)
+        # per query: numbers are averaged when every selected value is one; other values
+        # (strings, bools, None) must all be equal (decided row by row: one input's
+        # strings must not change how another input's numbers are read)
+        if vals.dtype.kind in "iuf":
+            averaged, fv = many, as_float(vals)
+        else:
+            is_num = _number_mask(vals)
+            averaged = many & ~(sel & ~is_num[:, None, :]).any(axis=-1)
+            fv = as_float(np.where(is_num, vals, 0)) if averaged.any() else None
+        if averaged.any():
             with np.errstate(all="ignore"):
                 if np.array_equal(fv, np.round(fv)):      # integer sums are exact in any order
                     sums = np.matmul(sel.astype(np.float64), fv[:, :, None])[:, :, 0]
@@ -360,10 +365,12 @@ class Interpreter:
                     # 3.0 or 2.9999999999999996 for the same prefix)
                     sums = np.cumsum(np.where(sel, fv[:, None, :], 0.0), axis=-1)[:, :, -1]
                 means = sums / np.maximum(count, 1)
-            return select_values([one, many, none], [picked, means, default], shape)
-        # non-numeric (or mixed) values: every selected value must equal the first one
-        self._check_all_equal(node, sel, vals, picked, many, g)
-        return select_values([one | many, none], [picked, default], shape)
+        else:
+            means = picked
+        copied = many & ~averaged
+        if copied.any():     # non-numeric (or mixed) values: every selected value must equal the first one
+            self._check_all_equal(node, sel, vals, picked, copied, g)
+        return select_values([one | copied, averaged, none], [picked, means, default], shape)
 
     def _check_all_equal(self, node: ir.Aggregate, sel: np.ndarray, vals: np.ndarray, picked: np.ndarray,
                          many: np.ndarray, g: _Group) -> None:
@@ -420,13 +427,13 @@ class Interpreter:
                            f"{_describe_input(g.tokens[b])})")
 
 
-def _all_numbers(vals: np.ndarray, sel: np.ndarray, many: np.ndarray) -> bool:
-    """Whether every value that takes part in a multi-position mean is a number (not bool)."""
-    used = (sel & many[:, :, None]).any(axis=1)
-    for v in vals[used]:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return False
-    return True
+def _number_mask(vals: np.ndarray) -> np.ndarray:
+    """Which values are numbers that a mean averages (ints and floats, not bools)."""
+    if vals.dtype.kind in "iuf":
+        return np.ones(vals.shape, dtype=bool)
+    if vals.dtype != object:
+        return np.zeros(vals.shape, dtype=bool)
+    return np.frompyfunc(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), 1, 1)(vals).astype(bool)
 
 
 # ---- convenience functions ---------------------------------------------------------------

@@ -32,6 +32,17 @@ CASES = [
     ("mean_arbitrary", "aggregate(select(indices, indices, <=), tokens_int);", [0, 3, 7], 4),
     ("mean_numeric_keys", "aggregate(select(tokens_int, tokens_int, >=), indices);", [0, 1, 2], 4),
     ("mean_default", "aggregate(select(tokens, \"c\", ==), tokens_int, 5);", [1, 2, 3], 4),
+    # numbers among other values: a query averages when it selects only numbers, and
+    # copies when it selects only equal non-numbers (None, strings, bools)
+    ("mean_numbers_among_strings", 'aggregate(select(1, 1, ==), {"a": 1, "b": 2, "c": "?"}[tokens]);', "abc", 4),
+    ("mean_skipping_none", 'prev = aggregate(select(indices, indices - 1, ==), tokens);\n'
+                           'aggregate(select(indices, indices, <=) and select(indices, 0, >), '
+                           'indicator(prev == "a"));', "ab", 6),
+    ("mean_numbers_and_bools", "aggregate(select(indices, indices, <=), tokens_asis);", [True, 0, 2], 4),
+    ("mean_mixed_then_map", 'o = aggregate(select(tokens, "b", !=), {"a": 1, "b": "x", "c": 2}[tokens], 0);\n'
+                            '(o * 2 + 1) if o != "x" else -1;', "abc", 4),
+    ("mean_several_strings", 'aggregate(select(tokens, tokens, ==), {"a": 1, "b": "x", "c": 2, "d": "y"}[tokens], '
+                             '"none");', "abcd", 4),
     ("copy_unique", "aggregate(select(indices, length - indices - 1, ==), tokens);", "abc", 5),
     ("copy_default_none", "aggregate(select(indices, indices - 1, ==), tokens);", "abc", 4),
     ("copy_equal_values", "aggregate(select(tokens, tokens, ==), tokens);", "abc", 4),

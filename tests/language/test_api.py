@@ -189,3 +189,18 @@ def test_float_means_do_not_depend_on_input_length_or_batch():
     batch = rasp.evaluate_accepted(prog["m"], [x] * 512)[1][-1]
     assert alone[4] == longer[4] == batch[4] == sum(x[:5]) / 5
     assert longer == [sum(x[:i + 1]) / (i + 1) for i in range(len(x))]
+
+
+def test_numbers_among_other_values_are_averaged_query_by_query():
+    """Each query averages when the values it selects are all numbers, and otherwise needs
+    them equal: one input's strings must not change another's means, nor crash them."""
+    prog = rasp.parse('v = {"0": 0, "1": 1, "2": 2, "+": "+"}[tokens];\n'
+                      'm = aggregate(select(tokens, "+", !=), v, 0);\n'
+                      'a = aggregate(select(1, 1, ==), v);', "<t>")
+    assert same(rasp.evaluate(prog["m"], "0+1"), [0.5, 0.5, 0.5])
+    assert same(rasp.evaluate(prog["a"], "++"), ["+", "+"])
+    inputs = ["++", "01", "12+2", "1"]
+    batch = rasp.evaluate_batch(prog["a"], inputs[:2]) + rasp.evaluate_batch(prog["m"], inputs[2:])
+    assert same(batch, [["+", "+"], [0.5, 0.5], [5 / 3] * 4, [1]])
+    with pytest.raises(rasp.RaspError, match=r"cannot average the non-numeric values \[0, '\+', 1\]"):
+        rasp.evaluate(prog["a"], "0+1")
