@@ -99,7 +99,10 @@ def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
     items = flat.tolist()
     types = set(map(type, items))
     if types == {float} or types == {int}:   # plain numbers of one type: numpy's sort, no hashing
-        nums = np.array(items, dtype=np.float64 if types == {float} else np.int64) if items else None
+        try:
+            nums = np.array(items, dtype=np.float64 if types == {float} else np.int64) if items else None
+        except OverflowError:       # integers past int64: hashed below
+            nums = None
         if nums is not None and (nums.dtype.kind != "f" or not np.isnan(nums).any()):
             uniques, codes = np.unique(nums, return_inverse=True)
             return codes.reshape(arr.shape), uniques.tolist()

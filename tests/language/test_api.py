@@ -204,3 +204,13 @@ def test_numbers_among_other_values_are_averaged_query_by_query():
     assert same(batch, [["+", "+"], [0.5, 0.5], [5 / 3] * 4, [1]])
     with pytest.raises(rasp.RaspError, match=r"cannot average the non-numeric values \[0, '\+', 1\]"):
         rasp.evaluate(prog["a"], "0+1")
+
+
+def test_integers_past_int64_flow_through_maps():
+    """Python integers past int64 (2**64 here) stay exact through later maps (factorising
+    them for a map's lookup table raised a raw OverflowError)."""
+    prog = rasp.parse("big = tokens_int * 4611686018427387904 * 4;\nsmall = big % 7;\n"
+                      "cmp = 10 ^ (tokens_int * 400) > 5;", "<t>")
+    assert rasp.evaluate(prog["big"], [0, 1, 2]) == [0, 2 ** 64, 2 ** 65]
+    assert rasp.evaluate(prog["small"], [0, 1, 2]) == [0, 2 ** 64 % 7, 2 ** 65 % 7]
+    assert rasp.evaluate(prog["cmp"], [0, 1]) == [False, True]
