@@ -381,9 +381,11 @@ class Interpreter:
         if bad.any():
             b, q = map(int, np.argwhere(bad)[0])
             chosen = [uniques[c] for c in codes[b][sel[b, q]]]
-            raise _error(node, f"cannot average the non-numeric values {chosen} selected at position {q} "
-                               f"of input {_describe_input(g.tokens[b])} (several different values; "
-                               f"numbers are averaged, other values must all be equal)")
+            kind = "non-numeric values" if not any(_is_mean_number(v) for v in chosen) else \
+                "values (numbers among non-numbers)"
+            raise _error(node, f"cannot average the {kind} {chosen} selected at position {q} "
+                               f"of input {_describe_input(g.tokens[b])} (numbers are averaged when every "
+                               f"selected value is a number; other values must all be equal)")
 
     def _aggregate_tracr(self, node: ir.Aggregate, sel: np.ndarray, vals: np.ndarray, g: _Group) -> np.ndarray:
         shape = (g.batch, g.n)
@@ -427,13 +429,17 @@ class Interpreter:
                            f"{_describe_input(g.tokens[b])})")
 
 
+def _is_mean_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _number_mask(vals: np.ndarray) -> np.ndarray:
     """Which values are numbers that a mean averages (ints and floats, not bools)."""
     if vals.dtype.kind in "iuf":
         return np.ones(vals.shape, dtype=bool)
     if vals.dtype != object:
         return np.zeros(vals.shape, dtype=bool)
-    return np.frompyfunc(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), 1, 1)(vals).astype(bool)
+    return np.frompyfunc(_is_mean_number, 1, 1)(vals).astype(bool)
 
 
 # ---- convenience functions ---------------------------------------------------------------

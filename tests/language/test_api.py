@@ -202,7 +202,7 @@ def test_numbers_among_other_values_are_averaged_query_by_query():
     inputs = ["++", "01", "12+2", "1"]
     batch = rasp.evaluate_batch(prog["a"], inputs[:2]) + rasp.evaluate_batch(prog["m"], inputs[2:])
     assert same(batch, [["+", "+"], [0.5, 0.5], [5 / 3] * 4, [1]])
-    with pytest.raises(rasp.RaspError, match=r"cannot average the non-numeric values \[0, '\+', 1\]"):
+    with pytest.raises(rasp.RaspError, match=r"cannot average the values \(numbers among non-numbers\) \[0, '\+', 1\]"):
         rasp.evaluate(prog["a"], "0+1")
 
 
