@@ -39,10 +39,20 @@ def run_cmd(file, name, input_text, vocab_text, max_len, as_json):
     """Compile a program to a transformer and run the transformer on an input."""
     from .common import emit_json, show_sequence
 
+    import compiler
+    import rasp
+
     loaded = load_sop(file, name)
     tokens = loaded.input_or_default(input_text)
     model = _compile_loaded(loaded, vocab_text, max_len)
-    output = model(tokens)
+    output = model(tokens)      # (checks the tokens and the length first)
+    # an input the program itself rejects (a mean of different strings...) has no right
+    # output: say so instead of printing what the model computes; and the model must
+    # agree with the interpreter on every other input (a disagreement is a compiler bug)
+    expected = rasp.evaluate(loaded.node, tokens)
+    if not compiler.same_output(expected, output):
+        raise rasp.RaspError(f"internal error: the compiled model gives {output!r} where the interpreter "
+                             f"gives {expected!r}; please report this program")
     if as_json:
         emit_json({"output": output, **_size_fields(model)})
     else:

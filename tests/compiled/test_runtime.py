@@ -129,3 +129,15 @@ def test_cli_errors_are_clean(tmp_path):
     assert oov.returncode == 1 and "'z'" in oov.stderr and "Traceback" not in oov.stderr
     usage = _cli("run", str(src), "--max-len", "notanumber")
     assert usage.returncode == 2
+
+
+def test_cli_run_refuses_inputs_the_program_rejects(tmp_path):
+    """The compiled model has no right output where the interpreter rejects the input
+    (here a mean of different strings): `rasp run` reports the program's error."""
+    src = tmp_path / "mean.rasp"
+    src.write_text("m = aggregate(select(1, 1, ==), tokens);\n")
+    same = _cli("run", str(src), "--input", "aa", "--vocab", "ab", "--max-len", "4", "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["output"] == ["a", "a"]
+    mixed = _cli("run", str(src), "--input", "ab", "--vocab", "ab", "--max-len", "4")
+    assert mixed.returncode == 1 and "cannot average" in mixed.stderr and "mean.rasp:1:5" in mixed.stderr
+    assert "Traceback" not in mixed.stderr
