@@ -194,8 +194,9 @@ def _as_numbers(values: Sequence[Any]) -> np.ndarray:
 
 
 class Lowering:
-    def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan) -> None:
+    def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan, low_error: bool = False) -> None:
         self.graph = graph
+        self.low_error = low_error      # prefer the table with the smaller output error (see exact_table)
         self.inf = inf
         self.plan = plan
         self.N = inf.N
@@ -1109,7 +1110,7 @@ class Lowering:
                 continue
             z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
             err = sum(abs(l) * e for l, e in zip(lam, x_errs))
-            plan = exact_table(combos, z, outputs, len(gates), err)
+            plan = exact_table(combos, z, outputs, len(gates), err, low_error=self.low_error)
             if plan is None:
                 continue
             z_lin: Lin = {}

@@ -193,16 +193,23 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
 
 
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
-                z_err: float, steps_only: bool = False) -> "TablePlan | None":
+                z_err: float, steps_only: bool = False, low_error: bool = False) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
     the activations, or the rounding of the outputs beyond what their readers tolerate.
 
     Without gates, a step table that fails is retried as an interpolating one
-    (`interpolation_table`) unless `steps_only`.
+    (`interpolation_table`) unless `steps_only`; with `low_error`, the interpolating table
+    is also taken when its outputs' error bound is the smaller (a smooth function of a
+    fine-grained mean: large step activations round its outputs by up to 1e-3).
     """
     plan = build_table(combos, z, outputs, n_gates)
-    if plan.precise_enough(z_err) and \
-            not np.any(rounding_error(plan, combos, z, n_gates) > output_tolerance(outputs)):
+    step_error = rounding_error(plan, combos, z, n_gates)
+    if plan.precise_enough(z_err) and not np.any(step_error > output_tolerance(outputs)):
+        if low_error and not n_gates and not steps_only:
+            alt = _checked_interpolation(combos, z, outputs, z_err)
+            if alt is not None and \
+                    np.max(rounding_error(alt, combos, z, 0) + alt.z_gain * z_err) < np.max(step_error):
+                return alt
         return plan
     if n_gates or steps_only:
         return None

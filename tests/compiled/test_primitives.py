@@ -228,6 +228,16 @@ def test_max_seq_len_above_the_supported_limit_is_refused_at_once():
         compiler.compile(compile_text("tokens;"), vocab="ab", max_seq_len=100_000)
 
 
+def test_variance_uses_the_table_with_the_smaller_error():
+    """average(x*x) - average(x)^2: a step table for b*b rounds its outputs by up to 1e-3,
+    more than half the 0.0011 between two variances; the interpolating table's error is
+    far smaller, so the readout retries with it instead of refusing."""
+    prog = rasp.parse("a = average(tokens_int * tokens_int);\nb = average(tokens_int);\nv = a - b * b;", "<t>")
+    vocab = [0, 1, 2, 3, 4]
+    model = assert_exact(prog["v"], vocab, 6, inputs=random_inputs(vocab, 6, 300, seed=3))
+    assert model.num_layers == 1 and model.exactness()["proven_exact"]
+
+
 @pytest.mark.parametrize("max_len, layers", [(4, 1), (6, 2)])
 def test_product_of_two_means_falls_back_to_one_hot_means(max_len, layers):
     """a * b over two numerical means: one MLP reading both by value while max_len is
