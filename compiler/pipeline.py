@@ -74,8 +74,13 @@ class Compilation:
         out = self.graph.output
         if self.plan.kind.get(out.id) != MAP_VIRTUAL:
             raise first
-        self.plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
-        return Lowering(self.graph, self.inference, self.plan).run()
+        plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
+        try:
+            lowered = Lowering(self.graph, self.inference, plan).run()
+        except CompileError:
+            raise first from None       # (the root cause: the readout's precision)
+        self.plan = plan
+        return lowered
 
     @property
     def probes(self):
