@@ -88,6 +88,7 @@ def read_magnitude(read: Read) -> float:
 
 
 def _magnitude(f: Feature) -> float:
+    """Largest absolute value a feature holds (1 for the constant, BOS and auxiliary ones)."""
     return float(np.max(np.abs(f.fn), initial=1.0)) if f.fn is not None else 1.0
 
 

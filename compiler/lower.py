@@ -32,7 +32,7 @@ import numpy as np
 from rasp import ir
 from rasp.values import factorize
 
-from .bounds import TableBound, estimate_problems, propagate, readout_errors
+from .bounds import TableBound, attention_error, estimate_problems, propagate, readout_errors
 from .errors import CompileError, ReadoutError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
@@ -741,8 +741,7 @@ class Lowering:
                 if isinstance(term, Ref):
                     biggest = max(biggest, float(np.max(np.abs(term.vec), initial=0.0)) * abs(coef))
             biggest = max(biggest, abs(bos))
-        leak = (self.N + 1) * math.exp(-SCORE_GAP) + math.exp(-SCORE_GAP / 2)
-        return biggest * (leak + 8 * EPS32)
+        return attention_error(self.N, SCORE_GAP, 0.0, biggest)
 
     def _describe_selector(self, sel: Optional[ir.Selector], literals: list[Literal]) -> str:
         if sel is None:
@@ -1221,7 +1220,7 @@ class Lowering:
         for f, e in zip(created, out_err):      # (estimates: compiler.bounds recomputes them)
             self.err[f.uid] = float(e)
         block = MLPBlock(node, units, outs, label)
-        gates: dict[int, list[Ref]] = defaultdict(list)
+        gates: dict[int, list[Lin]] = defaultdict(list)   # per gate: its one-hot reads
         for (g, _), ref in gate_refs.items():
             gates[g].append({ref: 1.0})
         and_gain = np.zeros(len(created))
@@ -1360,11 +1359,6 @@ def _is_function_of(code_cols: list[np.ndarray], outputs: np.ndarray) -> bool:
     same = k_sorted[1:] == k_sorted[:-1]
     diff = np.any(np.abs(o_sorted[1:] - o_sorted[:-1]) > 1e-12, axis=1)
     return not np.any(same & diff)
-
-
-def _magnitude(f: Feature) -> float:
-    """Largest absolute value a feature holds (1 for the constant, BOS and auxiliary ones)."""
-    return float(np.max(np.abs(f.fn), initial=1.0)) if f.fn is not None else 1.0
 
 
 def certify(lowered: Lowered) -> dict:
