@@ -5,7 +5,8 @@
 For each program of ../shared/REFERENCE-NUMBERS.md (built with `rasp.tracr`, see
 bench/tracr_programs.py) and each max_seq_len: layers, heads, d_model, d_mlp, params,
 compile seconds (best of 5 after one warm-up compile), microseconds per sequence (CPU, batch 256) and the
-share of random inputs whose whole output equals the reference interpreter; then
+share of random inputs whose whole output equals the reference interpreter, whether the
+forward error bound proves the model exact (`model.exactness()`); then
 Tracr's row where the reference table has one.
 """
 
@@ -73,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ref = reference_rows()
-    header = ("| program | n | layers | heads | d_model | d_mlp | params | compile s | µs/seq | exact % |"
+    header = ("| program | n | layers | heads | d_model | d_mlp | params | compile s | µs/seq | exact % | proven |"
               " Tracr layers | Tracr d_model | Tracr params | Tracr exact % | Tracr compile s | Tracr µs/seq |")
     print(header)
     print("|" + "|".join(["---"] * (header.count("|") - 1)) + "|")
@@ -99,7 +100,8 @@ def main() -> None:
             us = time_per_sequence(model, inputs)
             t = ref.get((name, n), [""] * 9)
             print(f"| {name} | {n} | {model.num_layers} | {model.num_heads} | {model.d_model} | {model.d_mlp} | "
-                  f"{model.num_params} | {best:.4f} | {us:.2f} | {exact:.1f} | {t[2]} | {t[4]} | {t[5]} | {t[6]} | "
+                  f"{model.num_params} | {best:.4f} | {us:.2f} | {exact:.1f} | "
+                  f"{'yes' if model.exactness()['proven_exact'] else 'no'} | {t[2]} | {t[4]} | {t[5]} | {t[6]} | "
                   f"{t[7]} | {t[8] if len(t) > 8 else ''} |", flush=True)
 
 
