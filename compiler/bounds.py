@@ -92,15 +92,19 @@ def _magnitude(f: Feature) -> float:
     return float(np.max(np.abs(f.fn), initial=1.0)) if f.fn is not None else 1.0
 
 
-def attention_error(n: int, gap: float, score_error: float, biggest: float, uniform: bool = True) -> float:
+def attention_error(n: int, gap: float, score_error: float, biggest: float, uniform: bool = True,
+                    empty: bool = False, summed: int = 0) -> float:
     """Bound on a head output's own error (not counting its inputs' errors): leak of up to
     n + 1 unselected keys and BOS, float32 softmax rounding, and, where the selected keys
     must weigh the same (`uniform`), their unequal weights when scores are off by up to
-    `score_error`."""
+    `score_error`. `empty`: the selection can be empty, so BOS, half a gap above the
+    unselected keys, must outweigh all n of them; `summed`: terms of the softmax sums
+    whose rounding grows with them (the compile-time estimate leaves both out)."""
     s2 = 2.0 * score_error
-    leak = (n + 1) * math.exp(min(0.0, -(gap - s2))) + math.exp(min(0.0, -(gap / 2 - s2)))
+    half = math.exp(min(0.0, -(gap / 2 - s2)))
+    leak = (n + 1) * math.exp(min(0.0, -(gap - s2))) + half + (n * half if empty else 0.0)
     uneven = 0.0 if not uniform or s2 == 0 else 2.0 * math.expm1(s2) if s2 < 50 else math.inf
-    return biggest * (leak + 8 * EPS32 + uneven)
+    return biggest * (leak + (8 + summed) * EPS32 + uneven)
 
 
 def propagate(heads: list, mlps: list, err: dict[int, float], n: int, gap: float,
@@ -154,7 +158,10 @@ def _head_errors(head, err: dict[int, float], n: int, gap: float, resolve) -> No
     s = score_error(head, err, resolve)
     biggest = max([1.0] + [abs(bos) for _, _, bos in head.values] +
                   [read_magnitude(resolve(lin)) for _, lin, _ in head.values])
-    own = attention_error(n, gap, s, biggest, head.uniform)
+    # BOS above every unselected key (by half a gap): a query selecting nothing reads it
+    empty = not head.width and head.bos_score > len(head.literals) * gap - gap
+    # (2 * biggest: a convex combination moves by at most its values' spread)
+    own = attention_error(n, gap, s, 2 * biggest, head.uniform, empty=empty, summed=2 * (n + 1))
     for f, lin, _ in head.values:
         err[f.uid] = own + read_error(resolve(lin), err)
 
