@@ -99,7 +99,7 @@ def attention_error(n: int, gap: float, score_error: float, biggest: float, unif
     must weigh the same (`uniform`), their unequal weights when scores are off by up to
     `score_error`. `empty`: the selection can be empty, so BOS, half a gap above the
     unselected keys, must outweigh all n of them; `summed`: terms of the softmax sums
-    whose rounding grows with them (the compile-time estimate leaves both out)."""
+    whose rounding grows with them (the compile-time estimate leaves it out)."""
     s2 = 2.0 * score_error
     half = math.exp(min(0.0, -(gap / 2 - s2)))
     leak = (n + 1) * math.exp(min(0.0, -(gap - s2))) + half + (n * half if empty else 0.0)
@@ -158,10 +158,8 @@ def _head_errors(head, err: dict[int, float], n: int, gap: float, resolve) -> No
     s = score_error(head, err, resolve)
     biggest = max([1.0] + [abs(bos) for _, _, bos in head.values] +
                   [read_magnitude(resolve(lin)) for _, lin, _ in head.values])
-    # BOS above every unselected key (by half a gap): a query selecting nothing reads it
-    empty = not head.width and head.bos_score > len(head.literals) * gap - gap
     # (2 * biggest: a convex combination moves by at most its values' spread)
-    own = attention_error(n, gap, s, 2 * biggest, head.uniform, empty=empty, summed=2 * (n + 1))
+    own = attention_error(n, head.gap, s, 2 * biggest, head.uniform, empty=head.may_be_empty, summed=2 * (n + 1))
     for f, lin, _ in head.values:
         err[f.uid] = own + read_error(resolve(lin), err)
 

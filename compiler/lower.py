@@ -132,6 +132,8 @@ class HeadBlock:
     literals: list[Literal] = field(default_factory=list)
     slot: int = -1
     uniform: bool = True              # selected keys must weigh the same (means of different values, widths)
+    may_be_empty: bool = False        # a query may select nothing: it reads BOS, half a gap above the rest
+    gap: float = SCORE_GAP            # score of a literal that holds over one that does not
 
 
 @dataclass
@@ -701,47 +703,57 @@ class Lowering:
                     shared.uniform = shared.uniform or exact_mean
                     shared.label += f", {node.name}"
                     for f, _, _ in outs:
-                        self.err[f.uid] = self._head_value_error(shared.values)
+                        self.err[f.uid] = self._head_value_error(shared.values, shared)
                     return
         terms: list[tuple[Lin, Lin]] = []
         row_shift = False
-        allow_shift = (not width) and sel_info is not None and sel_info.never_empty
+        never_empty = sel_info is not None and sel_info.never_empty
+        allow_shift = (not width) and never_empty
+        # a query that may select nothing reads BOS, which must sit between the selected
+        # keys and the unselected ones: half a gap from each, so such a head gets twice
+        # the gap (else its N unselected keys leak N e^-15 into the default)
+        may_be_empty = not width and not never_empty
+        gap = 2 * SCORE_GAP if may_be_empty else SCORE_GAP
         for lit in literals:
-            lit_terms, shift = self._literal_terms(node, lit, need_uniform=exact_mean, allow_shift=allow_shift)
+            lit_terms, shift = self._literal_terms(node, lit, need_uniform=exact_mean, allow_shift=allow_shift,
+                                                   gap=gap)
             terms.extend(lit_terms)
             row_shift = row_shift or shift
         m = len(literals)
-        top = m * SCORE_GAP
+        top = m * gap
         if width:
             if row_shift:
                 raise CompileError("internal: selector_width needs exact scores", node)
             bos_score = top
         elif row_shift:
-            if not (sel_info and sel_info.never_empty):
+            if not never_empty:
                 raise CompileError("internal: shifted scores need a selection that is never empty", node)
-            bos_score = top - SCORE_GAP
-        elif sel_info is not None and sel_info.never_empty:
-            bos_score = top - 2 * SCORE_GAP
+            bos_score = top - gap
+        elif never_empty:
+            bos_score = top - 2 * gap
         else:
-            bos_score = top - SCORE_GAP / 2
+            bos_score = top - gap / 2
         description = self._describe_selector(sel, literals)
         label = f"{'width' if width else 'aggregate'} {node.name}" + (f" (part {part})" if part else "")
         head = HeadBlock(node, sel, terms, bos_score, outs, width, label, description, literals,
-                         uniform=width or (exact_mean and not (sel_info is not None and sel_info.at_most_one)))
+                         uniform=width or (exact_mean and not (sel_info is not None and sel_info.at_most_one)),
+                         may_be_empty=may_be_empty, gap=gap)
         self.heads.append(head)
         if sel is not None and not width:
             self._shared_heads[(sel.id, exact_mean, self.plan.time[node.id])] = head
         for f, _, _ in outs:
-            self.err[f.uid] = self._head_value_error(outs)
+            self.err[f.uid] = self._head_value_error(outs, head)
 
-    def _head_value_error(self, outs: list) -> float:
+    def _head_value_error(self, outs: list, head: HeadBlock) -> float:
+        """The compile-time estimate of a head output's error: leak (with the N unselected
+        keys a query that selects nothing leaves beside BOS) and softmax rounding."""
         biggest = 1.0
         for f, lin, bos in outs:
             for term, coef in lin.items():
                 if isinstance(term, Ref):
                     biggest = max(biggest, float(np.max(np.abs(term.vec), initial=0.0)) * abs(coef))
             biggest = max(biggest, abs(bos))
-        return attention_error(self.N, SCORE_GAP, 0.0, biggest)
+        return attention_error(self.N, head.gap, 0.0, biggest, empty=head.may_be_empty)
 
     def _describe_selector(self, sel: Optional[ir.Selector], literals: list[Literal]) -> str:
         if sel is None:
@@ -753,7 +765,7 @@ class Lowering:
                             for l in literals)
 
     def _literal_terms(self, node: ir.SOp, lit: Literal, need_uniform: bool,
-                       allow_shift: bool) -> tuple[list[tuple[Lin, Lin]], bool]:
+                       allow_shift: bool, gap: float = SCORE_GAP) -> tuple[list[tuple[Lin, Lin]], bool]:
         """Bilinear score terms for one literal: c where it holds, <= 0 where it does not.
 
         Table form (one-hot-like functions on either side) when both sides can provide any
@@ -765,7 +777,7 @@ class Lowering:
         P = lit.matrix
         A, B, _ = factor_matrix(P)
         rank = A.shape[1]
-        quad = self._quadratic_codes(lit, q_read, k_read)
+        quad = self._quadratic_codes(lit, q_read, k_read, gap)
         exact_sides = (self.plan.kind[lit.queries.id] in (EMBED_POS, EMBED_TOK, CONST) and
                        self.plan.kind[lit.keys.id] in (EMBED_POS, EMBED_TOK, CONST))
         affine_side = q_read == AFFINE or k_read == AFFINE
@@ -792,17 +804,17 @@ class Lowering:
             terms = []
             for r in range(rank):
                 qref = self.request(lit.queries, A[:, r], f"{lit.queries.name}~{r}")
-                kref = self.request(lit.keys, SCORE_GAP * B[:, r], f"{lit.keys.name}~{r}")
+                kref = self.request(lit.keys, gap * B[:, r], f"{lit.keys.name}~{r}")
                 terms.append(({qref: 1.0}, {kref: 1.0}))
             return terms, False
         qcode, kcode, delta = quad
-        s = SCORE_GAP / (delta * delta)
+        s = gap / (delta * delta)
         # c - s*qc^2 + 2s*qc*kc - s*kc^2, with the scales in the weights so that the features
         # hold plain codes and squares (small numbers, small rounding errors)
         k_code = self.request(lit.keys, kcode, f"{lit.keys.name}:code")
         k_sq = self.request(lit.keys, kcode ** 2, f"{lit.keys.name}:code^2")
         q_code = self.request(lit.queries, qcode, f"{lit.queries.name}:code")
-        terms: list[tuple[Lin, Lin]] = [({ONE: 1.0}, {ONE: SCORE_GAP, k_sq: -s}),
+        terms: list[tuple[Lin, Lin]] = [({ONE: 1.0}, {ONE: gap, k_sq: -s}),
                                         ({q_code: 2 * s}, {k_code: 1.0})]
         if q_read == ANY or not allow_shift:
             # the query's own square makes the best score the same for every query, so the
@@ -813,7 +825,8 @@ class Lowering:
         # a selection that is never empty needs no BOS fallback: the per-query offset is harmless
         return terms, True
 
-    def _quadratic_codes(self, lit: Literal, q_read: str, k_read: str) -> Optional[tuple[np.ndarray, np.ndarray, float]]:
+    def _quadratic_codes(self, lit: Literal, q_read: str, k_read: str,
+                         gap: float = SCORE_GAP) -> Optional[tuple[np.ndarray, np.ndarray, float]]:
         P = lit.matrix
         qvals, kvals = self.values(lit.queries), self.values(lit.keys)
         qn, kn = numbers(qvals), numbers(kvals)
@@ -843,7 +856,7 @@ class Lowering:
         both = np.concatenate([qc, kc])
         mid = float(np.round((both.min() + both.max()) / 2)) if len(both) else 0.0
         qc, kc = qc - mid, kc - mid
-        if len(both) and (float(np.max(np.abs(both - mid))) / delta) ** 2 * SCORE_GAP > 2.0 ** 22:
+        if len(both) and (float(np.max(np.abs(both - mid))) / delta) ** 2 * gap > 2.0 ** 22:
             return None
         return qc, kc, delta
 
