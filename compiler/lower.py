@@ -333,7 +333,9 @@ class Lowering:
                 reads.append(self.request(out, is_none, "out is None"))
             return Readout("numeric", vals, reads, out)
         if readable == AFFINE and self.plan.kind[out.id] != ATTN_MEAN:
-            raise CompileError("the output cannot be decoded: its values are not all numbers", out)
+            # (numbers and bools, say, from a map the plan made linear: the pipeline retries
+            # with the output computed by an MLP, which can be read by value index)
+            raise ReadoutError("the output cannot be decoded: its values are not all numbers", out)
         if len(vals) <= 2:
             reads = [self.indicator(out, v) for v in vals]
             return Readout("onehot", vals, reads, out)
@@ -1158,6 +1160,10 @@ class Lowering:
 
     def _leaf_error_estimate(self, leaf: ir.SOp, coded: bool = False) -> float:
         kind = self.plan.kind[leaf.id]
+        if kind == MAP_VIRTUAL and not coded:
+            relabel = self._relabel_error_estimate(leaf)
+            if relabel is not None:
+                return relabel
         vals = numbers(v for v in self.values(leaf) if v is not None)
         scale = float(np.max(np.abs(vals), initial=1.0)) if vals is not None and not coded else \
             float(max(1, len(self.values(leaf))))
@@ -1166,6 +1172,22 @@ class Lowering:
         if kind == ATTN_COPY or kind == ATTN_MEAN:
             return scale * ((self.N + 1) * math.exp(-SCORE_GAP) + math.exp(-SCORE_GAP / 2) + 16 * EPS32)
         return 1e-4 * max(1.0, scale)  # MLP outputs: bounded by the table checks upstream
+
+    def _relabel_error_estimate(self, leaf: ir.SOp) -> Optional[float]:
+        """A virtual map that is an affine function a*x + b of one source s-op x (such as
+        `0 if m == "none" else m`, or 2 * m) is off by |a| times x's error, not by the
+        1e-4 * scale assumed of anything an MLP computes."""
+        sources = self.inf.sources(leaf)
+        if len(sources) != 1 or sources[0] is leaf or not isinstance(sources[0], ir.SOp):
+            return None
+        rows = self.inf.joint_tuples([leaf, sources[0]])
+        if not rows or not all(is_number(y) and is_number(x) for y, x in rows):
+            return None
+        ys, xs = (np.array(c, dtype=np.float64) for c in zip(*rows))
+        fit = affine_fit(xs, ys)
+        if fit is None:
+            return None
+        return abs(fit[0]) * self._leaf_error_estimate(sources[0])
 
     def _projection(self, xs: list[np.ndarray], n_affine: int, combos: list[tuple],
                     outputs: np.ndarray) -> Optional[list[float]]:

@@ -43,6 +43,12 @@ CASES = [
                             '(o * 2 + 1) if o != "x" else -1;', "abc", 4),
     ("mean_several_strings", 'aggregate(select(tokens, tokens, ==), {"a": 1, "b": "x", "c": 2, "d": "y"}[tokens], '
                              '"none");', "abcd", 4),
+    # a bool among the numbers, through a map the plan makes linear: read by value index
+    ("mean_with_a_bool_then_map", 'm = aggregate(select(indices, indices, <=), {"a": 1, "b": True, "c": 3}[tokens]);\n'
+                                  'm if m == 2 else m;', "abc", 4),
+    # a guard that is the identity on a mean: its error is the mean's, not an MLP's
+    ("square_of_a_guarded_mean", 'm = aggregate(select(1, 1, ==), {"a": 2, "c": -2, "d": 4, "e": 0.5}[tokens]);\n'
+                                 'g = 0 if m == "none" else m;\ng * g;', "acde", 6),
     ("copy_unique", "aggregate(select(indices, length - indices - 1, ==), tokens);", "abc", 5),
     ("copy_default_none", "aggregate(select(indices, indices - 1, ==), tokens);", "abc", 4),
     ("copy_equal_values", "aggregate(select(tokens, tokens, ==), tokens);", "abc", 4),
