@@ -203,8 +203,8 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     fine-grained mean: large step activations round its outputs by up to 1e-3).
     """
     plan = build_table(combos, z, outputs, n_gates)
-    step_error = rounding_error(plan, combos, z, n_gates)
-    if plan.precise_enough(z_err) and not np.any(step_error > output_tolerance(outputs)):
+    step_error = rounding_error(plan, combos, z, n_gates) if plan.precise_enough(z_err) else None
+    if step_error is not None and not np.any(step_error > output_tolerance(outputs)):
         if low_error and not n_gates and not steps_only:
             alt = _checked_interpolation(combos, z, outputs, z_err)
             if alt is not None and \

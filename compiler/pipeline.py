@@ -63,24 +63,23 @@ class Compilation:
         self._probes = None
 
     def _lower_for_a_tight_readout(self, first: ReadoutError):
-        """The output's error bound reached its decoding margin. Try the tables with the
-        smaller output errors (interpolating, not stepping, where that is smaller); then,
-        for an output that adds up parts (2*f*f - f, with 2*f*f from an MLP), one MLP
-        computing the whole output, whose steps reset the parts' errors."""
+        """The output's error bound reached its decoding margin. An output that adds up
+        parts (2*f*f - f, with 2*f*f from an MLP) is computed by one MLP instead, whose steps
+        reset the parts' errors; failing that, the tables with the smaller output errors
+        (interpolating, not stepping, where that is smaller) are tried."""
+        out = self.graph.output
+        if self.plan.kind.get(out.id) == MAP_VIRTUAL:
+            plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
+            try:
+                lowered = Lowering(self.graph, self.inference, plan).run()
+                self.plan = plan
+                return lowered
+            except CompileError:
+                pass
         try:
             return Lowering(self.graph, self.inference, self.plan, low_error=True).run()
         except ReadoutError:
-            pass
-        out = self.graph.output
-        if self.plan.kind.get(out.id) != MAP_VIRTUAL:
-            raise first
-        plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
-        try:
-            lowered = Lowering(self.graph, self.inference, plan).run()
-        except CompileError:
             raise first from None       # (the root cause: the readout's precision)
-        self.plan = plan
-        return lowered
 
     @property
     def probes(self):
