@@ -527,9 +527,11 @@ class Lowering:
                                          f"{src.name} (numbers)")
             bos_mean = float(default) if is_number(default) else 0.0   # (or unused: never empty)
             outs = [(f_mean, {value_ref: 1.0}, bos_mean)]
-            di = self.find(node, default)
+            # (non-numbers matched by type and value: an index of thousands of means costs ms)
+            flagged = {(type(vals[i]), vals[i]): i for i in flags}
+            di = flagged.get((type(default), default))
             for i, f in flags.items():
-                where = np.array([not m and self.find(node, v) == i for v, m in zip(src_vals, src_nums)],
+                where = np.array([not m and flagged.get((type(v), v)) == i for v, m in zip(src_vals, src_nums)],
                                  dtype=np.float64)
                 lin = {self.request(src, where, f.label): 1.0} if where.any() else {}
                 outs.append((f, lin, 1.0 if di == i and not is_number(default) else 0.0))
