@@ -37,10 +37,9 @@ def _compile_loaded(loaded, vocab_text, max_len):
 @handle_errors
 def run_cmd(file, name, input_text, vocab_text, max_len, as_json):
     """Compile a program to a transformer and run the transformer on an input."""
-    from .common import emit_json, show_sequence
-
     import compiler
     import rasp
+    from .common import emit_json, show_sequence
 
     loaded = load_sop(file, name)
     tokens = loaded.input_or_default(input_text)
