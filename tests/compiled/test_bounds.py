@@ -73,3 +73,11 @@ def test_unproven_model_names_the_gap():
     inputs = random_inputs(list(range(10)), 10, 20, seed=2)
     good, expected = interpret(sop, inputs)
     assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+
+
+def test_the_verdict_is_saved_with_the_model(tmp_path):
+    source, vocab, max_len = PROGRAMS["frac_prevs"]
+    model = compiler.compile(compile_text(source, "result"), vocab=vocab, max_seq_len=max_len)
+    model.save(tmp_path / "m.safetensors")
+    loaded = compiler.load(tmp_path / "m.safetensors")
+    assert loaded.exactness() == model.exactness() and loaded.exactness()["proven_exact"]
