@@ -16,8 +16,11 @@ replaces the estimates by bounds computed from the blocks' actual inputs:
   float32 rounding, plus, for interpolating tables, the z error times the slope, and
   for AND units (which read gates linearly) the gates' errors.
 
-A table whose inputs are further off than it tolerates is a problem reported by name
-(the compiler refuses the model). The readout check then uses these bounds.
+A table whose inputs are further off than it tolerates is where the proof fails; with
+the output read against its decoding margin, this gives `model.exactness()` (see
+`compiler.lower.certify`). Compiling itself is gated by the estimates
+(`estimate_problems` and the readout check), which the differential tests back up: the
+proof is stricter, and leaves sort-like programs, exact on every input tried, unproven.
 """
 
 from __future__ import annotations
