@@ -1144,7 +1144,8 @@ def _rounding_message(shown: str) -> str:
             "float64 sums in an order the compiled model cannot reproduce (a mean of non-integer values, or "
             "values that are equal up to rounding), and here a comparison or rounding falls exactly on it; "
             "use integer values (e.g. tokens_int rather than tokens_int / 10) or a threshold between the "
-            "values that can occur")
+            "values that can occur (values of separately computed s-ops are paired as if independent, so "
+            "this one may not occur: `length * mean` is such a pairing; count with selector_width instead)")
 
 
 def _differs(a: Any, b: Any) -> bool:
