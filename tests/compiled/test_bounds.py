@@ -13,7 +13,7 @@ from rasp import tracr
 from .helpers import all_inputs, compile_text, interpret, random_inputs
 
 PROGRAMS = {
-    # name: (source, vocab, max_len, kind of output)
+    # name: (source, vocab, max_len)
     "hist": ("result = selector_width(select(tokens, tokens, ==));", "abc", 8),
     "reverse": ("result = aggregate(select(indices, length - indices - 1, ==), tokens);", "abc", 12),
     "frac_prevs": ("result = numerical(aggregate(select(indices, indices, <=), numerical(indicator(tokens == \"a\"))));",
