@@ -376,6 +376,9 @@ class Inference:
         self.sel: dict[int, SelectorInfo] = {}
         self.deps: dict[int, frozenset] = {}
         self._numeric_parts: dict[int, tuple] = {}
+        # aggregates over structural selectors: per position, {length: values} (or one
+        # list for every length), so that `length * mean` pairs each length with its own means
+        self._by_len: dict[int, list] = {}
         # per s-op, its values that may differ from the interpreter's in the last bits
         # ("fuzzy"): means of non-integer values (float sums depend on their order),
         # representatives of merged rounding variants, and what is computed from those
@@ -707,6 +710,18 @@ class Inference:
             rows = self._lineage_rows(nodes, shared, range(self.N))
             if rows is not None:
                 return rows
+        if any(n.id in self._by_len for n in nodes) and \
+                any(LEN in self.deps[n.id] and i.exact is not None for n, i in zip(nodes, infos)):
+            coupled: dict[tuple, tuple] = {}
+            for p in range(self.N):
+                rows = self._length_coupled_rows(nodes, p)
+                if rows is None or len(rows) + len(coupled) > MAX_TUPLES:
+                    coupled = None
+                    break
+                for row in rows:
+                    coupled.setdefault(tuple((type(v), v) for v in row), row)
+            if coupled is not None:
+                return list(coupled.values())
         cache = set()
         # without bools, == on value tuples is fine as the dedupe key (1 and 1.0 are one
         # value in merged value sets anyway; True == 1 is the collision to avoid)
@@ -878,6 +893,9 @@ class Inference:
             by_pos = self._map_values_from_sources(node, kids, shared)
             if by_pos is not None:
                 return by_pos
+        coupled = self._length_coupled_values(node, kids)
+        if coupled is not None:       # (length * mean: each length with its own means)
+            return coupled
         fn, kids = on_distinct_inputs(node.fn, kids)    # (f * f: one value, not two independent ones)
         inputs = [self.info[k.id] for k in kids]
         distinct: dict[tuple, tuple] = {}
@@ -892,6 +910,47 @@ class Inference:
             results = [self._apply(node, fn, sets) for sets in distinct.values()]
         table = dict(zip(distinct, results))
         return [table[k] for k in keys]
+
+    def _length_coupled_values(self, node: ir.Map, kids: list[ir.Node]) -> Optional[list[tuple]]:
+        """A map of a structural s-op that depends on the length (length, or a function of
+        it) and of an aggregate over a structural selector, by position: pairs each length
+        with the aggregate's values at that length (None where that does not apply)."""
+        if not any(k.id in self._by_len for k in kids) or \
+                not any(LEN in self.deps[k.id] and self.info[k.id].exact is not None for k in kids):
+            return None
+        out, memo = [], {}
+        for i in range(self.N):
+            rows = self._length_coupled_rows(kids, i)
+            if rows is None:
+                return None
+            key = tuple((type(v), v) for row in rows for v in row)
+            if key not in memo:
+                memo[key] = sorted_values([r for r in (_call(node.fn, list(row)) for row in rows)
+                                           if r is not _FAILED])
+            out.append(memo[key])
+        return out
+
+    def _length_coupled_rows(self, nodes: Sequence[ir.Node], i: int) -> Optional[list[tuple]]:
+        """Value tuples of the nodes at position i over every length n > i: structural ones
+        by their exact value at (n, i), aggregates over structural selectors by their values
+        at length n, anything else by its values at position i."""
+        seen: dict[tuple, tuple] = {}
+        for n in range(i + 1, self.N + 1):
+            sets = []
+            for k in nodes:
+                info = self.info[k.id]
+                if info.exact is not None:
+                    sets.append([info.exact[n, i]])
+                elif k.id in self._by_len:
+                    at = self._by_len[k.id][i]
+                    sets.append(at[n] if isinstance(at, dict) else at)
+                else:
+                    sets.append(info.by_pos[i])
+            if math.prod(len(x) for x in sets) + len(seen) > MAX_TUPLES:
+                return None
+            for combo in itertools.product(*sets):
+                seen.setdefault(tuple((type(v), v) for v in combo), combo)
+        return list(seen.values())
 
     def _map_values_from_sources(self, node: ir.Map, kids: list[ir.Node],
                                  sources: list[ir.Node]) -> Optional[list[tuple]]:
@@ -960,26 +1019,35 @@ class Inference:
             # positions that see the same key sets share one value set (one object, which
             # later stages' caches recognise: shift_by's 40 positions are one set)
             shared: dict[frozenset, tuple] = {}
+            by_len: list = []
             for i in range(N):
                 seen: set = set()
                 row = np.flatnonzero(last[i])
                 # a query that only selects keys up to itself sees the same keys at every length
-                lengths = [N] if (sel.deps <= {IDX} and (len(row) == 0 or row[-1] <= i)) else range(i + 1, N + 1)
+                same = sel.deps <= {IDX} and (len(row) == 0 or row[-1] <= i)
+                lengths = [N] if same else range(i + 1, N + 1)
+                at_length: dict[int, list] = {}
                 for n in lengths:
                     keys = np.flatnonzero(sel.exact[n - 1][i]).tolist()
                     if not keys:
                         seen.add(None)          # the default
+                        at_length[n] = [default]
                         continue
                     sets = tuple(set_ids[j] for j in keys)
                     if sets not in memo:
                         memo[sets] = self._means_over_positions(node, [src.by_pos[j] for j in keys],
                                                                 kind, tracr, prefix_sums)
                     seen.add(sets)
+                    # (with the default: a head patched to read BOS alone gives it anywhere,
+                    # and inspection's patched runs must stay inside the tables)
+                    at_length[n] = memo[sets] if sel.never_empty else [*memo[sets], default]
+                by_len.append(at_length[N] if same else at_length)
                 key = frozenset(seen)
                 if key not in shared:
                     vals = [v for sets in seen for v in (memo[sets] if sets is not None else [default])]
                     shared[key] = sorted_values(vals)
                 out.append(shared[key])
+            self._by_len[node.id] = by_len
             return out
         everywhere = union_values(src.by_pos)
         with_default = sorted_values([*everywhere, default]) if not sel.never_empty else everywhere
@@ -1145,7 +1213,7 @@ def _rounding_message(shown: str) -> str:
             "values that are equal up to rounding), and here a comparison or rounding falls exactly on it; "
             "use integer values (e.g. tokens_int rather than tokens_int / 10) or a threshold between the "
             "values that can occur (values of separately computed s-ops are paired as if independent, so "
-            "this one may not occur: `length * mean` is such a pairing; count with selector_width instead)")
+            "this one may not occur; a count is exact as selector_width)")
 
 
 def _differs(a: Any, b: Any) -> bool:

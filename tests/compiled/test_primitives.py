@@ -248,6 +248,16 @@ def test_a_query_selecting_nothing_reads_exactly_its_default(source, vocab, max_
     assert_exact(compile_text(source), vocab, max_len, inputs=inputs)
 
 
+@pytest.mark.parametrize("max_len", [16, 24, 40])
+def test_length_times_a_mean_pairs_each_length_with_its_own_means(max_len):
+    """round(length * mean) counts exactly; paired as if independent, length 15 and a mean
+    of 0.5 gave 7.5, on which round() depends on the last bit, and it was refused from
+    max_len 24."""
+    prog = compile_text('round(length * aggregate(select(1, 1, ==), indicator(tokens == "a"))) - indices;')
+    model = assert_exact(prog, "ab", max_len, inputs=random_inputs("ab", max_len, 40, seed=4))
+    assert model.num_layers <= 2
+
+
 def test_variance_uses_the_table_with_the_smaller_error():
     """average(x*x) - average(x)^2: a step table for b*b rounds its outputs by up to 1e-3,
     more than half the 0.0011 between two variances; the interpolating table's error is
