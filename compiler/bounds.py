@@ -60,15 +60,17 @@ class TableBound:
 
 def estimate_problems(mlps: list) -> list[str]:
     """The lowering-time checks: each table against the input error it was built for."""
-    problems = []
-    for block in mlps:
-        for b in block.bounds:
-            if b.estimated_z_error > b.z_tolerance:
-                problems.append(f"{b.label}: its input can be off by {b.estimated_z_error:.2e} but the table "
-                                f"needs {b.z_tolerance:.2e} (values too close together for float32)")
-            elif b.max_preactivation * EPS32 * 8 > 0.25:
-                problems.append(f"{b.label}: activations up to {b.max_preactivation:.3g} lose float32 precision")
-    return problems
+    return [msg for block in mlps for b in block.bounds if (msg := _table_problem(b, b.estimated_z_error))]
+
+
+def _table_problem(b: TableBound, z_err: float) -> Optional[str]:
+    """Why the table is not exact with its z coordinate off by z_err (None if it is)."""
+    if z_err > b.z_tolerance:
+        return (f"{b.label}: its input can be off by {z_err:.2e} but the table needs "
+                f"{b.z_tolerance:.2e} (values too close together for float32)")
+    if b.max_preactivation * EPS32 * 8 > 0.25:
+        return f"{b.label}: activations up to {b.max_preactivation:.3g} lose float32 precision"
+    return None
 
 
 def read_error(read: Read, err: dict[int, float]) -> float:
@@ -110,8 +112,7 @@ def attention_error(n: int, gap: float, score_error: float, biggest: float, unif
     return biggest * (leak + (8 + summed) * EPS32 + uneven)
 
 
-def propagate(heads: list, mlps: list, err: dict[int, float], n: int, gap: float,
-              resolve) -> list[str]:
+def propagate(heads: list, mlps: list, err: dict[int, float], n: int, resolve) -> list[str]:
     """Recompute `err` for every head and MLP output in dependency order; return the
     problems (tables whose inputs are further off than they allow)."""
     producer: dict[int, Any] = {}
@@ -122,7 +123,6 @@ def propagate(heads: list, mlps: list, err: dict[int, float], n: int, gap: float
         for f, _, _ in block.outputs:
             producer[f.uid] = block
     order = nx.DiGraph()
-    reads: dict[int, list[Read]] = {}
     for block in [*heads, *mlps]:
         order.add_node(id(block))
         if hasattr(block, "terms"):
@@ -130,7 +130,6 @@ def propagate(heads: list, mlps: list, err: dict[int, float], n: int, gap: float
                  [resolve(lin) for _, lin, _ in block.values]
         else:
             rs = [resolve(u.pre) for u in block.units]
-        reads[id(block)] = rs
         for r in rs:
             for f in r.terms:
                 src = producer.get(f.uid)
@@ -141,7 +140,7 @@ def propagate(heads: list, mlps: list, err: dict[int, float], n: int, gap: float
     for key in nx.topological_sort(order):
         block = blocks[key]
         if hasattr(block, "terms"):
-            _head_errors(block, err, n, gap, resolve)
+            _head_errors(block, err, n, resolve)
         else:
             problems.extend(_table_errors(block, err, resolve))
     return problems
@@ -157,7 +156,7 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     return total
 
 
-def _head_errors(head, err: dict[int, float], n: int, gap: float, resolve) -> None:
+def _head_errors(head, err: dict[int, float], n: int, resolve) -> None:
     s = score_error(head, err, resolve)
     biggest = max([1.0] + [abs(bos) for _, _, bos in head.values] +
                   [read_magnitude(resolve(lin)) for _, lin, _ in head.values])
@@ -168,20 +167,16 @@ def _head_errors(head, err: dict[int, float], n: int, gap: float, resolve) -> No
 
 
 def _table_errors(block, err: dict[int, float], resolve) -> list[str]:
-    bounds: list[TableBound] = getattr(block, "bounds", None) or []
-    if not bounds:
+    if not block.bounds:
         return []
     problems = []
     total = np.zeros(len(block.outputs))
-    for b in bounds:
+    for b in block.bounds:
         z_err = read_error(resolve(b.z), err) if b.z else 0.0
         gate_err = sum(max((read_error(resolve(r), err) for r in reads), default=0.0) for reads in b.gates)
-        if z_err > b.z_tolerance:
-            problems.append(f"{b.label}: its input can be off by {z_err:.2e} but the table needs "
-                            f"{b.z_tolerance:.2e} (values too close together for float32)")
-            continue
-        if b.max_preactivation * EPS32 * 8 > 0.25:
-            problems.append(f"{b.label}: activations up to {b.max_preactivation:.3g} lose float32 precision")
+        problem = _table_problem(b, z_err)
+        if problem:
+            problems.append(problem)
             continue
         if b.gate_gain and gate_err:
             left = STEP_MARGIN - z_err / b.min_half_gap - 8 * EPS32 * b.max_preactivation

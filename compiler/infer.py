@@ -710,8 +710,7 @@ class Inference:
             rows = self._lineage_rows(nodes, shared, range(self.N))
             if rows is not None:
                 return rows
-        if any(n.id in self._by_len for n in nodes) and \
-                any(LEN in self.deps[n.id] and i.exact is not None for n, i in zip(nodes, infos)):
+        if self._length_coupled(nodes):
             coupled: dict[tuple, tuple] = {}
             for p in range(self.N):
                 rows = self._length_coupled_rows(nodes, p)
@@ -915,8 +914,7 @@ class Inference:
         """A map of a structural s-op that depends on the length (length, or a function of
         it) and of an aggregate over a structural selector, by position: pairs each length
         with the aggregate's values at that length (None where that does not apply)."""
-        if not any(k.id in self._by_len for k in kids) or \
-                not any(LEN in self.deps[k.id] and self.info[k.id].exact is not None for k in kids):
+        if not self._length_coupled(kids):
             return None
         out, memo = [], {}
         for i in range(self.N):
@@ -929,6 +927,12 @@ class Inference:
                                            if r is not _FAILED])
             out.append(memo[key])
         return out
+
+    def _length_coupled(self, nodes: Sequence[ir.Node]) -> bool:
+        """Some of the nodes are aggregates with values per length, some structural s-ops
+        that depend on the length: their values must be paired length by length."""
+        return any(n.id in self._by_len for n in nodes) and \
+            any(LEN in self.deps[n.id] and self.info[n.id].exact is not None for n in nodes)
 
     def _length_coupled_rows(self, nodes: Sequence[ir.Node], i: int) -> Optional[list[tuple]]:
         """Value tuples of the nodes at position i over every length n > i: structural ones

@@ -1274,7 +1274,7 @@ class Lowering:
         units: list[MLPUnitSpec] = []
         weights: dict[int, float] = {}
         bias = 0.0
-        block = MLPBlock(node, units, [(f_out, weights, 0.0)], label)
+        bounds: list[TableBound] = []
         for z, f_x, outputs in parts:
             plan = build_table([()] * len(z), z, outputs, 0)
             for u in plan.units:
@@ -1284,12 +1284,10 @@ class Lowering:
                 weights[offset + uidx] = w
             bias += float(plan.out_bias[0])
             rounding = rounding_error(plan, [()] * len(z), z, 0)
-            block.bounds.append(TableBound({f_x: 1.0}, plan.z_tolerance, plan.min_half_gap,
-                                           plan.max_preactivation, [], 0.0, np.zeros(1), rounding, None, label,
-                                           self._width_x_error()))
-        block.outputs = [(f_out, weights, bias)]
+            bounds.append(TableBound({f_x: 1.0}, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
+                                     [], 0.0, np.zeros(1), rounding, None, label, self._width_x_error()))
         self.err[f_out.uid] = 1e-4          # (an estimate: compiler.bounds recomputes it)
-        self.mlps.append(block)
+        self.mlps.append(MLPBlock(node, units, [(f_out, weights, bias)], label, bounds))
 
 
 def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
@@ -1403,7 +1401,7 @@ def certify(lowered: Lowered) -> dict:
     the model is proven exact, or the first place the proof fails. (Not part of every
     compile: it costs a pass over all blocks, and only inspection asks for it.)"""
     err = dict(lowered.feature_err)
-    problems = propagate(lowered.heads, lowered.mlps, err, lowered.max_seq_len, SCORE_GAP, resolve)
+    problems = propagate(lowered.heads, lowered.mlps, err, lowered.max_seq_len, resolve)
     reads = readout_errors(lowered.readout, err)
     bound = max((e for e, _ in reads), default=0.0)
     margin = min((m for _, m in reads), default=math.inf)
