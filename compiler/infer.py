@@ -499,8 +499,12 @@ class Inference:
                     self.sel[node.id] = self._selector_from_exact(node, mats)
                     continue
                 exact = np.empty((N + 1, N), dtype=object)
-                for n, row in zip(range(1, N + 1), rows):
-                    exact[n, :n] = _object_row(row)
+                if self.deps[node.id] <= {IDX}:     # (row n is the longest row's first n values)
+                    exact[1:] = _object_row(rows[-1])[None, :]
+                    exact[1:][np.triu_indices(N, 1)] = None
+                else:
+                    for n, row in zip(range(1, N + 1), rows):
+                        exact[n, :n] = _object_row(row)
                 with _merge_log() as merged:
                     if self.deps[node.id] <= {IDX}:
                         by_pos = [sorted_values([exact[N, i]]) for i in range(N)]

@@ -461,10 +461,7 @@ class Lowering:
                     return False
             ref.parts.append((1.0, self.request(k, vec, ref.label)))
             return True
-        def phi(r: Any) -> Optional[float]:
-            i = self.find(node, r)
-            return None if i is None else float(ref.vec[i])
-        dec = self.plan.map_decomposition(node, kids, phi)
+        dec = self.plan.map_decomposition(node, kids, ref.vec)
         if dec is None:
             return False
         for k, part in zip(kids, dec.parts):
@@ -1237,7 +1234,9 @@ class Lowering:
         if plan is None:
             plan = build_table(combos, z, outputs, len(gate_leaves))
         gate_refs: dict[tuple[int, Any], Ref] = {}
-        for (g, v) in {key for u in plan.units for key in u.gates}:
+        # (first-use order, not a set's: a set of string keys made the weights depend on
+        # PYTHONHASHSEED)
+        for (g, v) in dict.fromkeys(key for u in plan.units for key in u.gates):
             gate_refs[(g, v)] = self.indicator(gate_leaves[g], v)
         units = []
         for u in plan.units:

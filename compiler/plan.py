@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -82,10 +82,6 @@ def declared_affine(fn: ir.ElementFn) -> Optional[tuple[float, ...]]:
     if fn.op == "linear" and all(isinstance(c, (int, float)) and math.isfinite(c) for c in fn.consts):
         return tuple(float(c) for c in fn.consts)
     return {"+": (1.0, 1.0), "-": (1.0, -1.0)}.get(fn.op)
-
-
-def _as_float(y: Any) -> float:
-    return float(y) if isinstance(y, (int, float)) else math.nan
 
 
 @dataclass
@@ -254,7 +250,7 @@ class Plan:
             return ys is not None and affine_fit(kin, ys) is not None
         if out is None:
             return False
-        dec = self.map_decomposition(node, kids, lambda r: r)
+        dec = self.map_decomposition(node, kids, out)
         if dec is None:
             return False
         for k, part in zip(kids, dec.parts):
@@ -277,7 +273,7 @@ class Plan:
         return np.array(out)
 
     def _affine_decomposition(self, node: ir.Map, kids: list[ir.Node],
-                              fn: Callable[[Any], Optional[float]]) -> Optional[Decomposition]:
+                              phi: np.ndarray) -> Optional[Decomposition]:
         """The decomposition of an affine read of a map that is affine by definition
         (`a + b`, `a - b`, Tracr's LinearSequenceMap), without enumerating its input
         tuples: pair_balance's two means reach ~22,000 pairs at max_seq_len 40."""
@@ -289,7 +285,6 @@ class Plan:
         out_nums = numbers(out_vals)
         if out_nums is None or any(x is None for x in nums):
             return None
-        phi = np.array([_as_float(fn(v)) for v in out_vals])
         fit = affine_fit(out_nums, phi) if np.all(np.isfinite(phi)) else None
         if fit is None:
             return None
@@ -334,9 +329,12 @@ class Plan:
         return result
 
     def map_decomposition(self, node: ir.Map, kids: list[ir.Node],
-                          fn: Callable[[Any], Optional[float]]) -> Optional[Decomposition]:
-        """Additive decomposition of fn(map value) over the inputs' reachable tuples."""
-        direct = self._affine_decomposition(node, kids, fn)
+                          phi: np.ndarray) -> Optional[Decomposition]:
+        """Additive decomposition of a function of the map's value over the inputs'
+        reachable tuples; `phi` is that function over the map's value list (NaN where it
+        is not a number)."""
+        phi = np.asarray(phi, dtype=np.float64)
+        direct = self._affine_decomposition(node, kids, phi)
         if direct is not None:
             return direct
         data = self.map_tuples(node, kids)
@@ -346,14 +344,6 @@ class Plan:
         keep = out >= 0
         if not keep.any():
             return None
-        out_vals = self.inf.info[node.id].values
-        phi = np.empty(len(out_vals))
-        for j, v in enumerate(out_vals):
-            y = fn(v)
-            if not isinstance(y, (int, float)):
-                phi[j] = np.nan
-            else:
-                phi[j] = float(y)
         F = phi[out[keep]]
         if not np.all(np.isfinite(F)):
             return None

@@ -26,7 +26,7 @@ from rasp.ops import NP_COMPARE
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import Inference, ValueIndex, predicate_table
+from .infer import IDX, Inference, ValueIndex, predicate_table
 
 
 @dataclass
@@ -58,7 +58,32 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
     qv = inf.info[queries.id].values
     pred = node.ir_predicate
     fast = _compare_vectorised(pred.comparison, qv, kv)
+    if fast is None:
+        fast = _read_off_positions(node, keys, queries, kv, qv, inf)
     return fast if fast is not None else predicate_table(pred, kv, qv)
+
+
+def _read_off_positions(node: ir.Select, keys: ir.SOp, queries: ir.SOp, kv: tuple, qv: tuple,
+                        inf: Inference) -> Optional[np.ndarray]:
+    """The predicate over values, read off the interpreter's selection at the longest
+    length when keys and queries depend on positions only (every value then occurs at
+    some position): a Python predicate is not called over every pair a second time
+    (shift_by's 40 x 40 lambda calls were a tenth of its compile)."""
+    sel = inf.sel.get(node.id)
+    if sel is None or sel.exact is None or not (inf.deps[keys.id] <= {IDX} and inf.deps[queries.id] <= {IDX}):
+        return None
+    N = inf.N
+    where: list[list[int]] = []
+    for side, values in ((queries, qv), (keys, kv)):
+        exact = inf.info[side.id].exact
+        if exact is None:
+            return None
+        pos = {(type(v), v): i for i, v in enumerate(exact[N, :N].tolist())}
+        try:
+            where.append([pos[(type(v), v)] for v in values])
+        except (KeyError, TypeError):
+            return None
+    return sel.exact[N - 1][np.ix_(where[0], where[1])]
 
 
 def _compare_vectorised(comparison: Optional[str], qv: tuple, kv: tuple) -> Optional[np.ndarray]:
@@ -270,34 +295,19 @@ def equality_codes(matrix: np.ndarray) -> Optional[tuple[np.ndarray, np.ndarray]
     Every query value and key value gets a code; values that match nothing get codes
     distinct from everything else. None if P is not of this form.
     """
-    nq, nk = matrix.shape
+    m = np.ascontiguousarray(matrix, dtype=bool)
+    nq, nk = m.shape
     qcode = np.full(nq, -1, dtype=np.int64)
-    kcode = np.full(nk, -1, dtype=np.int64)
     classes: dict[bytes, int] = {}
-    for i in range(nq):
-        row = matrix[i]
-        if not row.any():
-            continue
-        key = row.tobytes()
-        if key not in classes:
-            classes[key] = len(classes)
-        qcode[i] = classes[key]
-    # each key must match exactly the queries of one class
-    for j in range(nk):
-        col = matrix[:, j]
-        if not col.any():
-            continue
-        cls = set(qcode[col].tolist())
-        if len(cls) != 1 or -1 in cls:
-            return None
-        c = cls.pop()
-        if not np.array_equal(col, qcode == c):
-            return None
-        kcode[j] = c
-    # rows of one class must select exactly the keys with that code
-    for i in range(nq):
-        if qcode[i] >= 0 and not np.array_equal(matrix[i], kcode == qcode[i]):
-            return None
+    for i in np.flatnonzero(m.any(axis=1)).tolist():
+        qcode[i] = classes.setdefault(m[i].tobytes(), len(classes))
+    # a key takes the class of any query it matches; P must then be exactly "same class"
+    kcode = np.full(nk, -1, dtype=np.int64)
+    matched = m.any(axis=0)
+    kcode[matched] = qcode[m.argmax(axis=0)[matched]]
+    same = (qcode[:, None] == kcode[None, :]) & (qcode[:, None] >= 0) & (kcode[None, :] >= 0)
+    if not np.array_equal(same, m):
+        return None
     n = len(classes)
     # unmatched values: fresh codes, far from the used ones
     free_q = np.nonzero(qcode < 0)[0]

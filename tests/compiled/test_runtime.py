@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,3 +143,30 @@ def test_cli_run_refuses_inputs_the_program_rejects(tmp_path):
     mixed = _cli("run", str(src), "--input", "ab", "--vocab", "ab", "--max-len", "4")
     assert mixed.returncode == 1 and "cannot average" in mixed.stderr and "mean.rasp:1:5" in mixed.stderr
     assert "Traceback" not in mixed.stderr
+
+
+_WEIGHT_DIGEST = """
+import hashlib, sys
+import compiler, rasp
+prog = rasp.load(sys.argv[1])
+model = compiler.compile(prog["same"], vocab="ab|", max_seq_len=11)
+digest = hashlib.sha1()
+for name, tensor in sorted(model.module.state_dict().items()):
+    digest.update(name.encode())
+    digest.update(tensor.numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_weights_do_not_depend_on_the_hash_seed(tmp_path):
+    """The same program compiles to the same weights in every process: an MLP's gate
+    features were once ordered by a set of string values, so the weights changed with
+    PYTHONHASHSEED."""
+    program = Path(__file__).resolve().parents[2] / "programs" / "compare_halves.rasp"
+    digests = set()
+    for seed in ("0", "1"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", _WEIGHT_DIGEST, str(program)], env=env,
+                             capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
