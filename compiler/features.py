@@ -100,11 +100,13 @@ class Basis:
         self._q_buf = np.zeros((size, 8))
         self._rinv_buf = np.zeros((8, 8))
         self._cols: list[Optional[Feature]] = []     # feature per QR column (None: the constant)
-        self._indicator: dict[int, Feature] = {}     # domain index -> its indicator feature
+        # domain index -> the feature that is nonzero there alone, and its value there
+        self._indicator: dict[int, tuple[Feature, float]] = {}
         # added columns not yet in the factorisation: one-hot features (most embedding
         # features) are expressed without it, so it is only updated when a query needs it
         self._pending: list[tuple[Feature, np.ndarray]] = []
-        self._only_indicators = True    # every feature added so far is an indicator
+        self._only_indicators = True    # every feature added so far is a (scaled) indicator
+        self._off = np.ones(size, dtype=bool)   # positions without an indicator feature
         if with_constant and size:
             self._append_column(None, np.ones(size))
 
@@ -139,24 +141,29 @@ class Basis:
 
     @staticmethod
     def _indicator_index(vec: np.ndarray) -> Optional[int]:
-        nz = np.flatnonzero(vec)
-        if len(nz) == 1 and vec[nz[0]] == 1.0:
-            return int(nz[0])
-        return None
+        nz = vec.nonzero()[0]
+        return int(nz[0]) if len(nz) == 1 and math.isfinite(vec[nz[0]]) else None
 
     def express(self, vec: np.ndarray) -> Optional[dict[Feature, float]]:
+        # (array methods, not numpy's functions: a compile asks thousands of questions about
+        # vectors of a few dozen entries, where the functions' overhead dominated)
         vec = np.asarray(vec, dtype=np.float64)
-        top = float(np.max(np.abs(vec), initial=0.0))
-        if not math.isfinite(top):
+        if vec.size == 0:
+            return {}
+        hi, lo = float(vec.max()), float(vec.min())
+        if not (math.isfinite(hi) and math.isfinite(lo)):
             return None
+        top = max(hi, -lo)
         if top == 0.0:
             return {}
         if self._indicator:
             # supported on positions that have indicator features: the vector is their
             # combination with its own entries as coefficients (exact, no solve)
-            nz = np.flatnonzero(vec).tolist()
-            if all(j in self._indicator for j in nz):
-                return {self._indicator[j]: float(vec[j]) for j in nz}
+            nz = vec.nonzero()[0].tolist()
+            ind = self._indicator
+            if all(j in ind for j in nz):
+                vals = vec.tolist()
+                return {ind[j][0]: vals[j] / ind[j][1] for j in nz}
         if self._only_indicators and len(self._indicator) < self.size and (self.with_constant or self._indicator):
             return self._express_over_indicators(vec, top)
         for feature, column in self._pending:
@@ -168,7 +175,7 @@ class Basis:
         q = self._q
         coef = q.T @ vec
         resid = vec - q @ coef
-        if float(np.max(np.abs(resid))) > 1e-9 * max(1.0, top):
+        if float(np.abs(resid).max()) > 1e-9 * max(1.0, top):
             return None
         sol = self._rinv_buf[:k, :k] @ coef
         terms: dict[Feature, float] = {}
@@ -184,16 +191,16 @@ class Basis:
         it is constant off those positions; the terms are the ones the solve would give,
         without building the factorisation (an embedding of 40 positions asked ~80 such
         questions)."""
-        off = np.ones(self.size, dtype=bool)
-        off[list(self._indicator)] = False
-        rest = vec[off]
-        c = float(rest.mean()) if self.with_constant else 0.0
-        if float(np.max(np.abs(rest - c))) > 1e-9 * max(1.0, top):
+        rest = vec[self._off]
+        c = float(rest.sum()) / rest.size if self.with_constant else 0.0
+        if max(float(rest.max()) - c, c - float(rest.min())) > 1e-9 * max(1.0, top):
             return None
         terms: dict[Feature, float] = {ONE: c} if abs(c) > 1e-12 else {}
-        for j, f in self._indicator.items():
-            if abs(vec[j] - c) > 1e-12:
-                terms[f] = float(vec[j] - c)
+        vals = vec.tolist()
+        for j, (f, scale) in self._indicator.items():
+            coef = (vals[j] - c) / scale
+            if abs(coef) > 1e-12:
+                terms[f] = coef
         return terms
 
     def add(self, feature: Feature, vec: np.ndarray) -> None:
@@ -204,7 +211,8 @@ class Basis:
         if j is None or j in self._indicator:
             self._only_indicators = False
         if j is not None:
-            self._indicator[j] = feature
+            self._indicator[j] = (feature, float(vec[j]))
+            self._off[j] = False
         self._pending.append((feature, vec))
 
     def express_or_add(self, vec: np.ndarray, make: "callable") -> dict[Feature, float]:
