@@ -302,6 +302,12 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def averaged(v: Any, tracr: bool) -> bool:
+    """Whether an aggregate averages this value: numbers, and under Tracr's evaluator
+    bools too (as 0 and 1)."""
+    return isinstance(v, (int, float)) and (tracr or not isinstance(v, bool))
+
+
 @dataclass
 class NodeInfo:
     """Everything the later stages need to know about one s-op's values."""
@@ -375,7 +381,7 @@ class Inference:
         self.info: dict[int, NodeInfo] = {}
         self.sel: dict[int, SelectorInfo] = {}
         self.deps: dict[int, frozenset] = {}
-        self._numeric_parts: dict[int, tuple] = {}
+        self._numeric_parts: dict[tuple, tuple] = {}
         # aggregates over structural selectors: per position, {length: values} (or one
         # list for every length), so that `length * mean` pairs each length with its own means
         self._by_len: dict[int, list] = {}
@@ -560,12 +566,9 @@ class Inference:
         elif isinstance(node, ir.Aggregate):
             sel, src = self.sel[kids[0].id], self.info[kids[1].id]
             src_fuzzy = self.fuzzy.get(kids[1].id, frozenset())
-            if node.semantics == "tracr":
-                nums = [v for v in src.values if v is not None]
-                mean = not sel.at_most_one and all(isinstance(v, (int, float)) for v in nums)
-            else:       # (numbers among other values are averaged too, see _aggregate_values)
-                nums = [v for v in src.values if is_number(v)]
-                mean = not sel.at_most_one and bool(nums)
+            # (numbers among other values are averaged too, see _aggregate_values)
+            nums = [v for v in src.values if averaged(v, node.semantics == "tracr")]
+            mean = not sel.at_most_one and bool(nums)
             if mean and (src_fuzzy or _exact_sum_scale(nums, self.N) is None):
                 # (an integer-valued mean too: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...)
                 self._note_fuzzy(node, [v for v in self.info[node.id].values if isinstance(v, float)])
@@ -1013,10 +1016,11 @@ class Inference:
         N = self.N
         default = node.default
         tracr = node.semantics == "tracr"
-        numeric_src = all(is_number(v) or (tracr and isinstance(v, bool)) for v in src.values)
+        numeric_src = all(averaged(v, tracr) for v in src.values)
         # numbers and other values (None, strings, bools): a query averages when every
-        # value it selects is a number, and otherwise needs them all equal
-        mixed = not numeric_src and not tracr and any(is_number(v) for v in src.values)
+        # value it selects is a number, and otherwise needs them all equal (Tracr's
+        # evaluator: it averages ints and bools, and copies a value selected alone)
+        mixed = not numeric_src and any(averaged(v, tracr) for v in src.values)
         kind = "numeric" if numeric_src else "mixed" if mixed else "copy"
         if sel.exact is not None:
             out = []
@@ -1065,8 +1069,8 @@ class Inference:
                                               *([] if sel.never_empty else [default])])
             return [with_default] * N
         if mixed:
-            means = sorted_values([*self._all_means(node, tuple(v for v in everywhere if is_number(v))),
-                                   *(v for v in everywhere if not is_number(v))])
+            means = sorted_values([*self._all_means(node, tuple(v for v in everywhere if averaged(v, tracr))),
+                                   *(v for v in everywhere if not averaged(v, tracr))])
         else:
             means = self._all_means(node, everywhere)
         if not sel.never_empty:
@@ -1077,23 +1081,25 @@ class Inference:
                               prefix_sums: Optional[dict] = None) -> list:
         """Every value the aggregate can produce when exactly these key positions are selected
         (kind: "numeric" means, "copy" equal values, "mixed" either)."""
-        if len(sets) == 1:
-            return [float(v) if tracr and kind == "numeric" else v for v in sets[0]]
+        if len(sets) == 1:      # (Tracr's mean of one int or bool is a float)
+            return [float(v) if tracr and kind != "copy" and averaged(v, tracr) else v for v in sets[0]]
         if kind == "numeric":
             return (_sumset_many(sets, node, prefix_sums) / len(sets)).tolist()
         common = set.intersection(*(set((type(v), v) for v in s) for s in sets))
-        out = [v for _, v in common if kind == "copy" or not is_number(v)]
+        out = [v for _, v in common if kind == "copy" or not averaged(v, tracr)]
         if kind == "mixed":
-            parts = [self._numeric_part(s) for s in sets]
+            parts = [self._numeric_part(s, tracr) for s in sets]
             if all(parts):
                 out.extend((_sumset_many(parts, node, prefix_sums) / len(sets)).tolist())
         return out
 
-    def _numeric_part(self, values: tuple) -> tuple:
-        """The numbers of a value set, one tuple per set (sumsets cache by the tuple's id)."""
-        hit = self._numeric_parts.get(id(values))
+    def _numeric_part(self, values: tuple, tracr: bool) -> tuple:
+        """The averaged values of a value set, one tuple per set (sumsets cache by the
+        tuple's id)."""
+        hit = self._numeric_parts.get((id(values), tracr))
         if hit is None:
-            hit = self._numeric_parts[id(values)] = (values, tuple(v for v in values if is_number(v)))
+            hit = self._numeric_parts[(id(values), tracr)] = \
+                (values, tuple(v for v in values if averaged(v, tracr)))
         return hit[1]
 
     def _all_means(self, node: ir.Aggregate, values: tuple) -> tuple:

@@ -400,7 +400,7 @@ class Lowering:
         """Which of the node's values are numbers; the others (None, or a numerical
         aggregate's default such as "none") are marked by a flag feature instead. A text
         aggregate's False default is no number: its means are of numbers only."""
-        text_bools = self.plan.kind.get(node.id) == ATTN_MEAN and node.semantics != "tracr"
+        text_bools = self.plan.kind.get(node.id) == ATTN_MEAN     # (under Tracr's rule: its default)
         vals = self.values(node)
         types = set(map(type, vals))
         if types <= {int, float}:
@@ -522,16 +522,16 @@ class Lowering:
             else:
                 value_ref = self.request(src, np.array([float(v) if m else 0.0 for v, m in zip(src_vals, src_nums)]),
                                          f"{src.name} (numbers)")
-            bos_mean = float(default) if is_number(default) else 0.0   # (or unused: never empty)
-            outs = [(f_mean, {value_ref: 1.0}, bos_mean)]
             # (non-numbers matched by type and value: an index of thousands of means costs ms)
             flagged = {(type(vals[i]), vals[i]): i for i in flags}
             di = flagged.get((type(default), default))
+            bos_mean = float(default) if di is None and is_number(default) else 0.0   # (or unused: never empty)
+            outs = [(f_mean, {value_ref: 1.0}, bos_mean)]
             for i, f in flags.items():
                 where = np.array([not m and flagged.get((type(v), v)) == i for v, m in zip(src_vals, src_nums)],
                                  dtype=np.float64)
                 lin = {self.request(src, where, f.label): 1.0} if where.any() else {}
-                outs.append((f, lin, 1.0 if di == i and not is_number(default) else 0.0))
+                outs.append((f, lin, 1.0 if di == i else 0.0))
             self._head(node, sel, outs, width=False, exact_mean=True)
             if nonaffine:
                 self._materialize(node, nonaffine, z_feature=f_mean, flags=flags)
