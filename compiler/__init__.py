@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable, Union
 
+import numpy as np
+
 from rasp import ir
 from rasp.interpreter import gc_paused
 
@@ -40,6 +42,8 @@ def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
     start = time.perf_counter()
     if not isinstance(sop, ir.SOp):
         raise CompileError(f"compile expects an s-op, got {type(sop).__name__}")
+    if isinstance(max_seq_len, np.integer):      # (np.int64 from numpy code)
+        max_seq_len = int(max_seq_len)
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
         raise CompileError(f"max_seq_len must be a positive integer, got {max_seq_len!r}")
     if max_seq_len > MAX_SEQ_LEN:

@@ -6,6 +6,8 @@ import math
 from typing import Any, Iterable
 
 from rasp import ir
+from rasp.errors import RaspInputError
+from rasp.values import token_list
 
 from .assemble import assemble
 from .errors import CompileError, ReadoutError
@@ -20,7 +22,10 @@ from .schedule import schedule
 
 def normalize_vocab(vocab: Iterable[Any]) -> list:
     """Distinct tokens in a fixed order (a string means its characters)."""
-    vocab = list(vocab)
+    try:
+        vocab = token_list(vocab, "the vocabulary")
+    except RaspInputError as err:
+        raise CompileError(err.message) from None
     for t in vocab:          # checked before sorting: lists do not hash, inf would merge away
         if not isinstance(t, (str, int, float, bool)):
             raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")

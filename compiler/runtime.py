@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rasp.errors import RaspInputError
+from rasp.values import token_list
 
 from .assemble import BOS_ID, PAD_ID
 from .model import ModelShape, Transformer
@@ -91,7 +92,7 @@ class TokenEncoder:
     def encode(self, batch: Sequence[Input], width: Optional[int] = None
                ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """ids [batch, width or 1 + longest], mask (True at BOS and tokens), lengths."""
-        seqs = [list(x) for x in batch]
+        seqs = [token_list(x) for x in batch]
         lengths = [len(s) for s in seqs]
         T = width if width is not None else 1 + max(lengths, default=0)
         ids = np.full((len(seqs), T), PAD_ID, dtype=np.int64)

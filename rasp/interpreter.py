@@ -25,7 +25,8 @@ import numpy as np
 from . import ir
 from .errors import RaspError, RaspInputError, RaspRuntimeError
 from .ops import NP_COMPARE
-from .values import array_of, as_float, factorize, full_like_shape, is_numeric_array, select_values, to_python
+from .values import (array_of, as_float, factorize, full_like_shape, is_numeric_array, select_values, to_python,
+                     token_list)
 
 # Largest number of selector cells (batch * n * n) materialised at once.
 _MAX_CELLS = 1 << 24
@@ -175,6 +176,9 @@ class Interpreter:
         if isinstance(node, ir.ConstantSequence):
             if node.check_length and len(node.values) != g.n:
                 raise _error(node, f"constant of length {len(node.values)} does not match input length {g.n}")
+            if len(node.values) < g.n:      # (check_length=False: a longer one is cut to the input)
+                raise _error(node, f"constant of length {len(node.values)} is shorter than the input "
+                                   f"(length {g.n}); sequences here are as long as the input")
             row = array_of(node.values[:g.n])
             return np.broadcast_to(row, shape)
         if isinstance(node, ir.Map):
@@ -191,6 +195,9 @@ class Interpreter:
             m = np.array(node.matrix, dtype=bool)
             if node.check_length and m.shape != (g.n, g.n):
                 raise _error(node, f"constant selector of shape {m.shape} does not match input length {g.n}")
+            if m.ndim != 2 or m.shape[0] < g.n or m.shape[1] < g.n:
+                raise _error(node, f"constant selector of shape {m.shape} is smaller than the input "
+                                   f"(length {g.n})")
             return np.broadcast_to(m[:g.n, :g.n], (g.batch, g.n, g.n))
         if isinstance(node, ir.SelectorWidth):
             return _row_counts(g.values[node.selector.id])
@@ -257,9 +264,10 @@ class Interpreter:
         keys, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
         results = []
         py = node.fn.py
+        skip_none = not node.fn.takes_none
         for pos in first:
             call_args = [u[c[pos]] for u, c in zip(uniques_list, codes_list)]
-            if any(a is None for a in call_args):
+            if skip_none and any(a is None for a in call_args):
                 results.append(None)
                 continue
             try:
@@ -451,7 +459,7 @@ def _as_tokens(tokens: Input) -> Union[str, list]:
     """Strings stay strings (their characters are the tokens: split once, vectorised)."""
     if isinstance(tokens, str):
         return tokens
-    return list(tokens)
+    return token_list(tokens)
 
 
 def _as_inputs(batch: Iterable[Input]) -> list:

@@ -8,9 +8,12 @@ converting back with `to_python` returns exactly the Python values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Sequence
 
 import numpy as np
+
+from .errors import RaspInputError
 
 _INT_LIMIT = 2 ** 62
 
@@ -50,6 +53,18 @@ def full_like_shape(value: Any, shape: tuple[int, ...]) -> np.ndarray:
         out.reshape(-1)[:] = [value] * out.size
         return out
     return np.full(shape, base[0], dtype=base.dtype)
+
+
+def token_list(tokens: Any, what: str = "an input") -> list:
+    """A sequence of tokens as a list of plain Python values: numpy scalars (from
+    np.array inputs or np.arange vocabularies) become the Python values they equal, so
+    they match by type like the values they stand for. A non-sequence is a clean error."""
+    if isinstance(tokens, str):
+        return list(tokens)
+    if isinstance(tokens, (bytes, dict)) or not isinstance(tokens, Iterable):
+        raise RaspInputError(f"{what} must be a string or a sequence of tokens, got {type(tokens).__name__} "
+                             f"{tokens!r:.40}")
+    return [t.item() if isinstance(t, np.generic) else t for t in tokens]
 
 
 def to_python(arr: np.ndarray) -> list:

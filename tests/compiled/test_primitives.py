@@ -405,3 +405,16 @@ def test_tracr_aggregate_of_numbers_among_other_values(source, comparison, defau
     select = tracr.Select(tracr.indices, tracr.indices, getattr(tracr.Comparison, comparison))
     assert_exact(tracr.Aggregate(select, values, default=default), [0, 1, 2], 4)
     assert_exact(tracr.numerical(tracr.Aggregate(select, tracr.numerical(values), default=default)), [0, 1, 2], 3)
+
+
+def test_or_of_selects_whose_keys_may_be_none():
+    """The compiler joins an `or` of selects on different s-ops into one select on tuples;
+    the interpreter dropped tuples with a None member (a shifted s-op) to None, and the
+    compile failed with "'NoneType' object is not subscriptable"."""
+    from rasp import tracr
+    prev = tracr.Aggregate(tracr.Select(tracr.indices, tracr.indices, lambda k, q: q == k + 1), tracr.indices,
+                           default=None)
+    sel = tracr.Select(prev, tracr.indices, lambda k, q: k is not None and k + 1 == q) | \
+        tracr.Select(tracr.indices, tracr.indices, tracr.Comparison.EQ)
+    out = tracr.numerical(tracr.Aggregate(sel, tracr.numerical(tracr.Map(lambda x: 2 * x, tracr.tokens)), default=0))
+    assert_exact(out, [1, 2, 3], 4)

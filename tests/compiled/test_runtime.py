@@ -170,3 +170,19 @@ def test_weights_do_not_depend_on_the_hash_seed(tmp_path):
                              capture_output=True, text=True, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def test_numpy_vocabulary_length_and_inputs():
+    import numpy as np
+    sop = compile_text("selector_width(select(tokens, tokens, ==));")
+    model = compiler.compile(sop, vocab=np.arange(3), max_seq_len=np.int64(4))
+    assert model.max_seq_len == 4 and model(np.array([0, 2, 2])) == [1, 2, 2]
+    text = compiler.compile(sop, vocab=np.array(["a", "b"]), max_seq_len=3)
+    assert text(np.array(["a", "b", "a"])) == [2, 1, 2]
+
+
+def test_inputs_and_vocabularies_that_are_no_sequences_are_clean_errors(reverse_model):
+    with pytest.raises(rasp.RaspInputError, match="must be a string or a sequence of tokens"):
+        reverse_model(5)
+    with pytest.raises(compiler.CompileError, match="the vocabulary must be a string or a sequence"):
+        compiler.compile(compile_text(REVERSE), vocab=None, max_seq_len=4)

@@ -214,3 +214,28 @@ def test_integers_past_int64_flow_through_maps():
     assert rasp.evaluate(prog["big"], [0, 1, 2]) == [0, 2 ** 64, 2 ** 65]
     assert rasp.evaluate(prog["small"], [0, 1, 2]) == [0, 2 ** 64 % 7, 2 ** 65 % 7]
     assert rasp.evaluate(prog["cmp"], [0, 1]) == [False, True]
+
+
+@pytest.mark.parametrize("bad", [None, 5, 2.5])
+def test_an_input_that_is_no_sequence_is_a_clean_error(bad):
+    sop = rasp.parse("x = aggregate(select(indices, length - indices - 1, ==), tokens);")["x"]
+    with pytest.raises(rasp.RaspInputError, match="must be a string or a sequence of tokens"):
+        rasp.evaluate(sop, bad)
+
+
+def test_numpy_inputs_are_their_python_values():
+    import numpy as np
+    sop = rasp.parse("x = selector_width(select(tokens, tokens, ==));")["x"]
+    assert rasp.evaluate(sop, np.array(["a", "b", "a"])) == [2, 1, 2]
+    assert rasp.evaluate(sop, np.array([3, 4, 4])) == [1, 2, 2]
+
+
+def test_tracr_constant_shorter_than_the_input_is_a_clean_error():
+    from rasp import tracr
+    short = tracr.ConstantSOp([5, 6], check_length=False)
+    with pytest.raises(rasp.RaspRuntimeError, match="shorter than the input"):
+        tracr.evaluate(short, [1, 2, 3])
+    assert tracr.evaluate(tracr.ConstantSOp([5, 6, 7], check_length=False), [1, 2]) == [5, 6]
+    square = tracr.ConstantSelector([[1, 0], [0, 1]], check_length=False)
+    with pytest.raises(rasp.RaspRuntimeError, match="smaller than the input"):
+        tracr.evaluate(tracr.SelectorWidth(square), [1, 2, 3])
