@@ -1084,13 +1084,13 @@ class Inference:
         if len(sets) == 1:      # (Tracr's mean of one int or bool is a float)
             return [float(v) if tracr and kind != "copy" and averaged(v, tracr) else v for v in sets[0]]
         if kind == "numeric":
-            return (_sumset_many(sets, node, prefix_sums) / len(sets)).tolist()
+            return _means_of(sets, node, prefix_sums)
         common = set.intersection(*(set((type(v), v) for v in s) for s in sets))
         out = [v for _, v in common if kind == "copy" or not averaged(v, tracr)]
         if kind == "mixed":
             parts = [self._numeric_part(s, tracr) for s in sets]
             if all(parts):
-                out.extend((_sumset_many(parts, node, prefix_sums) / len(sets)).tolist())
+                out.extend(_means_of(parts, node, prefix_sums))
         return out
 
     def _numeric_part(self, values: tuple, tracr: bool) -> tuple:
@@ -1373,41 +1373,106 @@ def _int_sumset(a: np.ndarray, b: np.ndarray, node: ir.Aggregate) -> np.ndarray:
         db = np.zeros(span_b, dtype=bool)
         db[b - b[0]] = True
         return np.flatnonzero(np.convolve(da, db)) + (a[0] + b[0])
-    if len(a) * len(b) > 8 * MAX_VALUES:
-        raise CompileError("the mean of this aggregate can take too many different values to enumerate "
-                           "exactly", node)
-    return np.unique(np.add.outer(a, b))
+    if len(a) * len(b) <= 8 * MAX_VALUES:
+        return np.unique(np.add.outer(a, b))
+    if span_a + span_b <= _MAX_FFT_SPAN:
+        # many values over a span that is wide but not huge (a mean of means in units of
+        # 1/3600): the indicators convolved by FFT (the counts are integers, and float64
+        # rounding stays far below 1/2 at these sizes)
+        size = span_a + span_b - 1
+        n_fft = 1 << (size - 1).bit_length()
+        da = np.zeros(span_a)
+        da[a - a[0]] = 1.0
+        db = np.zeros(span_b)
+        db[b - b[0]] = 1.0
+        counts = np.fft.irfft(np.fft.rfft(da, n_fft) * np.fft.rfft(db, n_fft), n_fft)[:size]
+        return np.flatnonzero(counts > 0.5) + (a[0] + b[0])
+    raise CompileError("the mean of this aggregate can take too many different values to enumerate "
+                       "exactly", node)
 
 
-def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> np.ndarray:
-    """All sums picking one value from each set (sets of numbers), as floats.
+def _means_of(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> list:
+    """Every mean picking one value from each set (sets of numbers), as floats."""
+    sums, scale = _sumset_many(sets, node, prefix_cache)
+    # (integer sums over an integer: one correctly rounded division, the same float for
+    # the same rational however it arises)
+    return (sums / (scale * len(sets))).tolist()
 
-    Integer sets are convolved as indicator vectors; `prefix_cache` (keyed by the ids
-    of a prefix of the sets) lets a causal selector reuse the sums of the previous query,
-    so all queries together cost O(N) convolutions instead of O(N^2).
+
+def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None
+                 ) -> tuple[np.ndarray, int]:
+    """All sums picking one value from each set (sets of numbers): (sums, scale), the sums
+    being `sums / scale`.
+
+    Integer sets are convolved as indicator vectors; so are sets of fractions with small
+    denominators (the means of an inner aggregate: 2/3, 5/7...), in units of 1/scale, the
+    least common multiple of their denominators. Summing their floats instead listed every
+    rounding variant of every sum, and merging those took minutes for a mean of a mean.
+    `prefix_cache` (keyed by the ids of a prefix of the sets) lets a causal selector reuse
+    the sums of the previous query, so all queries together cost O(N) convolutions
+    instead of O(N^2).
     """
     distinct = {id(s): s for s in sets}         # (a causal mean over tokens: one set, i times)
     floats = {k: [float(v) for v in s] for k, s in distinct.items()}
-    if all(all(v.is_integer() for v in s) for s in floats.values()):
-        if not _small_ints([v for s in floats.values() for v in s], len(sets)):
+    scale = 1
+    if not all(all(v.is_integer() for v in s) for s in floats.values()):
+        scale = _fraction_scale([v for s in floats.values() for v in s], len(sets))
+    if scale is not None:
+        if not _small_ints([v * scale for s in floats.values() for v in s], len(sets)):
             raise _too_large_to_average(node)
-        ints = {k: np.array(sorted({int(v) for v in s}), dtype=np.int64) for k, s in floats.items()}
+        units = (lambda v: int(v)) if scale == 1 else (lambda v: _as_fraction(v)[0] * (scale // _as_fraction(v)[1]))
+        ints = {k: np.array(sorted({units(v) for v in s}), dtype=np.int64) for k, s in floats.items()}
         cache = prefix_cache if prefix_cache is not None else {}
-        ids = tuple(id(s) for s in sets)
+        ids = (scale,) + tuple(id(s) for s in sets)
         start = len(sets)
-        while start > 0 and ids[:start] not in cache:
+        while start > 0 and ids[:start + 1] not in cache:
             start -= 1
-        acc = cache.get(ids[:start], np.zeros(1, dtype=np.int64))
-        for k in range(start, len(sets)):
-            acc = _int_sumset(acc, ints[ids[k]], node)
-            cache[ids[:k + 1]] = acc
-        return acc.astype(np.float64)
+        acc = cache.get(ids[:start + 1], np.zeros(1, dtype=np.int64))
+        try:
+            for k in range(start, len(sets)):
+                acc = _int_sumset(acc, ints[ids[k + 1]], node)
+                cache[ids[:k + 2]] = acc
+            return acc, scale
+        except CompileError:
+            if scale == 1:
+                raise
+            # (fine units spread the sums too far for the convolution: sum the floats)
     current = {0.0}
     for s in sets:
         current = {a + b for a in current for b in floats[id(s)]}
         if len(current) > MAX_VALUES:
             raise CompileError("the mean of this aggregate can take too many different values", node)
-    return np.array(sorted(current), dtype=np.float64)
+    return np.array(sorted(current), dtype=np.float64), 1
+
+
+_MAX_FRACTION_SCALE = 1 << 20
+_MAX_FFT_SPAN = 1 << 23
+
+
+def _fraction_scale(values: list[float], count: int) -> Optional[int]:
+    """The least common multiple of the values' denominators when each value is (to the
+    merge tolerance) a fraction with a small denominator and sums of `count` of them stay
+    exact integers in those units; else None."""
+    scale = 1
+    for v in set(values):
+        p, q = _as_fraction(v)
+        if q == 0:
+            return None
+        scale = scale * q // math.gcd(scale, q)
+        if scale > _MAX_FRACTION_SCALE:
+            return None
+    top = max((abs(v) for v in values), default=0.0)
+    return scale if top * scale * max(1, count) < 2.0 ** 52 else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _as_fraction(v: float) -> tuple[int, int]:
+    """(p, q) with p/q the simplest fraction within the merge tolerance of v (q <= 10**6),
+    or (0, 0) if there is none."""
+    f = Fraction(v).limit_denominator(1_000_000)
+    if abs(float(f) - v) > 1e-12 * max(1.0, abs(v)):
+        return 0, 0
+    return f.numerator, f.denominator
 
 
 def _object_row(row: list) -> np.ndarray:
