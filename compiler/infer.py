@@ -728,6 +728,12 @@ class Inference:
                     coupled.setdefault(tuple((type(v), v) for v in row), row)
             if coupled is not None:
                 return list(coupled.values())
+        pair = self._width_coupled(nodes)
+        if pair is not None:
+            widths = union_values([self.info[pair[0].id].by_pos[p] for p in range(self.N)])
+            rows = self._width_coupled_rows(nodes, pair, widths)
+            if rows is not None:
+                return rows
         cache = set()
         # without bools, == on value tuples is fine as the dedupe key (1 and 1.0 are one
         # value in merged value sets anyway; True == 1 is the collision to avoid)
@@ -902,6 +908,9 @@ class Inference:
         coupled = self._length_coupled_values(node, kids)
         if coupled is not None:       # (length * mean: each length with its own means)
             return coupled
+        coupled = self._width_coupled_values(node, kids)
+        if coupled is not None:       # (width * mean over one selector: each width with its own means)
+            return coupled
         fn, kids = on_distinct_inputs(node.fn, kids)    # (f * f: one value, not two independent ones)
         inputs = [self.info[k.id] for k in kids]
         distinct: dict[tuple, tuple] = {}
@@ -916,6 +925,73 @@ class Inference:
             results = [self._apply(node, fn, sets) for sets in distinct.values()]
         table = dict(zip(distinct, results))
         return [table[k] for k in keys]
+
+    def _width_coupled_values(self, node: ir.Map, kids: list[ir.Node]) -> Optional[list[tuple]]:
+        """A map of the width of a selector and of a mean over the same selector, by
+        position: each width w paired with the means of w values only (None where that does
+        not apply). `width * mean` is then the sum of the selected values, not any product."""
+        pair = self._width_coupled(kids)
+        if pair is None:
+            return None
+        out, memo = [], {}
+        for p in range(self.N):
+            widths = self.info[pair[0].id].by_pos[p]
+            if id(widths) not in memo:
+                rows = self._width_coupled_rows(kids, pair, widths)
+                if rows is None:
+                    return None
+                memo[id(widths)] = sorted_values([r for r in (_call(node.fn, list(row)) for row in rows)
+                                                  if r is not _FAILED])
+            out.append(memo[id(widths)])
+        return out
+
+    def _width_coupled(self, nodes: Sequence[ir.Node]) -> Optional[tuple[ir.SelectorWidth, ir.Aggregate]]:
+        """(width, mean) when the nodes are the width of a selector and a numerical mean over
+        that same selector (and nothing else)."""
+        distinct = list({n.id: n for n in nodes}.values())
+        width = next((n for n in distinct if isinstance(n, ir.SelectorWidth)), None)
+        mean = next((n for n in distinct if isinstance(n, ir.Aggregate)), None)
+        if len(distinct) != 2 or width is None or mean is None:
+            return None
+        selector, source = self.graph.children(mean)
+        if self.graph.children(width)[0].id != selector.id or self.sel[selector.id].at_most_one:
+            return None
+        tracr = mean.semantics == "tracr"
+        if not all(averaged(v, tracr) for v in self.info[source.id].values):
+            return None
+        return width, mean
+
+    def _width_coupled_rows(self, nodes: Sequence[ir.Node], pair: tuple[ir.SelectorWidth, ir.Aggregate],
+                            widths: tuple) -> Optional[list[tuple]]:
+        """Value tuples of the nodes (a width and a mean over its selector) for these widths:
+        width 0 with the default, width w with each mean of w of the source's values (a sound
+        superset: whichever positions are selected, their values are among these)."""
+        width, mean = pair
+        source = self.graph.children(mean)[1]
+        nums = [float(v) for v in self.info[source.id].values]
+        scale = _exact_sum_scale(nums, self.N)
+        if scale is None:
+            return None
+        ints = np.array(sorted({int(v * scale) for v in nums}), dtype=np.int64)
+        tracr = mean.semantics == "tracr"
+        single = [float(v) if tracr else v for v in self.info[source.id].values]
+        found: dict[int, list] = {}
+        current, total = ints, 0
+        for w in range(1, int(max(widths, default=0)) + 1):
+            if w in widths:
+                found[w] = single if w == 1 else (current / w / scale).tolist()
+                total += len(found[w])
+                if total > MAX_TUPLES:
+                    return None
+            current = _int_sumset(current, ints, mean)
+        rows: list[tuple] = []
+        for w in widths:
+            values = found.get(int(w)) if w else [mean.default]
+            if w == 0 and self.sel[self.graph.children(mean)[0].id].never_empty:
+                continue
+            for m in values:
+                rows.append(tuple(w if n.id == width.id else m for n in nodes))
+        return rows
 
     def _length_coupled_values(self, node: ir.Map, kids: list[ir.Node]) -> Optional[list[tuple]]:
         """A map of a structural s-op that depends on the length (length, or a function of

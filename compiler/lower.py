@@ -196,9 +196,13 @@ def _as_numbers(values: Sequence[Any]) -> np.ndarray:
 
 
 class Lowering:
-    def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan, low_error: bool = False) -> None:
+    def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan, low_error: bool = False,
+                 output_by_code: bool = False) -> None:
         self.graph = graph
         self.low_error = low_error      # prefer the table with the smaller output error (see exact_table)
+        # read a numerical output by the index of its value, not the value itself (values
+        # such as 1 and 1e12 are too far apart in scale for float32 to carry the value)
+        self.output_by_code = output_by_code
         self.inf = inf
         self.plan = plan
         self.N = inf.N
@@ -325,7 +329,8 @@ class Lowering:
         all_num = bool(kinds) and all(issubclass(k, (int, float)) and not issubclass(k, bool) for k in kinds)
         readable = self.plan.readable[out.id]
         has_none = None in vals
-        numeric = (all_num or all_bool) and (readable == AFFINE or len(vals) - has_none > 2)
+        numeric = (all_num or all_bool) and (readable == AFFINE or len(vals) - has_none > 2) and \
+            not self.output_by_code
         if numeric:
             reads = [self.request(out, _as_numbers(vals), "out")]
             if has_none:    # (numbers and None only: an object array of them is one-dimensional)
@@ -1142,8 +1147,12 @@ class Lowering:
             raise CompileError(f"no MLP can tabulate this function of `{name}` exactly in float32: its inputs "
                                "or outputs lie too close together for float32 rounding (use a smaller "
                                "vocabulary or max_seq_len)", node)
+        integral = all(isinstance(v, (int, float)) and float(v).is_integer() for v in self.values(node))
+        hint = ("; its values are whole numbers: round(...) it, so that the table only steps where the "
+                "result changes by 1" if integral and not _is_round(node) else "")
         raise CompileError("this elementwise computation depends on several s-ops in a way no single MLP "
-                           "can tabulate exactly in float32; compute parts of it separately", node)
+                           "can tabulate exactly in float32 (use a smaller vocabulary or max_seq_len"
+                           f"{hint})", node)
 
     def _code_ref(self, leaf: ir.SOp, col: np.ndarray, code: np.ndarray) -> Ref:
         """A ref holding the rank of the leaf's value among those in `col` (0, 1, 2, ...)."""
@@ -1423,3 +1432,7 @@ def finalize(lowered: Lowered) -> None:
 
 def lower(graph: ProgramGraph, inf: Inference, plan: Plan) -> Lowered:
     return Lowering(graph, inf, plan).run()
+
+
+def _is_round(node: ir.SOp) -> bool:
+    return isinstance(node, ir.Map) and node.fn.op == "round"

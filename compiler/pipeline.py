@@ -14,7 +14,7 @@ from .errors import CompileError, ReadoutError
 from .graph import ProgramGraph
 from .infer import Inference, sorted_values
 from .lower import Lowering, finalize
-from .plan import MAP_VIRTUAL, Plan
+from .plan import ANY, MAP_VIRTUAL, Plan
 from .residual import layout
 from .runtime import CompiledModel, OutputSpec
 from .schedule import schedule
@@ -71,7 +71,8 @@ class Compilation:
         """The output's error bound reached its decoding margin. An output that adds up
         parts (2*f*f - f, with 2*f*f from an MLP) is computed by one MLP instead, whose steps
         reset the parts' errors; failing that, the tables with the smaller output errors
-        (interpolating, not stepping, where that is smaller) are tried."""
+        (interpolating, not stepping, where that is smaller) are tried; and an output that
+        can provide any function of its value is read by the index of its value."""
         out = self.graph.output
         if self.plan.kind.get(out.id) == MAP_VIRTUAL:
             plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
@@ -84,7 +85,15 @@ class Compilation:
         try:
             return Lowering(self.graph, self.inference, self.plan, low_error=True).run()
         except ReadoutError:
-            raise first from None       # (the root cause: the readout's precision)
+            pass
+        if self.plan.readable.get(out.id) == ANY:
+            # (values far apart in scale, 1 and 1e12: an s-op that can provide any function
+            # is read by the index of its value)
+            try:
+                return Lowering(self.graph, self.inference, self.plan, output_by_code=True).run()
+            except CompileError:
+                pass
+        raise first from None       # (the root cause: the readout's precision)
 
     @property
     def probes(self):

@@ -431,3 +431,20 @@ def test_means_of_means(depth, max_len):
         expr = f"aggregate(prefix, {expr})"
     sop = compile_text(f"prefix = select(indices, indices, <=);\n{expr};")
     assert_exact(sop, [0, 1, 2, 3], max_len, inputs=random_inputs([0, 1, 2, 3], max_len, 60))
+
+
+@pytest.mark.parametrize("values, max_len", [("tokens_int", 10), ("indices", 8)])
+def test_width_times_mean_over_one_selector_is_the_sum(values, max_len):
+    """`selector_width(s) * aggregate(s, x)` pairs each width with the means of that many
+    values: paired with every mean it was refused from max_len 10 (8 with indices)."""
+    sop = compile_text(f"s = select(tokens_int, tokens_int, <=);\nselector_width(s) * aggregate(s, {values});")
+    model = assert_exact(sop, [0, 1, 2, 3], max_len, inputs=random_inputs([0, 1, 2, 3], max_len, 40))
+    assert model.exactness()["proven_exact"]
+
+
+@pytest.mark.parametrize("source", ["10 ^ (tokens_int * 4)", "categorical(10 ^ (tokens_int * 4))"])
+def test_output_values_far_apart_in_scale_are_read_by_index(source):
+    """1, 1e4, 1e8 and 1e12 cannot be read out as one float32 number; a token-only s-op can
+    give any function of its value, so it is read by the index of its value instead."""
+    model = assert_exact(compile_text(source + ";"), [0, 1, 2, 3], 4)
+    assert model([3, 0]) == [10 ** 12, 1]
