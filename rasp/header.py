@@ -29,14 +29,17 @@ _FIELD = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s*(.*?)\s*$")
 
 
 def parse_sequence(text: str) -> list:
-    """A JSON list (`[1,2,3]`, `["a","b"]`), else the characters of the string."""
+    """A JSON list of tokens (`[1,2,3]`, `["a","b"]`), else the characters of the string:
+    `[[]]` or `[]` are four and two bracket tokens (a Dyck input), not a nested or an
+    empty list, which no vocabulary holds."""
     stripped = text.strip()
     if stripped.startswith("["):
         try:
             value = json.loads(stripped)
         except json.JSONDecodeError:
             value = None
-        if isinstance(value, list):
+        if isinstance(value, list) and value and \
+                all(isinstance(v, (str, int, float)) and v == v for v in value):
             return value
     return list(text)
 

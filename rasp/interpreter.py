@@ -161,7 +161,16 @@ class Interpreter:
         for node in self.order:
             if node.id in g.values:
                 continue
-            g.values[node.id] = self._eval_node(node, g)
+            try:
+                g.values[node.id] = self._eval_node(node, g)
+            except RaspRuntimeError as err:
+                if err.span is None:        # (a predefined s-op, tokens_int: point at its first use)
+                    user = next((u for u in self.order if u.origin is not None
+                                 and any(c is node for c in u.children)), None)
+                    if user is not None:
+                        err.span = user.origin.user_span()
+                        err.args = (err.render(),)
+                raise
 
     def _eval_node(self, node: ir.Node, g: _Group) -> np.ndarray:
         shape = (g.batch, g.n)

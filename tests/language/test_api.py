@@ -239,3 +239,11 @@ def test_tracr_constant_shorter_than_the_input_is_a_clean_error():
     square = tracr.ConstantSelector([[1, 0], [0, 1]], check_length=False)
     with pytest.raises(rasp.RaspRuntimeError, match="smaller than the input"):
         tracr.evaluate(tracr.SelectorWidth(square), [1, 2, 3])
+
+
+def test_command_line_sequences_are_json_token_lists_or_characters():
+    """`[[]]` is four bracket tokens (a Dyck input), not a list holding an empty list."""
+    from rasp.header import parse_sequence
+    assert parse_sequence("[1, 2]") == [1, 2] and parse_sequence('["a", "bc"]') == ["a", "bc"]
+    assert parse_sequence("[[]]") == list("[[]]") and parse_sequence("[]") == ["[", "]"]
+    assert parse_sequence("[null, 1]") == list("[null, 1]") and parse_sequence("abc") == ["a", "b", "c"]

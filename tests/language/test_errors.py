@@ -277,3 +277,11 @@ def test_source_must_be_text_and_files_utf8(tmp_path):
     path.write_bytes(b"\xff\xfe x = tokens;")
     with pytest.raises(rasp.RaspValueError, match="binary.rasp: not UTF-8 text"):
         rasp.load(path)
+
+
+def test_a_predefined_sop_that_fails_points_at_its_first_use():
+    """tokens_int has no source line of its own; its conversion error showed no location."""
+    sop = rasp.parse("x = tokens_int + 1;", "prog.rasp")["x"]
+    with pytest.raises(rasp.RaspRuntimeError) as info:
+        rasp.evaluate(sop, "abc")
+    assert "prog.rasp:1:5:" in str(info.value) and "^" in str(info.value)
