@@ -308,6 +308,13 @@ def averaged(v: Any, tracr: bool) -> bool:
     return isinstance(v, (int, float)) and (tracr or not isinstance(v, bool))
 
 
+def tracr_copies(values: Sequence[Any]) -> bool:
+    """Tracr's evaluator averages only when the first selected value is an int or bool: an
+    s-op without any (floats, strings) is copied from a single selected position, and
+    selecting several is an evaluation error."""
+    return not any(isinstance(v, int) for v in values)
+
+
 @dataclass
 class NodeInfo:
     """Everything the later stages need to know about one s-op's values."""
@@ -567,8 +574,9 @@ class Inference:
             sel, src = self.sel[kids[0].id], self.info[kids[1].id]
             src_fuzzy = self.fuzzy.get(kids[1].id, frozenset())
             # (numbers among other values are averaged too, see _aggregate_values)
-            nums = [v for v in src.values if averaged(v, node.semantics == "tracr")]
-            mean = not sel.at_most_one and bool(nums)
+            tracr = node.semantics == "tracr"
+            nums = [v for v in src.values if averaged(v, tracr)]
+            mean = not sel.at_most_one and bool(nums) and not (tracr and tracr_copies(src.values))
             if mean and (src_fuzzy or _exact_sum_scale(nums, self.N) is None):
                 # (an integer-valued mean too: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...)
                 self._note_fuzzy(node, [v for v in self.info[node.id].values if isinstance(v, float)])
@@ -1092,11 +1100,12 @@ class Inference:
         N = self.N
         default = node.default
         tracr = node.semantics == "tracr"
-        numeric_src = all(averaged(v, tracr) for v in src.values)
+        copies = tracr and tracr_copies(src.values)
+        numeric_src = not copies and all(averaged(v, tracr) for v in src.values)
         # numbers and other values (None, strings, bools): a query averages when every
         # value it selects is a number, and otherwise needs them all equal (Tracr's
         # evaluator: it averages ints and bools, and copies a value selected alone)
-        mixed = not numeric_src and any(averaged(v, tracr) for v in src.values)
+        mixed = not copies and not numeric_src and any(averaged(v, tracr) for v in src.values)
         kind = "numeric" if numeric_src else "mixed" if mixed else "copy"
         if sel.exact is not None:
             out = []

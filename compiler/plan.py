@@ -33,7 +33,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, apply_vectorized, averaged
+from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, apply_vectorized, averaged, tracr_copies
 
 CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
 ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
@@ -204,6 +204,8 @@ class Plan:
         sel_info = self.inf.sel[self.graph.children(node)[0].id]
         src = self.inf.info[sop.id]
         tracr = node.semantics == "tracr"
+        if tracr and tracr_copies(src.values):
+            return ATTN_COPY
         numeric = all(averaged(v, tracr) for v in src.values)
         # numbers among other values (None, strings, bools) are averaged too, when a query
         # selects only numbers: a mean whose other values are flagged (see lower)

@@ -63,8 +63,10 @@ class RaspLimitError(RaspError):
     kind = "limit exceeded"
 
 
-class RaspRuntimeError(RaspError):
-    """Evaluating an s-op on a concrete input failed (e.g. averaging strings)."""
+class RaspRuntimeError(RaspError, ValueError):
+    """Evaluating an s-op on a concrete input failed (e.g. averaging strings). Also a
+    ValueError, which Tracr's evaluator raises for the same failures, so Tracr code that
+    catches ValueError keeps working."""
 
     kind = "evaluation error"
 

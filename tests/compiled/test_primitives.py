@@ -448,3 +448,14 @@ def test_output_values_far_apart_in_scale_are_read_by_index(source):
     give any function of its value, so it is read by the index of its value instead."""
     model = assert_exact(compile_text(source + ";"), [0, 1, 2, 3], 4)
     assert model([3, 0]) == [10 ** 12, 1]
+
+
+def test_tracr_aggregate_of_floats_copies():
+    """Tracr's evaluator averages only ints and bools: floats are copied from a single
+    selected position (several are an evaluation error). They were averaged, and means of
+    tenths refused."""
+    from rasp import tracr
+    tenths = tracr.Map(lambda x: x / 10, tracr.tokens)
+    same = tracr.Aggregate(tracr.Select(tracr.tokens, tracr.tokens, tracr.Comparison.EQ), tenths)
+    model = assert_exact(same, [1, 2, 3], 4)
+    assert model([3, 1, 2]) == [0.3, 0.1, 0.2]

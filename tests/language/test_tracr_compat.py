@@ -428,3 +428,12 @@ def test_list_valued_maps_do_not_crash_the_interpreter():
                                                           [True, False, True]]
     appended = tr.SequenceMap(lambda a, b: a + [b], wrapped, tr.indices)
     assert same(appended([7, 8]), [[7, 0], [8, 1]])
+
+
+def test_evaluation_errors_are_value_errors_as_in_tracr():
+    from rasp import tracr
+    import rasp
+    with pytest.raises(ValueError):
+        tracr.evaluate(tracr.Aggregate(tracr.Select(tracr.tokens, tracr.tokens, tracr.Comparison.TRUE),
+                                       tracr.tokens), ["a", "a"])
+    assert issubclass(rasp.RaspRuntimeError, rasp.RaspError)
