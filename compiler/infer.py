@@ -589,14 +589,21 @@ class Inference:
         fn, kids = on_distinct_inputs(node.fn, kids)
         fuzzy = [self.fuzzy.get(k.id, frozenset()) for k in kids]
         outs: set = set()
-        seen = set()
-        for i in range(self.N):
-            sets = tuple(self.info[k.id].by_pos[i] for k in kids)
-            key = tuple(id(x) for x in sets)
-            if key in seen:
-                continue
-            seen.add(key)
-            flip = _rounding_flip(fn, sets, fuzzy, outs)
+        # the input combinations that can occur together (paired by length, width or
+        # shared sources where the value inference pairs them), else per position
+        rows = self.joint_tuples(kids) if self._length_coupled(kids) or self._width_coupled(kids) else None
+        if rows is not None:
+            groups: Iterable[list] = [rows]
+        else:
+            distinct = {tuple(id(x) for x in sets): sets
+                        for sets in (tuple(self.info[k.id].by_pos[i] for k in kids) for i in range(self.N))}
+            if sum(math.prod(len(x) for x in sets) for sets in distinct.values()) > 4 * MAX_TUPLES:
+                raise CompileError("this elementwise operation has too many input combinations to check "
+                                   "how float rounding of its inputs affects it (use a smaller vocabulary or "
+                                   "max_seq_len)", node)
+            groups = (itertools.product(*sets) for sets in distinct.values())
+        for combos in groups:
+            flip = _rounding_flip(fn, combos, fuzzy, outs)
             if flip is not None:
                 shown = ", ".join(f"{k.name} = {v!r}" for k, v, f in zip(kids, flip, fuzzy) if v in f)
                 raise CompileError(_rounding_message(shown or repr(flip)), node)
@@ -1323,11 +1330,11 @@ def _differs(a: Any, b: Any) -> bool:
     return type(a) is not type(b) or a != b
 
 
-def _rounding_flip(fn: ir.ElementFn, sets: tuple, fuzzy: list, outs: set) -> Optional[tuple]:
-    """Input values (one per set) where fn changes if a fuzzy one moves by its rounding
-    (see _nudge), or None; adds to `outs` the results of combinations with a fuzzy input.
-    Errors at a moved point are skipped (no evidence either way)."""
-    combos = [args for args in itertools.product(*sets) if any(a in f for a, f in zip(args, fuzzy))]
+def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: set) -> Optional[tuple]:
+    """An input combination (among `rows`) where fn changes if a fuzzy input moves by its
+    rounding (see _nudge), or None; adds to `outs` the results of combinations with a fuzzy
+    input. Errors at a moved point are skipped (no evidence either way)."""
+    combos = [args for args in rows if any(a in f for a, f in zip(args, fuzzy))]
 
     def call(args):
         return _call(fn, args)
