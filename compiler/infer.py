@@ -1160,6 +1160,11 @@ class Inference:
                 with_default = sorted_values([*(float(v) for v in everywhere),
                                               *([] if sel.never_empty else [default])])
             return [with_default] * N
+        if kind == "numeric" and src.exact is not None and src.deps <= {LEN}:
+            # the same value at every position of an input (the length): its mean is itself
+            means = sorted_values([*(everywhere if not tracr else ()), *(float(v) for v in everywhere),
+                                   *([] if sel.never_empty else [default])])
+            return [means] * N
         if mixed:
             means = sorted_values([*self._all_means(node, tuple(v for v in everywhere if averaged(v, tracr))),
                                    *(v for v in everywhere if not averaged(v, tracr))])

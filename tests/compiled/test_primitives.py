@@ -459,3 +459,12 @@ def test_tracr_aggregate_of_floats_copies():
     same = tracr.Aggregate(tracr.Select(tracr.tokens, tracr.tokens, tracr.Comparison.EQ), tenths)
     model = assert_exact(same, [1, 2, 3], 4)
     assert model([3, 1, 2]) == [0.3, 0.1, 0.2]
+
+
+def test_mean_of_the_length_is_the_length():
+    """Every position holds the same length, so its mean over any selection is the length
+    itself; it was enumerated as means of any lengths, and the next mean was refused as
+    one of "non-integer values"."""
+    sop = compile_text("v1 = aggregate(select(tokens_int, 1, >=), length, -1);\n"
+                       "aggregate(select(length, tokens_int, >=), v1, -1);")
+    assert_exact(sop, [0, 1, 2, 3], 6)
