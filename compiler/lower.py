@@ -422,7 +422,8 @@ class Lowering:
             return self._coordinate_cache[node.id]
         mask = self._number_mask(node)
         xs = np.zeros(len(mask))
-        xs[mask] = np.array(self.values(node), dtype=object)[mask].astype(np.float64)
+        vals = self.values(node)
+        xs[mask] = [float(vals[i]) for i in np.flatnonzero(mask).tolist()]     # (tuples among them)
         if not mask.all():      # each non-number one step further above the numbers
             nums = np.unique(xs[mask])
             step = max(float(np.min(np.diff(nums))) if len(nums) > 1 else 1.0, 1.0)

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import ir
 from .interpreter import Interpreter
+from .values import token_list
 
 _log = logging.getLogger(__name__)
 
@@ -621,7 +622,7 @@ class DefaultRASPEvaluator(RASPEvaluator):
     """Tracr's default evaluator semantics, computed by our batched interpreter."""
 
     def evaluate(self, expr: RASPExpr, xs: Sequence[Value]) -> Union[Sequence[Value], SelectorValue]:
-        result = Interpreter([expr]).run([list(xs)])[expr.id][0]
+        result = Interpreter([expr]).run([token_list(xs)])[expr.id][0]
         if isinstance(expr, ir.Selector):
             return [[bool(v) for v in row] for row in result]
         return result

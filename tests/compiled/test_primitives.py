@@ -468,3 +468,14 @@ def test_mean_of_the_length_is_the_length():
     sop = compile_text("v1 = aggregate(select(tokens_int, 1, >=), length, -1);\n"
                        "aggregate(select(length, tokens_int, >=), v1, -1);")
     assert_exact(sop, [0, 1, 2, 3], 6)
+
+
+def test_tracr_mean_among_pair_values():
+    """Pairs among the numbers of a mean: numpy turned the value list into a 2-d array and
+    the compile crashed with a raw TypeError."""
+    from rasp import tracr
+    pairs = tracr.SequenceMap(lambda t, i: (t, i) if i == 0 else t, tracr.tokens, tracr.indices)
+    for comparison in ("TRUE", "EQ"):
+        keys = tracr.indices if comparison == "TRUE" else tracr.tokens
+        select = tracr.Select(keys, keys, getattr(tracr.Comparison, comparison))
+        assert_exact(tracr.Aggregate(select, pairs, default=-2), [0, 1, 2, 3], 4)

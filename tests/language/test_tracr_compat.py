@@ -437,3 +437,11 @@ def test_evaluation_errors_are_value_errors_as_in_tracr():
         tracr.evaluate(tracr.Aggregate(tracr.Select(tracr.tokens, tracr.tokens, tracr.Comparison.TRUE),
                                        tracr.tokens), ["a", "a"])
     assert issubclass(rasp.RaspRuntimeError, rasp.RaspError)
+
+
+def test_tracr_evaluate_takes_numpy_inputs():
+    import numpy as np
+    from rasp import tracr
+    mean = tracr.numerical(tracr.Aggregate(tracr.Select(tracr.indices, tracr.indices, tracr.Comparison.LEQ),
+                                           tracr.numerical(tracr.Map(lambda x: x, tracr.tokens)), default=0))
+    assert tracr.evaluate(mean, np.array([0, 1, 2], dtype=np.int32)) == [0.0, 0.5, 1.0]
