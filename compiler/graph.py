@@ -155,7 +155,10 @@ class ProgramGraph:
             sel = self.canon[node.children[0].id]
             if _conjunctive(sel, self):
                 continue
-            self.canon[sel.id] = joint_select(sel, self)
+            joint = joint_select(sel, self)
+            for nid, canonical in list(self.canon.items()):
+                if canonical is sel:        # (duplicates of the selector too)
+                    self.canon[nid] = joint
 
     def nodes(self) -> list[ir.Node]:
         """All nodes, inputs before users."""

@@ -39,11 +39,12 @@ def run_cmd(file, name, input_text, vocab_text, max_len, as_json):
     """Compile a program to a transformer and run the transformer on an input."""
     import compiler
     import rasp
-    from .common import emit_json, show_sequence
+    from .common import emit_json, show_sequence, tokens_for
 
     loaded = load_sop(file, name)
     tokens = loaded.input_or_default(input_text)
     model = _compile_loaded(loaded, vocab_text, max_len)
+    tokens = tokens_for(tokens, model.vocab)
     output = model(tokens)      # (checks the tokens and the length first)
     # an input the program itself rejects (a mean of different strings...) has no right
     # output: say so instead of printing what the model computes; and the model must

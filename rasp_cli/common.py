@@ -108,6 +108,20 @@ class LoadedProgram:
         raise RaspError("no --max-len given and the program has no `# max-len:` header line")
 
 
+def tokens_for(tokens: list, vocab: list) -> list:
+    """An input read from the command line, in the vocabulary's own types: `--input 0123`
+    is read as characters, which an integer vocabulary [0, 1, 2, 3] lists as ints."""
+    spelled = {}
+    for t in vocab:
+        spelled.setdefault(str(t), []).append(t)
+    listed = {(type(t), t) for t in vocab}
+    out = []
+    for t in tokens:
+        same = spelled.get(str(t), [])
+        out.append(same[0] if (type(t), t) not in listed and len(same) == 1 else t)
+    return out
+
+
 def jsonable(value: Any) -> Any:
     """Values as JSON can carry them (tuples as lists, non-finite floats as strings)."""
     if isinstance(value, (list, tuple)):

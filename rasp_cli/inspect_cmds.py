@@ -17,7 +17,7 @@ from typing import Optional
 
 import click
 
-from .common import LoadedProgram, emit_json, handle_errors
+from .common import LoadedProgram, emit_json, handle_errors, tokens_for
 from .main import cli
 
 _name = click.option("--name", help="The s-op to inspect (default: the header's output, else out).")
@@ -47,6 +47,7 @@ def _compiled_with_input(file: str, name: Optional[str], input_text, vocab_text,
     loaded = _sop_program(file, name)
     tokens = loaded.input_or_default(input_text)
     model = _compiled(loaded, vocab_text, max_len, quiet=quiet)
+    tokens = tokens_for(tokens, model.vocab)
     _check_input(model, tokens)
     return loaded, tokens, model
 

@@ -479,3 +479,12 @@ def test_tracr_mean_among_pair_values():
         keys = tracr.indices if comparison == "TRUE" else tracr.tokens
         select = tracr.Select(keys, keys, getattr(tracr.Comparison, comparison))
         assert_exact(tracr.Aggregate(select, pairs, default=-2), [0, 1, 2, 3], 4)
+
+
+def test_one_or_selector_written_twice():
+    """The width and the aggregate over the same `or` of selects, written out twice: the
+    duplicate was merged into the first copy before that copy was joined for the
+    aggregate, so the aggregate still saw the `or` and was refused."""
+    sel = "(select(indices, indices, <) or select(tokens, tokens, ==))"
+    sop = compile_text(f"selector_width{sel} * aggregate({sel}, indices % 3);")
+    assert_exact(sop, ["0", "1", "2", "3"], 4)

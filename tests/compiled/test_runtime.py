@@ -186,3 +186,13 @@ def test_inputs_and_vocabularies_that_are_no_sequences_are_clean_errors(reverse_
         reverse_model(5)
     with pytest.raises(compiler.CompileError, match="the vocabulary must be a string or a sequence"):
         compiler.compile(compile_text(REVERSE), vocab=None, max_seq_len=4)
+
+
+def test_cli_run_reads_digits_as_an_integer_vocabulary(tmp_path):
+    """`--input 01` is two characters; with an integer vocabulary they are its 0 and 1
+    (`rasp eval` already accepted it through tokens_int; `rasp run` said '0' was no token)."""
+    src = tmp_path / "p.rasp"
+    src.write_text("# vocab: [0, 1, 2, 3]\n# max-len: 5\nx = tokens_int + 1;\n")
+    run = _cli("run", str(src), "--input", "01", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["output"] == [1, 2]
