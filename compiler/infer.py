@@ -909,9 +909,7 @@ class Inference:
             raise CompileError("internal: unexpected node in value inference", node)
         values = union_values(by_pos)
         if len(values) > MAX_VALUES:
-            raise CompileError(f"this s-op can take more than {MAX_VALUES} different values over the domain; "
-                               "the compiler cannot guarantee an exact model (use a smaller vocabulary or "
-                               "max_seq_len)", node)
+            raise _too_many_values(node)
         return NodeInfo(node, deps, values, by_pos)
 
     def _map_values(self, node: ir.Map, kids: list[ir.Node]) -> list[tuple]:
@@ -1446,6 +1444,12 @@ def _sorted_values_grouped(values: np.ndarray, sizes: list[int]) -> Optional[lis
     return [tuple(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def _too_many_values(node: ir.SOp) -> CompileError:
+    return CompileError(f"this s-op can take more than {MAX_VALUES} different values over the domain; "
+                        "the compiler cannot guarantee an exact model (use a smaller vocabulary or "
+                        "max_seq_len)", node)
+
+
 def _too_large_to_average(node: ir.Aggregate) -> CompileError:
     return CompileError("the values of this aggregate are too large to average exactly (sums must stay "
                         "below 2**52)", node)
@@ -1491,6 +1495,8 @@ def _int_sumset(a: np.ndarray, b: np.ndarray, node: ir.Aggregate) -> np.ndarray:
 def _means_of(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> list:
     """Every mean picking one value from each set (sets of numbers), as floats."""
     sums, scale = _sumset_many(sets, node, prefix_cache)
+    if len(sums) > MAX_VALUES:      # (distinct sums: as many distinct means; refused now, not
+        raise _too_many_values(node)  # after sorting millions of them into the value set)
     # (integer sums over an integer: one correctly rounded division, the same float for
     # the same rational however it arises)
     return (sums / (scale * len(sets))).tolist()

@@ -113,3 +113,20 @@ def test_factorize_rank():
     A, B, _ = factorize(P)
     assert A.shape[1] == 2
     assert np.array_equal(A @ B.T > 0.5, P)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, monkeypatch):
+    """Large tables bound their float32 rounding from sorted unit breakpoints and prefix
+    sums instead of every unit at every point; both give the same bound."""
+    from compiler import mlp
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n, gates = int(rng.integers(2, 50)), int(rng.integers(0, 3))
+        z = np.sort(rng.normal(size=n))
+        combos = [tuple(rng.integers(0, 2, gates).tolist()) for _ in range(n)]
+        plan = build_table(combos, z, rng.integers(0, 4, size=(n, 2)).astype(float), gates)
+        monkeypatch.setattr(mlp, "_DENSE_ROUNDING_LIMIT", 10 ** 12)
+        dense = mlp.rounding_error(plan, combos, z, gates)
+        monkeypatch.setattr(mlp, "_DENSE_ROUNDING_LIMIT", 0)
+        assert np.allclose(mlp.rounding_error(plan, combos, z, gates), dense, rtol=1e-12, atol=0)
