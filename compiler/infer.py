@@ -597,7 +597,10 @@ class Inference:
         else:
             distinct = {tuple(id(x) for x in sets): sets
                         for sets in (tuple(self.info[k.id].by_pos[i] for k in kids) for i in range(self.N))}
-            if sum(math.prod(len(x) for x in sets) for sets in distinct.values()) > 4 * MAX_TUPLES:
+            total = sum(math.prod(len(x) for x in sets) for sets in distinct.values())
+            with_fuzzy = total - sum(math.prod(sum(1 for v in x if v not in f) for x, f in zip(sets, fuzzy))
+                                     for sets in distinct.values())
+            if with_fuzzy > 4 * MAX_TUPLES or total > 40 * MAX_TUPLES:     # (each checked one by one)
                 raise CompileError("this elementwise operation has too many input combinations to check "
                                    "how float rounding of its inputs affects it (use a smaller vocabulary or "
                                    "max_seq_len)", node)
