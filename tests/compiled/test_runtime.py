@@ -158,7 +158,7 @@ print(digest.hexdigest())
 """
 
 
-def test_weights_do_not_depend_on_the_hash_seed(tmp_path):
+def test_weights_do_not_depend_on_the_hash_seed():
     """The same program compiles to the same weights in every process: an MLP's gate
     features were once ordered by a set of string values, so the weights changed with
     PYTHONHASHSEED."""
