@@ -24,7 +24,7 @@ import itertools
 import math
 from fractions import Fraction
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -308,11 +308,18 @@ def averaged(v: Any, tracr: bool) -> bool:
     return isinstance(v, (int, float)) and (tracr or not isinstance(v, bool))
 
 
-def tracr_copies(values: Sequence[Any]) -> bool:
-    """Tracr's evaluator averages only when the first selected value is an int or bool: an
-    s-op without any (floats, strings) is copied from a single selected position, and
-    selecting several is an evaluation error."""
-    return not any(isinstance(v, int) for v in values)
+def aggregate_rule(values: Sequence[Any], tracr: bool) -> str:
+    """What an aggregate of an s-op with these values does when a query selects several:
+    "numeric" (averages: every value is a number), "mixed" (averages where only numbers are
+    selected, else needs them equal) or "copy" (needs them equal). Tracr's evaluator
+    averages only when the first selected value is an int or bool, so an s-op without any
+    (floats, strings) is copied from a single selected position, and selecting several is
+    an evaluation error."""
+    if tracr and not any(isinstance(v, int) for v in values):
+        return "copy"
+    if all(averaged(v, tracr) for v in values):
+        return "numeric"
+    return "mixed" if any(averaged(v, tracr) for v in values) else "copy"
 
 
 @dataclass
@@ -576,7 +583,7 @@ class Inference:
             # (numbers among other values are averaged too, see _aggregate_values)
             tracr = node.semantics == "tracr"
             nums = [v for v in src.values if averaged(v, tracr)]
-            mean = not sel.at_most_one and bool(nums) and not (tracr and tracr_copies(src.values))
+            mean = not sel.at_most_one and aggregate_rule(src.values, tracr) != "copy"
             if mean and (src_fuzzy or _exact_sum_scale(nums, self.N) is None):
                 # (an integer-valued mean too: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...)
                 self._note_fuzzy(node, [v for v in self.info[node.id].values if isinstance(v, float)])
@@ -956,8 +963,7 @@ class Inference:
                 rows = self._width_coupled_rows(kids, pair, widths)
                 if rows is None:
                     return None
-                memo[id(widths)] = sorted_values([r for r in (_call(node.fn, list(row)) for row in rows)
-                                                  if r is not _FAILED])
+                memo[id(widths)] = _map_over_rows(node.fn, rows)
             out.append(memo[id(widths)])
         return out
 
@@ -984,22 +990,21 @@ class Inference:
         superset: whichever positions are selected, their values are among these)."""
         width, mean = pair
         source = self.graph.children(mean)[1]
-        nums = [float(v) for v in self.info[source.id].values]
-        scale = _exact_sum_scale(nums, self.N)
-        if scale is None:
+        by_count = _means_by_count([float(v) for v in self.info[source.id].values], self.N, mean)
+        if by_count is None:
             return None
-        ints = np.array(sorted({int(v * scale) for v in nums}), dtype=np.int64)
         tracr = mean.semantics == "tracr"
         single = [float(v) if tracr else v for v in self.info[source.id].values]
         found: dict[int, list] = {}
-        current, total = ints, 0
-        for w in range(1, int(max(widths, default=0)) + 1):
+        total, top = 0, int(max(widths, default=0))
+        for w, means in by_count:
+            if w > top:
+                break
             if w in widths:
-                found[w] = single if w == 1 else (current / w / scale).tolist()
+                found[w] = single if w == 1 else means.tolist()
                 total += len(found[w])
                 if total > MAX_TUPLES:
                     return None
-            current = _int_sumset(current, ints, mean)
         rows: list[tuple] = []
         for w in widths:
             values = found.get(int(w)) if w else [mean.default]
@@ -1022,8 +1027,7 @@ class Inference:
                 return None
             key = tuple((type(v), v) for row in rows for v in row)
             if key not in memo:
-                memo[key] = sorted_values([r for r in (_call(node.fn, list(row)) for row in rows)
-                                           if r is not _FAILED])
+                memo[key] = _map_over_rows(node.fn, rows)
             out.append(memo[key])
         return out
 
@@ -1064,8 +1068,7 @@ class Inference:
                 rows = self._lineage_rows(kids, sources, [i])
                 if rows is None:
                     return None
-                results = [_call(node.fn, list(row)) for row in rows]
-                memo[key] = sorted_values([r for r in results if r is not _FAILED])
+                memo[key] = _map_over_rows(node.fn, rows)
             out.append(memo[key])
         return out
 
@@ -1108,13 +1111,8 @@ class Inference:
         N = self.N
         default = node.default
         tracr = node.semantics == "tracr"
-        copies = tracr and tracr_copies(src.values)
-        numeric_src = not copies and all(averaged(v, tracr) for v in src.values)
-        # numbers and other values (None, strings, bools): a query averages when every
-        # value it selects is a number, and otherwise needs them all equal (Tracr's
-        # evaluator: it averages ints and bools, and copies a value selected alone)
-        mixed = not copies and not numeric_src and any(averaged(v, tracr) for v in src.values)
-        kind = "numeric" if numeric_src else "mixed" if mixed else "copy"
+        kind = aggregate_rule(src.values, tracr)
+        numeric_src, mixed = kind == "numeric", kind == "mixed"
         if sel.exact is not None:
             out = []
             memo: dict[tuple, list] = {}
@@ -1205,25 +1203,16 @@ class Inference:
         nums = [float(v) for v in values if isinstance(v, (int, float))]
         if not nums:
             return values
-        N = self.N
-        scale = _exact_sum_scale(nums, N)
-        if scale is not None:
-            # integers, or floats whose sums are exact in any order (halves, quarters...):
-            # sums as integers in units of 1/scale
-            ints = np.array(sorted({int(v * scale) for v in nums}), dtype=np.int64)
-            current = ints
+        by_count = _means_by_count(nums, self.N, node)
+        if by_count is not None:
             fractions = []
             total = 0
-            for m in range(1, N + 1):
-                # a correctly rounded float per rational s/m (dividing by the power of two
-                # `scale` is exact, so this is also the interpreter's (s/scale)/m)
-                fractions.append(current / m / scale)
-                total += len(current)
+            for _, means in by_count:
+                fractions.append(means)
+                total += len(means)
                 if total > MAX_VALUES * 8:
                     raise CompileError("the mean of this aggregate can take too many different values to "
                                        "enumerate exactly", node)
-                if m < N:
-                    current = _int_sumset(current, ints, node)
             floats = np.unique(np.concatenate(fractions))
             if len(floats) > MAX_VALUES:
                 raise CompileError(f"the mean of this aggregate can take {len(floats)} different values "
@@ -1286,6 +1275,28 @@ def on_distinct_inputs(fn: ir.ElementFn, kids: list[ir.Node]) -> tuple[ir.Elemen
 
 def _is_fraction(v: Any) -> bool:
     return isinstance(v, float) and math.isfinite(v) and not v.is_integer()
+
+
+def _means_by_count(nums: list[float], count: int, node: ir.Aggregate) -> Optional[Iterator[tuple[int, np.ndarray]]]:
+    """(m, every mean of m values drawn from `nums` with repetition) for m = 1..count, each
+    sumset computed only when asked for; None where their sums are not exact in any order.
+
+    Integers, or floats whose sums are exact (halves, quarters...), are summed as integers
+    in units of 1/scale; s/m/scale is a correctly rounded float per rational (dividing by
+    the power of two `scale` is exact, so it is also the interpreter's (s/scale)/m).
+    """
+    scale = _exact_sum_scale(nums, count)
+    if scale is None:
+        return None
+    ints = np.array(sorted({int(v * scale) for v in nums}), dtype=np.int64)
+
+    def by_count() -> Iterator[tuple[int, np.ndarray]]:
+        current = ints
+        for m in range(1, count + 1):
+            if m > 1:
+                current = _int_sumset(current, ints, node)
+            yield m, current / m / scale
+    return by_count()
 
 
 def _exact_sum_scale(values: Sequence[float], count: int) -> Optional[int]:
@@ -1361,6 +1372,11 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
 
 
 _FAILED = object()
+
+
+def _map_over_rows(fn: ir.ElementFn, rows: Iterable[Sequence[Any]]) -> tuple:
+    """The values of fn over these input combinations (those where it raises skipped)."""
+    return sorted_values([r for r in (_call(fn, list(row)) for row in rows) if r is not _FAILED])
 
 
 def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:

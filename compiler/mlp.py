@@ -220,7 +220,7 @@ def _worst_active_sums(z: np.ndarray, point_code: np.ndarray, unit_code: np.ndar
             t = -(b[sel] + g[sel]) / c[sel]
             order = np.argsort(t, kind="stable")
             t_sorted = t[order]
-            parts = [(c[sel] * 1.0)[:, None] * w[sel], np.abs(c[sel])[:, None] * w[sel], const[sel]]
+            parts = [c[sel][:, None] * w[sel], np.abs(c[sel])[:, None] * w[sel], const[sel]]
             cums = [np.vstack([np.zeros((1, W.shape[1])), np.cumsum(p[order], axis=0)]) for p in parts]
             if side == 1:       # active where z > t: the units before the point's place
                 k = np.searchsorted(t_sorted, pts, side="left")

@@ -33,7 +33,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, apply_vectorized, averaged, tracr_copies
+from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, aggregate_rule, apply_vectorized
 
 CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
 ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
@@ -203,14 +203,10 @@ class Plan:
     def _aggregate_kind(self, node: ir.Aggregate, sop: ir.SOp) -> str:
         sel_info = self.inf.sel[self.graph.children(node)[0].id]
         src = self.inf.info[sop.id]
-        tracr = node.semantics == "tracr"
-        if tracr and tracr_copies(src.values):
-            return ATTN_COPY
-        numeric = all(averaged(v, tracr) for v in src.values)
         # numbers among other values (None, strings, bools) are averaged too, when a query
         # selects only numbers: a mean whose other values are flagged (see lower)
-        mixed = any(averaged(v, tracr) for v in src.values)
-        if (numeric or mixed) and not sel_info.at_most_one and len(src.values) > 1:
+        averages = aggregate_rule(src.values, node.semantics == "tracr") != "copy"
+        if averages and not sel_info.at_most_one and len(src.values) > 1:
             return ATTN_MEAN
         return ATTN_COPY
 
