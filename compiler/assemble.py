@@ -95,6 +95,7 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
                         W_out[offset + u, lay[f]] += w
                     b_out[lay[f]] += bias
                 offset += len(block.units)
+            _silence_at_bos(W_in, b_in, x_bos, lay[BOS])
             x_bos = x_bos + np.maximum(x_bos @ W_in + b_in, 0.0) @ W_out + b_out
             prefix = f"blocks.{layer}.mlp"
             params.update({f"{prefix}.W_in": W_in, f"{prefix}.b_in": b_in, f"{prefix}.W_out": W_out,
@@ -108,6 +109,18 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
             if name in params:
                 param.copy_(torch.from_numpy(params[name]))
     return model
+
+
+def _silence_at_bos(W_in: np.ndarray, b_in: np.ndarray, x_bos: np.ndarray, bos: int) -> None:
+    """Switch every MLP unit off at the BOS position, so that the MLP writes only its bias
+    there. BOS's residual holds no program value, and a table evaluated on it extrapolates:
+    one MLP wrote 303,094 there, whose float32 rounding (a few units) then broke the exact
+    cancellation that sets BOS's key in a later head (its score came out 210, not 30, and
+    outvoted every real match). The `bos` feature is 1 at BOS and 0 elsewhere, so the
+    other positions are untouched; the margin dwarfs the float32 error of the sum."""
+    pre = x_bos @ W_in + b_in
+    scale = np.abs(x_bos) @ np.abs(W_in) + np.abs(b_in)
+    W_in[bos, :] -= (np.maximum(pre, 0.0) + 1.0 + 1e-3 * scale) / x_bos[bos]
 
 
 def _head_weights(head: HeadBlock, WQ: np.ndarray, WK: np.ndarray, WV: np.ndarray, WO: np.ndarray,

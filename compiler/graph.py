@@ -131,6 +131,7 @@ class ProgramGraph:
         self.output = self.canon[output.id]
         self._joint_selectors(order)
         self.graph = nx.DiGraph()
+        self._order: Optional[list[ir.Node]] = None
         stack, seen = [self.output], {self.output.id}
         while stack:
             node = stack.pop()
@@ -161,8 +162,11 @@ class ProgramGraph:
                     self.canon[nid] = joint
 
     def nodes(self) -> list[ir.Node]:
-        """All nodes, inputs before users."""
-        return [self.graph.nodes[i]["node"] for i in nx.topological_sort(self.graph)]
+        """All nodes, inputs before users (the graph is fixed once built, so the order is
+        computed once: every stage walks it)."""
+        if self._order is None:
+            self._order = [self.graph.nodes[i]["node"] for i in nx.topological_sort(self.graph)]
+        return list(self._order)
 
     def node(self, node_id: int) -> ir.Node:
         return self.graph.nodes[node_id]["node"]

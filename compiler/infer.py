@@ -311,12 +311,8 @@ def averaged(v: Any, tracr: bool) -> bool:
 def aggregate_rule(values: Sequence[Any], tracr: bool) -> str:
     """What an aggregate of an s-op with these values does when a query selects several:
     "numeric" (averages: every value is a number), "mixed" (averages where only numbers are
-    selected, else needs them equal) or "copy" (needs them equal). Tracr's evaluator
-    averages only when the first selected value is an int or bool, so an s-op without any
-    (floats, strings) is copied from a single selected position, and selecting several is
-    an evaluation error."""
-    if tracr and not any(isinstance(v, int) for v in values):
-        return "copy"
+    selected, else needs them equal) or "copy" (needs them equal). Under Tracr's rule bools
+    are numbers too, and other values may not be selected more than once."""
     if all(averaged(v, tracr) for v in values):
         return "numeric"
     return "mixed" if any(averaged(v, tracr) for v in values) else "copy"
@@ -1282,20 +1278,27 @@ def _means_by_count(nums: list[float], count: int, node: ir.Aggregate) -> Option
     sumset computed only when asked for; None where their sums are not exact in any order.
 
     Integers, or floats whose sums are exact (halves, quarters...), are summed as integers
-    in units of 1/scale; s/m/scale is a correctly rounded float per rational (dividing by
+    in units of 1/scale; s/(m*scale) is a correctly rounded float per rational (dividing by
     the power of two `scale` is exact, so it is also the interpreter's (s/scale)/m).
+    Fractions with other small denominators (tenths) are summed in units of the lcm of
+    their denominators: the means are the exact rationals, which the interpreter's float
+    sums miss by rounding (such means are fuzzy, see Inference._track_rounding).
     """
     scale = _exact_sum_scale(nums, count)
-    if scale is None:
-        return None
-    ints = np.array(sorted({int(v * scale) for v in nums}), dtype=np.int64)
+    if scale is not None:
+        ints = np.array(sorted({int(v * scale) for v in nums}), dtype=np.int64)
+    else:
+        scale = _fraction_scale(nums, count)
+        if scale is None:
+            return None
+        ints = np.array(sorted({p * (scale // q) for p, q in map(_as_fraction, nums)}), dtype=np.int64)
 
     def by_count() -> Iterator[tuple[int, np.ndarray]]:
         current = ints
         for m in range(1, count + 1):
             if m > 1:
                 current = _int_sumset(current, ints, node)
-            yield m, current / m / scale
+            yield m, current / (m * scale)
     return by_count()
 
 
@@ -1305,6 +1308,8 @@ def _exact_sum_scale(values: Sequence[float], count: int) -> Optional[int]:
     else None (0.1 is 3602879701896397 / 2**55: its sums round)."""
     scale = 1
     for v in values:
+        if not math.isfinite(v):
+            return None
         scale = max(scale, float(v).as_integer_ratio()[1])
     top = max((abs(float(v)) for v in values), default=0.0)
     return scale if top * scale * max(1, count) < 2.0 ** 52 else None
@@ -1561,6 +1566,8 @@ def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[d
             # (fine units spread the sums too far for the convolution: sum the floats)
     current = {0.0}
     for s in sets:
+        if len(current) * len(floats[id(s)]) > 8 * MAX_VALUES:     # (refused before, not after, building it)
+            raise CompileError("the mean of this aggregate can take too many different values", node)
         current = {a + b for a in current for b in floats[id(s)]}
         if len(current) > MAX_VALUES:
             raise CompileError("the mean of this aggregate can take too many different values", node)
@@ -1591,6 +1598,8 @@ def _fraction_scale(values: list[float], count: int) -> Optional[int]:
 def _as_fraction(v: float) -> tuple[int, int]:
     """(p, q) with p/q the simplest fraction within the merge tolerance of v (q <= 10**6),
     or (0, 0) if there is none."""
+    if not math.isfinite(v):
+        return 0, 0
     f = Fraction(v).limit_denominator(1_000_000)
     if abs(float(f) - v) > 1e-12 * max(1.0, abs(v)):
         return 0, 0

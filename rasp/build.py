@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from . import ir
 from . import syntax as ast
-from .errors import RaspError, RaspLimitError, RaspNameError, RaspSyntaxError, RaspTypeError, RaspValueError
+from .errors import (RaspError, RaspLimitError, RaspNameError, RaspSyntaxError, RaspTypeError, RaspValueError,
+                     describe_exception)
 from .ops import (binary_fn, binary_fn_const, ifelse_fn, is_text_type, lookup_fn, membership_fn,
                   python_binary, python_unary, unary_fn)
 from .parser import parse
@@ -401,7 +402,7 @@ class Builder:
             raise RaspValueError("division by zero", span) from None
         except (TypeError, ValueError, OverflowError) as exc:
             shown = f" {op} ".join(_show(a) for a in args) if len(args) == 2 else f"{op} {_show(args[0])}"
-            raise RaspTypeError(f"cannot compute {shown}: {exc}", span) from None
+            raise RaspTypeError(f"cannot compute {shown}: {describe_exception(exc)}", span) from None
         if isinstance(result, (list, str)) and len(result) > MAX_COLLECTION:
             raise RaspLimitError(f"the result would have more than {MAX_COLLECTION} elements", span)
         return result

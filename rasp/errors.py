@@ -75,3 +75,11 @@ class RaspInputError(RaspError):
     """An input that the program or model cannot accept (unknown token, too long)."""
 
     kind = "input error"
+
+
+def describe_exception(exc: Exception) -> str:
+    """An exception raised by Python arithmetic, as a user reads it (math.pow's overflow
+    says "(34, 'Numerical result out of range')")."""
+    if isinstance(exc, OverflowError):
+        return "the result is too large for a float"
+    return str(exc) or type(exc).__name__

@@ -8,8 +8,11 @@ Semantics (DESIGN §1):
 * aggregate ("rasp"): no selected position -> default; one -> that value unchanged;
   several numbers -> their float mean; several non-numbers (strings, bools, None)
   -> they must all be equal (else a runtime error naming the expression).
-* aggregate ("tracr"): Tracr's evaluator: ints/bools are averaged (always a float),
-  anything else must be selected at most once.
+* aggregate ("tracr"): Tracr's evaluators: numbers (bools as 0/1, floats too) are
+  averaged (always a float), anything else must be selected at most once. (GitHub's
+  Tracr averages only when the first selected value is an int or bool, tracr-pypi
+  whenever all are numbers and returns a single one unchanged; this rule gives both
+  their values wherever either gives one.)
 * a None input to an elementwise function gives None; a None key or query never
   matches (Tracr's predicates raise instead).
 """
@@ -23,10 +26,10 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import ir
-from .errors import RaspError, RaspInputError, RaspRuntimeError
+from .errors import RaspError, RaspInputError, RaspRuntimeError, describe_exception
 from .ops import NP_COMPARE
-from .values import (array_of, as_float, factorize, full_like_shape, is_numeric_array, select_values, to_python,
-                     token_list)
+from .values import (array_of, as_float, factorize, floats_hold, full_like_shape, select_values,
+                     to_python, token_list)
 
 # Largest number of selector cells (batch * n * n) materialised at once.
 _MAX_CELLS = 1 << 24
@@ -285,7 +288,7 @@ class Interpreter:
                 b, i = divmod(int(pos), g.n)
                 shown = ", ".join(repr(a) for a in call_args)
                 raise _error(node, f"cannot compute {node.fn.label} for ({shown}) at position {i} of input "
-                                   f"{_describe_input(g.tokens[b])}: {exc}") from None
+                                   f"{_describe_input(g.tokens[b])}: {describe_exception(exc)}") from None
         table = array_of(results)
         return table[inverse.reshape(-1)].reshape(shape)
 
@@ -302,10 +305,13 @@ class Interpreter:
             k, q = keys, queries
             numeric = k.dtype.kind in "biuf" and q.dtype.kind in "biuf"
             textual = k.dtype.kind == "U" and q.dtype.kind == "U"
-            if not (numeric or textual) and k.dtype == object and is_numeric_array(k) and \
-                    (q.dtype.kind in "biuf" or (q.dtype == object and is_numeric_array(q))):
+            # (object arrays of numbers compare as floats where floats hold them exactly;
+            # ints past 2**53 go to the predicate itself)
+            if not (numeric or textual) and k.dtype == object and floats_hold(k) and \
+                    (q.dtype.kind in "biuf" or q.dtype == object) and floats_hold(q):
                 k, q, numeric = as_float(k), as_float(q), True
-            elif not (numeric or textual) and q.dtype == object and is_numeric_array(q) and k.dtype.kind in "biuf":
+            elif not (numeric or textual) and q.dtype == object and floats_hold(q) and k.dtype.kind in "biuf" \
+                    and floats_hold(k):
                 q, numeric = as_float(q), True
             if textual and k.dtype.itemsize == 4 and q.dtype.itemsize == 4:
                 # single characters: compare their code points as integers (same order)
@@ -373,15 +379,7 @@ class Interpreter:
             averaged = many & ~(sel & ~is_num[:, None, :]).any(axis=-1)
             fv = as_float(np.where(is_num, vals, 0)) if averaged.any() else None
         if averaged.any():
-            with np.errstate(all="ignore"):
-                if np.array_equal(fv, np.round(fv)):      # integer sums are exact in any order
-                    sums = np.matmul(sel.astype(np.float64), fv[:, :, None])[:, :, 0]
-                else:
-                    # left to right, as Python's sum(): a matrix product's order depends on
-                    # the input's length and the batch (a mean of 2.55s and 3.3s came out
-                    # 3.0 or 2.9999999999999996 for the same prefix)
-                    sums = np.cumsum(np.where(sel, fv[:, None, :], 0.0), axis=-1)[:, :, -1]
-                means = sums / np.maximum(count, 1)
+            means = _selected_sums(sel, fv) / np.maximum(count, 1)
         else:
             means = picked
         copied = many & ~averaged
@@ -413,9 +411,8 @@ class Interpreter:
         none = count == 0
         picked = self._first_selected(sel, vals)
         default = full_like_shape(node.default, shape)
-        if vals.dtype.kind in "biu":  # ints and bools: always a float mean
-            means = np.matmul(sel.astype(np.float64), vals.astype(np.float64)[:, :, None])[:, :, 0]
-            means = means / np.maximum(count, 1)
+        if vals.dtype.kind in "biuf":  # numbers and bools: always a float mean
+            means = _selected_sums(sel, vals.astype(np.float64)) / np.maximum(count, 1)
             return select_values([~none, none], [means, default], shape)
         if vals.dtype == object:
             out = np.empty(shape, dtype=object)
@@ -435,15 +432,23 @@ class Interpreter:
     def _tracr_mean(self, node, xs, default, g, b, q):
         if not xs:
             return default
-        if isinstance(xs[0], (int, bool)):
-            try:
-                return sum(xs) / len(xs)
-            except TypeError as exc:
-                raise _error(node, f"cannot average {xs}: {exc}") from None
+        if all(isinstance(x, (int, float)) for x in xs):     # (bools are ints)
+            return sum(xs) / len(xs)
         if len(xs) == 1:
             return xs[0]
         raise _error(node, f"Unsupported type for aggregation: {xs} (position {q} of input "
                            f"{_describe_input(g.tokens[b])})")
+
+
+def _selected_sums(sel: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per query, the sum of the selected values (floats), added left to right as Python's
+    sum() adds them: a matrix product's order depends on the input's length and the batch
+    (a mean of 2.55s and 3.3s came out 3.0 or 2.9999999999999996 for the same prefix), and
+    its 0 * inf is nan. Finite integers sum exactly in any order, so they take the product."""
+    with np.errstate(all="ignore"):
+        if np.isfinite(values).all() and np.array_equal(values, np.round(values)):
+            return np.matmul(sel.astype(np.float64), values[:, :, None])[:, :, 0]
+        return np.cumsum(np.where(sel, values[:, None, :], 0.0), axis=-1)[:, :, -1]
 
 
 def _is_mean_number(v: Any) -> bool:

@@ -637,14 +637,15 @@ def _get_selected(selector_row: List[bool], values: Sequence[VT]) -> Sequence[VT
 
 
 def _mean(xs: Sequence[VT], default: VT) -> VT:
-    """Takes the mean for numbers and concats for strings."""
+    """The aggregate of the selected values: the float mean of numbers (bools count as
+    0 and 1), a single other value itself, else an error (see the interpreter's notes on
+    Tracr's two versions of this rule)."""
     if not xs:
         return default
-    exemplar = xs[0]
-    if isinstance(exemplar, (int, bool)):
+    if all(isinstance(x, (int, float)) for x in xs):
         return sum(xs) / len(xs)
     if len(xs) == 1:
-        return exemplar
+        return xs[0]
     raise ValueError(f"Unsupported type for aggregation: {xs}")
 
 

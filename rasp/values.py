@@ -157,6 +157,19 @@ def is_numeric_array(arr: np.ndarray) -> bool:
     return False
 
 
+def floats_hold(arr: np.ndarray) -> bool:
+    """Every element is a number that float64 holds exactly (so comparing the floats is
+    comparing the values): bools, floats, and ints up to 2**53 in size."""
+    if arr.dtype.kind in "bf" or arr.dtype.kind in "iu" and arr.dtype.itemsize <= 4:
+        return True
+    if arr.dtype.kind in "iu":
+        return arr.size == 0 or int(np.abs(arr).max()) <= 2 ** 53
+    if arr.dtype == object:
+        return all(isinstance(v, float) or isinstance(v, int) and (isinstance(v, bool) or abs(v) <= 2 ** 53)
+                   for v in arr.reshape(-1))
+    return False
+
+
 def as_float(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == object:
         return np.array(arr.tolist(), dtype=np.float64).reshape(arr.shape)

@@ -450,15 +450,20 @@ def test_output_values_far_apart_in_scale_are_read_by_index(source):
     assert model([3, 0]) == [10 ** 12, 1]
 
 
-def test_tracr_aggregate_of_floats_copies():
-    """Tracr's evaluator averages only ints and bools: floats are copied from a single
-    selected position (several are an evaluation error). They were averaged, and means of
-    tenths refused."""
+@pytest.mark.parametrize("comparison", ["EQ", "LEQ", "TRUE"])
+def test_tracr_aggregate_of_floats_averages(comparison):
+    """Tracr's evaluators average floats too (tracr-pypi; GitHub's Tracr raises there), and
+    so does its compiled model. Means of tenths under a token selector were refused: their
+    float sums depend on the order of addition, so they are enumerated as exact rationals
+    in units of 1/10 and kept as fuzzy values."""
     from rasp import tracr
-    tenths = tracr.Map(lambda x: x / 10, tracr.tokens)
-    same = tracr.Aggregate(tracr.Select(tracr.tokens, tracr.tokens, tracr.Comparison.EQ), tenths)
-    model = assert_exact(same, [1, 2, 3], 4)
-    assert model([3, 1, 2]) == [0.3, 0.1, 0.2]
+    tenths = tracr.numerical(tracr.Map(lambda x: x / 10, tracr.tokens))
+    keys = tracr.indices if comparison == "LEQ" else tracr.tokens
+    select = tracr.Select(keys, keys, getattr(tracr.Comparison, comparison))
+    mean = tracr.numerical(tracr.Aggregate(select, tenths, default=0))
+    model = assert_exact(mean, [1, 2, 3], 5)
+    expected = {"EQ": [0.3, 0.1, 0.3], "LEQ": [0.3, 0.2, 0.7 / 3], "TRUE": [0.7 / 3] * 3}[comparison]
+    assert compiler.same_output(model([3, 1, 3]), expected)
 
 
 def test_mean_of_the_length_is_the_length():
@@ -488,3 +493,35 @@ def test_one_or_selector_written_twice():
     sel = "(select(indices, indices, <) or select(tokens, tokens, ==))"
     sop = compile_text(f"selector_width{sel} * aggregate({sel}, indices % 3);")
     assert_exact(sop, ["0", "1", "2", "3"], 4)
+
+
+@pytest.mark.parametrize("max_len", [7, 8])
+def test_bos_key_is_exact_after_a_table_extrapolated_at_bos(max_len):
+    """The paper's sort_bos pattern: a key computed by an MLP from `1 / mean`, then an `or`
+    of selects. At BOS the MLP's table was evaluated off its grid and wrote 303,094; its
+    float32 rounding broke the exact cancellation that sets BOS's key in the next head,
+    whose BOS score came out 210 instead of 30 and outvoted every real match: every
+    output was None. MLP units are now switched off at BOS."""
+    sop = compile_text(
+        "w = (1 / aggregate(select(tokens, tokens, <) or select(indices, 0, ==), indicator(indices == 0))) - 1;\n"
+        "nb = -1 if indices == 0 else w;\n"
+        "aggregate(select(nb, indices - 1, ==) or (select(indices, 0, ==) and select(indices, indices, ==)),"
+        " tokens);")
+    assert_exact(sop, ["a", "b"], max_len)
+
+
+def test_bos_silenced_mlps_with_a_bool_value():
+    sop = compile_text(
+        "w = aggregate(select(tokens, tokens, ==) and select(indices, indices, <=), indicator(indices == 0)) * 2;\n"
+        "nb = -1 if indices == 0 else w;\n"
+        "aggregate(select(nb, indices, ==) or (select(indices, 0, ==) and select(indices, indices, ==)),"
+        " tokens == \"a\");")
+    assert_exact(sop, ["a", "b", "c"], 7)
+
+
+@pytest.mark.parametrize("vocab", [["inf", "1"], ["nan", "1"], ["-inf", "2"]])
+def test_non_finite_token_values_are_refused_cleanly(vocab):
+    """A mean of tokens_float over "inf" raised a raw OverflowError (Fraction(inf))."""
+    with pytest.raises(compiler.CompileError, match="finite numbers only"):
+        compiler.compile(compile_text("aggregate(select(indices, indices, <=), tokens_float);"),
+                         vocab=vocab, max_seq_len=3)

@@ -3,8 +3,8 @@
 The library below re-creates the constructors of Tracr's `compiler/lib.py` from their
 documented behaviour (our own code), and the expected outputs are worked out by hand
 with Tracr's evaluation rules: Map/SequenceMap skip None (the result is None), an
-Aggregate whose first selected value is an int or bool returns sum/len (always a
-float), any other value must be selected at most once, and the default is None.
+Aggregate of numbers (ints, bools, floats) returns sum/len (always a float), any other
+value must be selected at most once, and the default is None.
 """
 
 from __future__ import annotations
@@ -246,8 +246,14 @@ def test_aggregate_rules():
     with pytest.raises(rasp.RaspRuntimeError) as info:
         tr.Aggregate(everything, tr.tokens)("ab")                                  # two strings
     assert "Unsupported type for aggregation" in str(info.value)
+    # two floats: tracr-pypi averages them (GitHub's Tracr raises; we give the mean)
+    assert same(tr.Aggregate(everything, tr.Map(lambda x: x / 2, tr.tokens))([1, 2]), [0.75, 0.75])
+    # a float first, then an int: the mean too
+    halves_or_ints = tr.SequenceMap(lambda x, i: x / 2 if i == 0 else x, tr.tokens, tr.indices)
+    assert same(tr.Aggregate(everything, halves_or_ints)([1, 2]), [1.25, 1.25])
     with pytest.raises(rasp.RaspRuntimeError):
-        tr.Aggregate(everything, tr.Map(lambda x: x / 2, tr.tokens))([1, 2])       # two floats
+        tr.Aggregate(everything, tr.SequenceMap(lambda x, i: "s" if i == 0 else x, tr.tokens,
+                                                tr.indices))([1, 2])                 # a number and a string
 
 
 def test_selectors_evaluate_to_lists_of_lists_of_bool():

@@ -1,0 +1,116 @@
+"""Tracr's own test programs, from the installed `tracr-pypi` package (the `tracr` extra).
+
+Tracr ships its integration-test programs in `tracr/compiler/test_cases.py`, built by
+its `tracr/compiler/lib.py`. Both files are executed here as they are installed, once
+with Tracr's `rasp` module (programs that Tracr's own evaluator runs) and once with
+`rasp.tracr` standing in for it (programs our compiler takes). For every case the
+compiled model must give Tracr's expected output on Tracr's test input, and agree with
+Tracr's evaluator on every input of the domain (or on random inputs of every length
+where the domain is large). That includes `UNSUPPORTED_TEST_CASES`, the programs Tracr's
+compiler rejects. Skipped when tracr-pypi is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import itertools
+import logging
+import random
+import sys
+from types import ModuleType
+from typing import Any, Iterator
+
+import pytest
+
+pytest.importorskip("tracr.compiler.test_cases")
+
+import compiler  # noqa: E402
+import rasp.tracr as ours  # noqa: E402
+from tracr.compiler import test_cases as tracr_cases  # noqa: E402
+from tracr.rasp import rasp as tracr_rasp  # noqa: E402
+
+# (causal-only cases: Tracr's expected output assumes its causal=True compilation, in which
+# a query sees only earlier keys; RASP's semantics, and Tracr's evaluator, see all keys)
+GROUPS = ("TEST_CASES", "UNSUPPORTED_TEST_CASES", "CAUSAL_TEST_CASES")
+UNIVERSAL = {case["testcase_name"] for case in tracr_cases.UNIVERSAL_TEST_CASES}
+
+
+@contextlib.contextmanager
+def _rasp_tracr_as(modules: dict[str, ModuleType]) -> Iterator[None]:
+    """sys.modules and the parent packages' attributes name our modules for a while."""
+    saved = {name: sys.modules.get(name) for name in modules}
+    parents = {name: (sys.modules[name.rpartition(".")[0]], name.rpartition(".")[2]) for name in modules}
+    saved_attrs = {name: getattr(pkg, attr, None) for name, (pkg, attr) in parents.items()}
+    try:
+        for name, module in modules.items():
+            sys.modules[name] = module
+            setattr(*parents[name], module)
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+            setattr(*parents[name], saved_attrs[name])
+
+
+def _execute_installed(name: str, substitutes: dict[str, ModuleType]) -> ModuleType:
+    """A fresh copy of the installed module `name`, its imports resolved to `substitutes`."""
+    spec = importlib.util.find_spec(name)
+    module = importlib.util.module_from_spec(spec)
+    with _rasp_tracr_as(substitutes):
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def our_cases() -> ModuleType:
+    logging.getLogger("rasp.tracr").setLevel(logging.ERROR)     # (test_cases' own SequenceMap warning)
+    our_lib = _execute_installed("tracr.compiler.lib", {"tracr.rasp.rasp": ours})
+    return _execute_installed("tracr.compiler.test_cases",
+                              {"tracr.rasp.rasp": ours, "tracr.compiler.lib": our_lib})
+
+
+def _domain(vocab: set, max_len: int, limit: int = 1500, count: int = 300) -> list[list]:
+    tokens = sorted(vocab, key=repr)
+    if sum(len(tokens) ** n for n in range(1, max_len + 1)) <= limit:
+        return [list(t) for n in range(1, max_len + 1) for t in itertools.product(tokens, repeat=n)]
+    rng = random.Random(max_len)
+    return [[rng.choice(tokens) for _ in range(1 + i % max_len)] for i in range(count)]
+
+
+def _cases() -> list[tuple[str, int, str]]:
+    out = []
+    for group in GROUPS:
+        for i, case in enumerate(getattr(tracr_cases, group)):
+            if group == "CAUSAL_TEST_CASES" and case["testcase_name"] in UNIVERSAL:
+                continue        # (already run under TEST_CASES)
+            out.append((group, i, case["testcase_name"]))
+    return out
+
+
+@pytest.mark.parametrize("group,index,name", _cases(), ids=[f"{g}-{n}" for g, _, n in _cases()])
+def test_tracr_case_compiles_to_tracrs_answers(our_cases: ModuleType, group: str, index: int, name: str) -> None:
+    theirs: dict[str, Any] = getattr(tracr_cases, group)[index]
+    mine: dict[str, Any] = getattr(our_cases, group)[index]
+    assert mine["testcase_name"] == name
+    model = compiler.compile(mine["program"], vocab=mine["vocab"], max_seq_len=mine["max_seq_len"])
+    if "expected_output" in mine and not (group == "CAUSAL_TEST_CASES" and name not in UNIVERSAL):
+        assert compiler.same_output(model(mine["test_input"]), mine["expected_output"])
+    inputs = _domain(mine["vocab"], mine["max_seq_len"])
+    expected = [tracr_rasp.evaluate(theirs["program"], x) for x in inputs]
+    wrong = [(x, got, want) for x, got, want in zip(inputs, model.run_batch(inputs), expected)
+             if not compiler.same_output(got, want)]
+    assert not wrong, f"{len(wrong)}/{len(inputs)} inputs differ from Tracr's evaluator, e.g. {wrong[0]}"
+
+
+def test_the_cases_come_from_tracr(our_cases: ModuleType) -> None:
+    """The substitution took: our copies hold rasp.tracr programs, Tracr's hold its own."""
+    assert isinstance(our_cases.TEST_CASES[0]["program"], ours.RASPExpr)
+    assert not isinstance(tracr_cases.TEST_CASES[0]["program"], ours.RASPExpr)
+    assert isinstance(tracr_cases.TEST_CASES[0]["program"], tracr_rasp.RASPExpr)
+    assert sys.modules["tracr.rasp.rasp"] is tracr_rasp
+    assert importlib.import_module("tracr.compiler.lib").rasp is tracr_rasp
