@@ -401,6 +401,8 @@ class Inference:
         self.fuzzy: dict[int, frozenset] = {}
         self._sources: dict[int, tuple] = {}
         self._fractions: dict[int, bool] = {}
+        self._injective: dict[int, bool] = {}
+        self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
         self._compute_deps()
         self._current: Optional[ir.Node] = None     # the node being analysed, for errors
         try:
@@ -855,7 +857,7 @@ class Inference:
             keys, queries = kids
             kinfo, qinfo = self.info[keys.id], self.info[queries.id]
             pred = node.ir_predicate
-            if self._keys_injective(kinfo) and self._functional(pred, kinfo.values, qinfo.values):
+            if self.injective(keys) and self._functional(pred, kinfo.values, qinfo.values):
                 info.at_most_one = True
             if keys.id == queries.id and pred.comparison in ("==", "<=", ">=", "TRUE"):
                 info.always_self = all(v is not None for v in kinfo.values) or pred.comparison == "TRUE"
@@ -874,15 +876,85 @@ class Inference:
             info.never_empty = a.never_empty or b.never_empty
         return info
 
-    def _keys_injective(self, kinfo: NodeInfo) -> bool:
-        """Distinct positions always hold distinct key values (e.g. indices)."""
-        if kinfo.exact is None:
+    def injective(self, node: ir.Node) -> bool:
+        """Distinct positions of an input always hold distinct values of `node` (and never
+        None): indices, a width that ranks the positions (see _ranks), or an injective map
+        of s-ops one of which is injective (Tracr's sort keys, x + i / max_seq_len)."""
+        if node.id not in self._injective:
+            self._injective[node.id] = False        # (a cycle cannot prove itself)
+            self._injective[node.id] = self._find_injective(node)
+        return self._injective[node.id]
+
+    def _find_injective(self, node: ir.Node) -> bool:
+        info = self.info[node.id]
+        if info.exact is not None:
+            return all(len(sorted_values([info.exact[n, i] for i in range(n)])) == n and
+                       all(info.exact[n, i] is not None for i in range(n)) for n in range(1, self.N + 1))
+        if node.id in self.rank_widths:
+            return True
+        if not isinstance(node, ir.Map):
             return False
-        for n in range(1, self.N + 1):
-            row = [kinfo.exact[n, i] for i in range(n)]
-            if len(sorted_values(row)) != n:
+        kids = self.graph.children(node)
+        if not any(self.injective(k) for k in kids):
+            return False
+        rows = self.joint_tuples(kids)
+        if rows is None:
+            return False
+        outs = [_call(node.fn, list(row)) for row in rows]
+        if any(v is None for v in outs):
+            return False
+        kept = [v for v in outs if v is not _FAILED]    # (a combination the map rejects cannot occur)
+        return len(sorted_values(kept)) == len(kept)
+
+    def _ranks(self, node: ir.SelectorWidth) -> bool:
+        """The width's selector is a strict total order of each input's positions, so the
+        widths at length n are 0..n-1, each once: sort's target positions (`select(keys,
+        keys, <) or (select(keys, keys, ==) and select(indices, indices, <))`), and a
+        select of them against indices picks exactly one key.
+
+        Shown on the values: every position holds one of the joint value combinations of
+        the s-ops the selector reads, distinct positions hold distinct combinations (one of
+        those s-ops is injective), and over all combinations the selector is irreflexive,
+        total, asymmetric and transitive."""
+        selector = self.graph.children(node)[0]
+        leaves: dict[int, ir.Node] = {}
+        selects = []
+        stack = [selector]
+        while stack:
+            sel = stack.pop()
+            if isinstance(sel, ir.Select):
+                selects.append(sel)
+                for k in self.graph.children(sel):
+                    leaves.setdefault(k.id, k)
+            elif isinstance(sel, (ir.SelectAnd, ir.SelectOr, ir.SelectNot)):
+                stack.extend(self.graph.children(sel))
+            else:
                 return False
-        return True
+        order = list(leaves.values())
+        if not any(self.injective(leaf) for leaf in order):
+            return False
+        rows = self.joint_tuples(order)
+        if rows is None or not rows or len(rows) > _MAX_RANK_ROWS:
+            return False
+        column = {leaf.id: [row[j] for row in rows] for j, leaf in enumerate(order)}
+        tables: dict[int, np.ndarray] = {}
+        for sel in selects:
+            keys, queries = self.graph.children(sel)
+            tables[sel.id] = predicate_table(sel.ir_predicate, column[keys.id], column[queries.id])
+
+        def relation(sel: ir.Selector) -> np.ndarray:       # [query, key]
+            if isinstance(sel, ir.Select):
+                return tables[sel.id]
+            parts = [relation(k) for k in self.graph.children(sel)]
+            if isinstance(sel, ir.SelectNot):
+                return ~parts[0]
+            return parts[0] & parts[1] if isinstance(sel, ir.SelectAnd) else parts[0] | parts[1]
+        before = relation(selector).T        # before[k, q]: key k is selected by query q
+        same = np.eye(len(rows), dtype=bool)
+        if (before & same).any() or (before & before.T).any() or not (before | before.T | same).all():
+            return False
+        twice = (before.astype(np.int64) @ before.astype(np.int64)) > 0
+        return not (twice & ~before).any()
 
     @staticmethod
     def _functional(pred: ir.Predicate, keys: tuple, queries: tuple) -> bool:
@@ -909,6 +981,9 @@ class Inference:
             by_pos = self._map_values(node, kids)
         elif isinstance(node, ir.SelectorWidth):
             by_pos = self._width_values(self.sel[kids[0].id])
+            if self.sel[kids[0].id].exact is None and self._ranks(node):
+                self.rank_widths.add(node.id)
+                by_pos = [tuple(range(self.N)) for _ in range(self.N)]
         elif isinstance(node, ir.Aggregate):
             by_pos = self._aggregate_values(node, self.sel[kids[0].id], self.info[kids[1].id])
         else:  # pragma: no cover - low-dependency nodes are handled exactly
@@ -1574,6 +1649,7 @@ def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[d
     return np.array(sorted(current), dtype=np.float64), 1
 
 
+_MAX_RANK_ROWS = 600         # (a rank check costs rows**3 / 64 word operations)
 _MAX_FRACTION_SCALE = 1 << 20
 _MAX_FFT_SPAN = 1 << 23
 

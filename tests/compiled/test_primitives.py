@@ -525,3 +525,41 @@ def test_non_finite_token_values_are_refused_cleanly(vocab):
     with pytest.raises(compiler.CompileError, match="finite numbers only"):
         compiler.compile(compile_text("aggregate(select(indices, indices, <=), tokens_float);"),
                          vocab=vocab, max_seq_len=3)
+
+
+SORT_SELECT = "select(tokens, tokens, <) or (select(tokens, tokens, ==) and select(indices, indices, {}))"
+
+
+@pytest.mark.parametrize("tie_break,ranks", [("<", True), (">", True), ("<=", False), ("==", False)])
+def test_widths_that_rank_the_positions(tie_break, ranks):
+    """sort's target positions: the width of a strict total order of the positions is a
+    permutation of 0..n-1, so selecting it against indices picks one key and the sorted
+    s-op is a copy of integers (it was enumerated as means of any of them, and `v * indices`
+    was refused). A tie-break that is not strict leaves two positions the same rank."""
+    sop = compile_text(f"target = selector_width({SORT_SELECT.format(tie_break)});\n"
+                       "v = aggregate(select(target, indices, ==), indices, -1);\nv * indices;")
+    model = assert_exact(sop, ["a", "b", "c"], 6)
+    inference = model.program.inference
+    target = next(n for n in model.program.graph.nodes() if n.name == "target")
+    assert (target.id in inference.rank_widths) == ranks
+    if ranks:
+        v = next(n for n in model.program.graph.nodes() if n.name == "v")
+        assert inference.info[v.id].values == (-1, 0, 1, 2, 3, 4, 5)
+
+
+def test_sorted_indices_times_indices():
+    """The helper's report: `sort(indices, tokens) * indices` was refused at max_len 8."""
+    sop = compile_text("v1 = sort(indices, tokens);\nv1 * indices;")
+    assert_exact(sop, list("abcd"), 8, inputs=random_inputs(list("abcd"), 8, 60))
+
+
+def test_tracr_sort_keys_are_injective():
+    """make_sort's keys x + i / max_seq_len are an injective map of (x, i): their `<` width
+    ranks the positions, so the sort is a copy (a smaller model than a mean)."""
+    from rasp import tracr
+    keys = tracr.SequenceMap(lambda x, i: x + i / 5, tracr.tokens, tracr.indices)
+    target = tracr.SelectorWidth(tracr.Select(keys, keys, tracr.Comparison.LT))
+    sort = tracr.Aggregate(tracr.Select(target, tracr.indices, tracr.Comparison.EQ), tracr.tokens)
+    model = assert_exact(sort, [0, 1, 2, 3], 5)
+    assert target.id in model.program.inference.rank_widths
+    assert model.program.plan.kind[sort.id] == "attn_copy"
