@@ -230,6 +230,9 @@ class Builder:
                 self.program.out = value
                 self.program.has_out = True
         elif isinstance(stmt, ast.FuncDef):
+            repeated = [p for i, p in enumerate(stmt.params) if p in stmt.params[:i]]
+            if repeated:
+                raise RaspNameError(f"{stmt.name} names its parameter {repeated[0]!r} twice", stmt.span)
             self.bind(env, stmt.name, RaspFunction(stmt, env), stmt.span, top)
         elif isinstance(stmt, ast.ForLoop):
             self.exec_for(stmt, env, top)

@@ -40,6 +40,12 @@ def test_unknown_name_points_at_the_name():
     assert str(err).split("\n")[1:] == ["    y = x + foo;", "            ^~~"]
 
 
+def test_a_parameter_named_twice():
+    with pytest.raises(rasp.RaspNameError) as info:
+        rasp.parse("x = 1;\ndef f(a, a) { return a + 1; }\n", "p.rasp")
+    assert "parameter 'a' twice" in str(info.value) and "p.rasp:2:1" in str(info.value)
+
+
 def test_unknown_name_inside_a_function_is_reported_when_called():
     err = build_error("def f(a) {\n  return a + missing;\n}\nz = f(tokens);", rasp.RaspNameError)
     assert first_line(err).startswith("prog.rasp:2:14: name error: unknown name 'missing'")
