@@ -108,6 +108,10 @@ class Predicate:
         raises or a None needs the none policy: the caller's loop then decides."""
         if self.none_policy != "call" and (None in keys or None in queries):
             return None
+        if self.comparison is not None:
+            fast = _compare_table(self.comparison, keys, queries)
+            if fast is not None:
+                return fast
         k, q = np.empty(len(keys), dtype=object), np.empty(len(queries), dtype=object)
         for arr, vals in ((k, keys), (q, queries)):
             for i, v in enumerate(vals):    # (one by one: values may be tuples)
@@ -120,6 +124,20 @@ class Predicate:
 
     def __repr__(self) -> str:
         return f"Predicate({self.label!r})"
+
+
+def _compare_table(comparison: str, keys: Sequence[Any], queries: Sequence[Any]) -> Optional[np.ndarray]:
+    """A standard comparison's [query, key] table by numpy, where numpy compares as Python
+    does: numbers that float64 holds exactly, or strings (None elsewhere)."""
+    if comparison in ("TRUE", "FALSE"):
+        return np.full((len(queries), len(keys)), comparison == "TRUE")
+    from .ops import NP_COMPARE            # (ops builds on this module)
+    from .values import array_of, floats_hold
+    k, q = array_of(keys), array_of(queries)
+    numeric = k.dtype.kind in "biuf" and q.dtype.kind in "biuf" and floats_hold(k) and floats_hold(q)
+    if not (numeric or (k.dtype.kind == "U" and q.dtype.kind == "U")):
+        return None
+    return NP_COMPARE[comparison](k[None, :], q[:, None])
 
 
 class Annotations(Mapping):
