@@ -897,7 +897,7 @@ class Inference:
         kids = self.graph.children(node)
         if not any(self.injective(k) for k in kids):
             return False
-        rows = self.joint_tuples(kids)
+        rows = self._position_products(kids)
         if rows is None:
             return False
         outs = [_call(node.fn, list(row)) for row in rows]
@@ -905,6 +905,25 @@ class Inference:
             return False
         kept = [v for v in outs if v is not _FAILED]    # (a combination the map rejects cannot occur)
         return len(sorted_values(kept)) == len(kept)
+
+    def _position_products(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:
+        """Value combinations of the s-ops at one position: per position, every combination
+        of their values there (a sound superset, cheaper than joint_tuples, which
+        enumerates shared sources and made addition's compile 15x slower); None past
+        _MAX_RANK_ROWS combinations."""
+        seen: dict[tuple, tuple] = {}
+        done = set()
+        for p in range(self.N):
+            sets = tuple(self.info[n.id].by_pos[p] for n in nodes)
+            key = tuple(id(x) for x in sets)
+            if key in done:
+                continue
+            done.add(key)
+            if math.prod(len(x) for x in sets) + len(seen) > _MAX_RANK_ROWS:
+                return None
+            for combo in itertools.product(*sets):
+                seen.setdefault(tuple((type(v), v) for v in combo), combo)
+        return list(seen.values())
 
     def _ranks(self, node: ir.SelectorWidth) -> bool:
         """The width's selector is a strict total order of each input's positions, so the
@@ -933,8 +952,8 @@ class Inference:
         order = list(leaves.values())
         if not any(self.injective(leaf) for leaf in order):
             return False
-        rows = self.joint_tuples(order)
-        if rows is None or not rows or len(rows) > _MAX_RANK_ROWS:
+        rows = self._position_products(order)
+        if not rows:
             return False
         column = {leaf.id: [row[j] for row in rows] for j, leaf in enumerate(order)}
         tables: dict[int, np.ndarray] = {}
