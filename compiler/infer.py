@@ -811,9 +811,9 @@ class Inference:
         return list(distinct.values())
 
     def _lineage_rows(self, nodes: Sequence[ir.Node], sources: list[ir.Node],
-                      positions: Iterable[int]) -> Optional[list[tuple]]:
+                      positions: Iterable[int], cap: int = MAX_TUPLES) -> Optional[list[tuple]]:
         """Value tuples of `nodes` at the positions, by evaluating them over every
-        combination of their sources' values (None if that is more than MAX_TUPLES)."""
+        combination of their sources' values (None if that is more than `cap`)."""
         seen: dict[tuple, tuple] = {}
         done = set()
         for p in positions:
@@ -822,7 +822,7 @@ class Inference:
             if key in done:
                 continue
             done.add(key)
-            if math.prod(len(x) for x in sets) + len(seen) > MAX_TUPLES:
+            if math.prod(len(x) for x in sets) + len(seen) > cap:
                 return None
             for combo in itertools.product(*sets):
                 env = {src.id: v for src, v in zip(sources, combo)}
@@ -911,19 +911,7 @@ class Inference:
         of their values there (a sound superset, cheaper than joint_tuples, which
         enumerates shared sources and made addition's compile 15x slower); None past
         _MAX_RANK_ROWS combinations."""
-        seen: dict[tuple, tuple] = {}
-        done = set()
-        for p in range(self.N):
-            sets = tuple(self.info[n.id].by_pos[p] for n in nodes)
-            key = tuple(id(x) for x in sets)
-            if key in done:
-                continue
-            done.add(key)
-            if math.prod(len(x) for x in sets) + len(seen) > _MAX_RANK_ROWS:
-                return None
-            for combo in itertools.product(*sets):
-                seen.setdefault(tuple((type(v), v) for v in combo), combo)
-        return list(seen.values())
+        return self._lineage_rows(nodes, list(nodes), range(self.N), cap=_MAX_RANK_ROWS)
 
     def _ranks(self, node: ir.SelectorWidth) -> bool:
         """The width's selector is a strict total order of each input's positions, so the
