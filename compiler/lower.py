@@ -295,7 +295,7 @@ class Lowering:
                 raise CompileError("no MLP can compute this exactly: two reachable inputs it cannot tell apart "
                                    "need different outputs (values that differ only by float rounding?)",
                                    node) from None
-        problems = estimate_problems(self.mlps)
+        problems = estimate_problems(self.mlps, resolve)
         if not problems:
             self._check_readout(readout)
         feature_err = dict(self.err)
