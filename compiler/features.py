@@ -39,6 +39,9 @@ class Feature:
 
 
 ONE = Feature("one", kind="one")
+# largest ratio of a basis combination's summed term sizes to its result's size that
+# express_or_add accepts (float32 rounding grows with it)
+MAX_AMPLIFICATION = 1000.0
 BOS = Feature("bos", kind="bos")
 
 
@@ -185,6 +188,18 @@ class Basis:
                 terms[key] = terms.get(key, 0.0) + c
         return terms
 
+    def _well_conditioned(self, terms: dict[Feature, float], vec: np.ndarray) -> bool:
+        """Whether the combination computes `vec` without amplifying float32 rounding: its
+        terms' sizes add up to at most MAX_AMPLIFICATION times the vector's own size. A
+        position's one-hot written as 12288 - 125.6 * code + 0.32 * code^2 (code ~ 190) rounds
+        by ~1e-3 in float32, and a gate read that way broke an MLP's AND units; a direction
+        of its own is exact."""
+        if len(terms) <= 1:
+            return True
+        size = {f.uid: float(np.abs(v).max(initial=0.0)) for f, v in zip(self.features, self.vectors)}
+        total = sum(abs(c) * size.get(f.uid, 1.0) for f, c in terms.items())
+        return total <= MAX_AMPLIFICATION * max(1.0, float(np.abs(vec).max(initial=0.0)))
+
     def _express_over_indicators(self, vec: np.ndarray, top: float) -> Optional[dict[Feature, float]]:
         """express() while every feature is an indicator of its own position (and some
         position has none): the vector is in their span (with the constant) exactly when
@@ -217,7 +232,7 @@ class Basis:
 
     def express_or_add(self, vec: np.ndarray, make: "callable") -> dict[Feature, float]:
         terms = self.express(vec)
-        if terms is not None:
+        if terms is not None and self._well_conditioned(terms, vec):
             return terms
         feature = make()
         self.add(feature, vec)
