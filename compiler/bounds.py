@@ -61,9 +61,9 @@ class TableBound:
 def estimate_problems(mlps: list, read_of) -> list[str]:
     """The lowering-time checks: each table against the input error it was built for, plus
     the float32 rounding of computing its z coordinate from the residual (known only now
-    that every read is resolved; `read_of` resolves a Lin). An index read through a code
-    and its square (0.018 * 35721 - 7.09 * 189 + 704) was off by 1e-4, a hundred times
-    its estimate, and a unit's knee moved onto a reachable point: a wrong model."""
+    that every read is resolved; `read_of` resolves a Lin): a coordinate read through an
+    index code and its square (0.018 * 35721 - 7.09 * 189 + 704) rounds by ~1e-4, a
+    hundred times the estimate of the index's own error."""
     return [msg for block in mlps for b in block.bounds
             if (msg := _table_problem(b, b.estimated_z_error + read_rounding(read_of(b.z))))]
 

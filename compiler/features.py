@@ -39,10 +39,10 @@ class Feature:
 
 
 ONE = Feature("one", kind="one")
+BOS = Feature("bos", kind="bos")
 # largest ratio of a basis combination's summed term sizes to its result's size that
 # express_or_add accepts (float32 rounding grows with it)
 MAX_AMPLIFICATION = 1000.0
-BOS = Feature("bos", kind="bos")
 
 
 class Read:
