@@ -430,14 +430,22 @@ class Interpreter:
         return select_values([~none, none], [picked, default], shape)
 
     def _tracr_mean(self, node, xs, default, g, b, q):
-        if not xs:
-            return default
-        if all(isinstance(x, (int, float)) for x in xs):     # (bools are ints)
-            return sum(xs) / len(xs)
-        if len(xs) == 1:
-            return xs[0]
-        raise _error(node, f"Unsupported type for aggregation: {xs} (position {q} of input "
-                           f"{_describe_input(g.tokens[b])})")
+        try:
+            return tracr_mean(xs, default)
+        except ValueError as exc:
+            raise _error(node, f"{exc} (position {q} of input {_describe_input(g.tokens[b])})") from None
+
+
+def tracr_mean(xs: Sequence[Any], default: Any) -> Any:
+    """Tracr's aggregate of the selected values (see the module notes): the float mean of
+    numbers (bools count as 0 and 1), a single other value itself, else a ValueError."""
+    if not xs:
+        return default
+    if all(isinstance(x, (int, float)) for x in xs):     # (bools are ints)
+        return sum(xs) / len(xs)
+    if len(xs) == 1:
+        return xs[0]
+    raise ValueError(f"Unsupported type for aggregation: {xs}")
 
 
 def _selected_sums(sel: np.ndarray, values: np.ndarray) -> np.ndarray:

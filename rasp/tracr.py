@@ -25,7 +25,7 @@ from typing import (Any, Callable, Dict, Generic, List, Optional, Sequence, Type
 import numpy as np
 
 from . import ir
-from .interpreter import Interpreter
+from .interpreter import Interpreter, tracr_mean
 from .values import token_list
 
 _log = logging.getLogger(__name__)
@@ -637,16 +637,8 @@ def _get_selected(selector_row: List[bool], values: Sequence[VT]) -> Sequence[VT
 
 
 def _mean(xs: Sequence[VT], default: VT) -> VT:
-    """The aggregate of the selected values: the float mean of numbers (bools count as
-    0 and 1), a single other value itself, else an error (see the interpreter's notes on
-    Tracr's two versions of this rule)."""
-    if not xs:
-        return default
-    if all(isinstance(x, (int, float)) for x in xs):
-        return sum(xs) / len(xs)
-    if len(xs) == 1:
-        return xs[0]
-    raise ValueError(f"Unsupported type for aggregation: {xs}")
+    """The aggregate of the selected values (the interpreter's rule, see `tracr_mean`)."""
+    return tracr_mean(xs, default)
 
 
 __all__ = [

@@ -148,15 +148,6 @@ def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
     return codes.reshape(arr.shape), values
 
 
-def is_numeric_array(arr: np.ndarray) -> bool:
-    """True if every element is an int/float/bool (None or strings make it False)."""
-    if arr.dtype.kind in "biuf":
-        return True
-    if arr.dtype == object:
-        return all(isinstance(v, (int, float)) for v in arr.reshape(-1))
-    return False
-
-
 def floats_hold(arr: np.ndarray) -> bool:
     """Every element is a number that float64 holds exactly (so comparing the floats is
     comparing the values): bools, floats, and ints up to 2**53 in size."""
