@@ -6,13 +6,19 @@ estimate. Once every block exists, this pass walks them in dependency order and
 replaces the estimates by bounds computed from the blocks' actual inputs:
 
 * an attention head passes on the error of the values it averages (a convex
-  combination), adds the leak of unselected keys and BOS, and, when its query or key
-  features are computed ones, the effect of their errors on the scores (a score off by
-  `s` narrows the gap between selected and unselected keys by `2s` and makes the
-  weights of selected keys unequal by up to a factor `e^(2s)`);
+  combination), adds the leak of unselected keys and BOS, and the effect of score
+  errors (a score off by `s` narrows the gap between selected and unselected keys by
+  `2s` and makes the weights of selected keys unequal by up to a factor `e^(2s)`).
+  Scores are off through their inputs' errors and through float32 computing them,
+  which is exact only where every number is a small multiple of a power of two; BOS's
+  key, set by cancelling the rest of BOS's residual, is charged its rounding too. Where
+  every averaged value is at least 0, the head's output also gets a pointwise bound,
+  `a + r * (its exact value)`: rounding and unequal weights scale with the output, and
+  a width's 1/(w+1) is smallest exactly where its decoder's steps are narrowest;
 * a table MLP is exact while its z coordinate stays within the table's tolerance and
   its one-hot gates, shifting step pre-activations by `M * error`, stay within the
-  margin the z error and float32 rounding leave; its outputs then carry only their
+  margin the z error and float32 rounding leave (checked at the points beside each step
+  where z reads features with pointwise bounds); its outputs then carry only their
   float32 rounding, plus, for interpolating tables, the z error times the slope, and
   for AND units (which read gates linearly) the gates' errors.
 
@@ -56,6 +62,8 @@ class TableBound:
     z_gain: Optional[np.ndarray]      # interpolating tables: per output, slope passed to z errors
     label: str
     estimated_z_error: float = 0.0    # the z error the table was built for (inputs lowered later)
+    step_z: Optional[np.ndarray] = None      # step tables: the z values beside each step ...
+    step_half: Optional[np.ndarray] = None   # ... and that step's half width
 
 
 def estimate_problems(mlps: list, read_of) -> list[str]:
@@ -117,16 +125,38 @@ def attention_error(n: int, gap: float, score_error: float, biggest: float, unif
     `score_error`. `empty`: the selection can be empty, so BOS, half a gap above the
     unselected keys, must outweigh all n of them; `summed`: terms of the softmax sums
     whose rounding grows with them (the compile-time estimate leaves it out)."""
+    leak, relative = attention_error_parts(n, gap, score_error, uniform, empty, summed)
+    return biggest * (leak + relative)
+
+
+def attention_error_parts(n: int, gap: float, score_error: float, uniform: bool = True,
+                          empty: bool = False, summed: int = 0) -> tuple[float, float]:
+    """attention_error per unit of value size, in two parts: the leak of unselected keys,
+    and what scales with the selected keys' weights (softmax rounding, unequal weights).
+    The second is a relative error: over values that are never negative, it is at most
+    that fraction of the output itself (each selected weight is off by that fraction)."""
     s2 = 2.0 * score_error
     half = math.exp(min(0.0, -(gap / 2 - s2)))
     leak = (n + 1) * math.exp(min(0.0, -(gap - s2))) + half + (n * half if empty else 0.0)
     uneven = 0.0 if not uniform or s2 == 0 else 2.0 * math.expm1(s2) if s2 < 50 else math.inf
-    return biggest * (leak + (8 + summed) * EPS32 + uneven)
+    return leak, (8 + summed) * EPS32 + uneven
 
 
-def propagate(heads: list, mlps: list, err: dict[int, float], n: int, resolve) -> list[str]:
+def relative_attention_error(n: int, score_error: float, uniform: bool = True, summed: int = 0) -> float:
+    """The relative part of a head's error over values that are never negative, without
+    attention_error's factor 2 on the unequal weights: each selected weight is off by at
+    most a factor e^(2 s) (its score up by s, the others' down by s), so the output by at
+    most expm1(2 s) of itself; softmax and the weighted sum round by (8 + summed) eps/2."""
+    s2 = 2.0 * score_error
+    uneven = 0.0 if not uniform or s2 == 0 else math.expm1(s2) if s2 < 50 else math.inf
+    return (8 + summed) * EPS32 / 2 + uneven
+
+
+def propagate(heads: list, mlps: list, err: dict[int, float], n: int, resolve,
+              pointwise: Optional[dict] = None) -> list[str]:
     """Recompute `err` for every head and MLP output in dependency order; return the
-    problems (tables whose inputs are further off than they allow)."""
+    problems (tables whose inputs are further off than they allow). `pointwise` receives
+    the heads' pointwise bounds (feature uid -> (a, r), see _head_errors)."""
     producer: dict[int, Any] = {}
     for block in heads:
         for f, _, _ in block.values:
@@ -149,49 +179,147 @@ def propagate(heads: list, mlps: list, err: dict[int, float], n: int, resolve) -
                     order.add_edge(id(src), id(block))
     blocks = {id(b): b for b in [*heads, *mlps]}
     problems: list[str] = []
+    pointwise = {} if pointwise is None else pointwise
     for key in nx.topological_sort(order):
         block = blocks[key]
         if hasattr(block, "terms"):
-            _head_errors(block, err, n, resolve)
+            _head_errors(block, err, n, resolve, pointwise)
         else:
-            problems.extend(_table_errors(block, err, resolve))
+            problems.extend(_table_errors(block, err, resolve, pointwise))
     return problems
 
 
 def score_error(head, err: dict[int, float], resolve) -> float:
+    """How far any score can be from its exact value: its inputs' errors, and float32
+    computing it (each head dimension's query and key reads, their products and sum),
+    which is exact where no input is off and every number involved is a multiple of a
+    power of two small enough for float32's 24 bits (integer and half-integer codes)."""
     total = 0.0
-    for q, k in head.terms:
+    exact = True
+    products_bits = 0.0
+    for t, (q, k) in enumerate(head.terms):
         rq, rk = resolve(q), resolve(k)
         eq, ek = read_error(rq, err), read_error(rk, err)
-        if eq or ek:
-            total += read_magnitude(rq) * ek + read_magnitude(rk) * eq + eq * ek
-    return total
+        mq, mk = read_magnitude(rq), read_magnitude(rk)
+        total += mq * ek + mk * eq + eq * ek
+        if t < len(head.bos_key_rounding):      # (BOS's key: the score of BOS)
+            total += (mq + eq) * head.bos_key_rounding[t]
+        bq, bk = _fraction_bits(rq), _fraction_bits(rk)
+        exact = exact and not (eq or ek) and bq is not None and bk is not None
+        if exact:
+            products_bits += mq * mk * 2.0 ** (bq + bk)     # (the dot product's partial sums)
+    if exact and products_bits < 2 ** 24:
+        # (the weights as float32 stores them: -30 for -30.000000000000004)
+        return total + sum(read_magnitude(resolve(q)) * _weight_rounding(resolve(k)) +
+                           read_magnitude(resolve(k)) * _weight_rounding(resolve(q)) for q, k in head.terms)
+    sizes = _largest_products(head, resolve)
+    if sizes is None:
+        sizes = sum((_term_sizes(resolve(q)) + read_error(resolve(q), err)) *
+                    (_term_sizes(resolve(k)) + read_error(resolve(k), err)) for q, k in head.terms)
+    # float32 rounds by at most eps/2 a step (gamma_m ~ m eps/2 for m terms summed): a read
+    # of m terms (weights rounded too) by (m + 1) eps/2 of its terms' sizes, on each side,
+    # and the dot product of T dimensions by T eps/2 of its products' sizes; 1.01 covers
+    # gamma's higher-order terms
+    longest = max((len(resolve(lin).terms) for pair in head.terms for lin in pair), default=0)
+    return total + 1.01 * EPS32 / 2 * (len(head.terms) + 2 * longest + 2) * sizes
 
 
-def _head_errors(head, err: dict[int, float], n: int, resolve) -> None:
+def _weight_rounding(read: Read) -> float:
+    return sum(abs(c - float(np.float32(c))) * _magnitude(f) for f, c in read.terms.items())
+
+
+def _fraction_bits(read: Read) -> Optional[int]:
+    """The fewest binary fraction digits every term of the read (weight as float32 times
+    any value of its feature) needs, if the read computes exactly in float32 (its terms'
+    sizes below 2^24 in units of that last digit); else None."""
+    bits = 0
+    for f, c in read.terms.items():
+        c32 = float(np.float32(c))
+        c_bits = max(0, c32.as_integer_ratio()[1].bit_length() - 1)
+        if f.fn is None:
+            f_bits = 0 if f.kind in ("one", "bos") else None
+        else:
+            f_bits = next((b for b in range(25) if np.all(np.mod(f.fn * 2.0 ** b, 1) == 0)), None)
+        if f_bits is None:
+            return None
+        bits = max(bits, c_bits + f_bits)
+    return bits if _term_sizes(read) * 2.0 ** bits < 2 ** 24 else None
+
+
+def _term_sizes(read: Read) -> float:
+    return sum(abs(c) * _magnitude(f) for f, c in read.terms.items())
+
+
+def _largest_products(head, resolve) -> Optional[float]:
+    """max over a query's and a key's values of sum_t A_t(q) A_t(k), A_t being the sizes
+    of the terms head dimension t adds up (what float32 rounding is relative to), where
+    every query read is a function of one s-op's value and every key read of one s-op's
+    value (None otherwise, and the product of each read's largest size is charged: for a
+    sort's comparison head, 1,980 where the largest joint size is 30)."""
+    sides = []
+    for side in (0, 1):
+        sop, cols = None, []
+        for pair in head.terms:
+            col = 0.0
+            for f, c in resolve(pair[side]).terms.items():
+                if f.kind == "one":
+                    col = col + abs(c)
+                elif f.kind == "bos":
+                    continue
+                elif f.sop_id is None or f.fn is None or sop not in (None, f.sop_id) or \
+                        (np.ndim(col) and len(col) != len(f.fn)):
+                    return None
+                else:
+                    sop = f.sop_id
+                    col = col + abs(c) * np.abs(f.fn)
+            cols.append(col)
+        size = max((len(c) for c in cols if np.ndim(c)), default=1)
+        sides.append(np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64), (size,)) for c in cols], axis=1))
+    return float(np.max(sides[0] @ sides[1].T, initial=0.0))
+
+
+def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) -> None:
+    """Each value the head writes: its absolute bound in `err`, and, where every value it
+    averages (BOS's included) is at least 0, also a pointwise bound in `pointwise`:
+    (a, r) with the error at most a + r * (the exact output). A width's 1/(w+1) is
+    tiny exactly where its decoder's steps are narrow (1/80 - 1/81), and its rounding
+    and uneven weights shrink with it; the absolute bound charges them at 1."""
     s = score_error(head, err, resolve)
-    biggest = max([1.0] + [abs(bos) for _, _, bos in head.values] +
-                  [read_magnitude(resolve(lin)) for _, lin, _ in head.values])
+    values = [(f, resolve(lin), bos) for f, lin, bos in head.values]
+    biggest = max([1.0] + [abs(bos) for _, _, bos in values] + [read_magnitude(r) for _, r, _ in values])
+    leak, relative = attention_error_parts(n, head.gap, s, head.uniform, empty=head.may_be_empty,
+                                           summed=2 * (n + 1))
     # (2 * biggest: a convex combination moves by at most its values' spread)
-    own = attention_error(n, head.gap, s, 2 * biggest, head.uniform, empty=head.may_be_empty, summed=2 * (n + 1))
-    for f, lin, _ in head.values:
-        err[f.uid] = own + read_error(resolve(lin), err)
+    own = 2 * biggest * (leak + relative)
+    for f, read, bos in values:
+        inherited = read_error(read, err) + head.bos_value_rounding
+        err[f.uid] = own + inherited
+        if bos >= 0 and read_minimum(read) >= 0:
+            pointwise[f.uid] = (2 * biggest * leak + inherited,
+                                relative_attention_error(n, s, head.uniform, summed=2 * (n + 1)))
 
 
-def _table_errors(block, err: dict[int, float], resolve) -> list[str]:
+def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> list[str]:
     if not block.bounds:
         return []
     problems = []
     total = np.zeros(len(block.outputs))
     for b in block.bounds:
-        z_err = read_error(resolve(b.z), err) if b.z else 0.0
+        rz = resolve(b.z) if b.z else Read()
+        z_err = read_error(rz, err) + read_rounding(rz)
         gate_err = sum(max((read_error(resolve(r), err) for r in reads), default=0.0) for reads in b.gates)
-        problem = _table_problem(b, z_err)
+        steps = _pointwise_step_errors(b, rz, pointwise)
+        if steps is None:
+            problem = _table_problem(b, z_err)
+            shift = z_err / b.min_half_gap      # (in units of the narrowest step's half width)
+        else:
+            problem = _pointwise_problem(b, *steps)
+            shift = float(np.max(steps[0] / b.step_half))
         if problem:
             problems.append(problem)
             continue
         if b.gate_gain and gate_err:
-            left = STEP_MARGIN - z_err / b.min_half_gap - 8 * EPS32 * b.max_preactivation
+            left = STEP_MARGIN - shift - 8 * EPS32 * b.max_preactivation
             if b.gate_gain * gate_err >= left:
                 problems.append(f"{b.label}: its one-hot inputs can be off by {gate_err:.2e}, which moves its "
                                 f"steps by {b.gate_gain * gate_err:.2e} where they allow {max(left, 0.0):.2e}")
@@ -202,6 +330,53 @@ def _table_errors(block, err: dict[int, float], resolve) -> list[str]:
     for (f, _, _), e in zip(block.outputs, total.tolist()):
         err[f.uid] = e
     return problems
+
+
+def _pointwise_step_errors(b: TableBound, rz: Read, pointwise: dict) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """A step table's z error at the reachable points beside each step, where z adds up
+    features with pointwise bounds, all with coefficients of one sign (z = sum c_i f_i +
+    const, f_i >= 0, so sum |c_i| f_i = |z - const|; off by sum |c_i| a_i + r |z - const|):
+    (errors, tolerances), or None where only the absolute bound applies. Checking the
+    points beside each step suffices: a point further out is further from that step by
+    more than its error can grow (r < 1). The read's own rounding is relative as well."""
+    if b.step_z is None or not len(b.step_z) or b.z_gain is not None:
+        return None
+    const = sum(c for f, c in rz.terms.items() if f.kind == "one")
+    terms = [(f, c) for f, c in rz.terms.items() if f.kind != "one"]
+    if not terms or not all(f.uid in pointwise for f, _ in terms) or \
+            not (all(c > 0 for _, c in terms) or all(c < 0 for _, c in terms)):
+        return None
+    a = sum(abs(c) * pointwise[f.uid][0] for f, c in terms)
+    r = max(pointwise[f.uid][1] for f, _ in terms) + (len(terms) + 1) * EPS32
+    if r >= 1:
+        return None
+    errors = a + r * np.abs(b.step_z - const) + 2 * EPS32 * abs(const)
+    return errors, b.step_half / 4
+
+
+def _pointwise_problem(b: TableBound, errors: np.ndarray, tolerances: np.ndarray) -> Optional[str]:
+    worst = int(np.argmax(errors / tolerances))
+    if errors[worst] > tolerances[worst]:
+        return (f"{b.label}: its input can be off by {errors[worst]:.2e} at {b.step_z[worst]:.6g} but the "
+                f"table needs {tolerances[worst]:.2e} there (values too close together for float32)")
+    return _table_problem(b, 0.0)
+
+
+def read_minimum(read: Read) -> float:
+    """A lower bound on the read's value at every non-BOS position: exact over each s-op's
+    value list (as read_magnitude), the constant as itself, BOS as 0."""
+    by_sop: dict[Any, Any] = {}
+    total = 0.0
+    for f, c in read.terms.items():
+        if f.kind == "one":
+            total += c
+        elif f.kind == "bos":
+            total += min(c, 0.0)
+        elif f.sop_id is None or f.fn is None or (f.sop_id in by_sop and len(by_sop[f.sop_id]) != len(f.fn)):
+            total -= abs(c) * _magnitude(f)
+        else:
+            by_sop[f.sop_id] = by_sop.get(f.sop_id, 0.0) + c * f.fn
+    return total + sum(float(np.min(v, initial=np.inf)) if np.size(v) else 0.0 for v in by_sop.values())
 
 
 def readout_errors(readout, err: dict[int, float]) -> list[tuple[float, float]]:

@@ -96,6 +96,7 @@ class Basis:
         self.size = size
         self.features: list[Feature] = []
         self.vectors: list[np.ndarray] = []
+        self._sizes: dict[int, float] = {}     # feature uid -> largest |entry| of its vector
         self.with_constant = with_constant
         # Q (orthonormal columns) and R^-1 kept in preallocated buffers: a compile asks
         # thousands of small questions, so appending must not copy the factorisation
@@ -196,8 +197,7 @@ class Basis:
         of its own is exact."""
         if len(terms) <= 1:
             return True
-        size = {f.uid: float(np.abs(v).max(initial=0.0)) for f, v in zip(self.features, self.vectors)}
-        total = sum(abs(c) * size.get(f.uid, 1.0) for f, c in terms.items())
+        total = sum(abs(c) * self._sizes.get(f.uid, 1.0) for f, c in terms.items())
         return total <= MAX_AMPLIFICATION * max(1.0, float(np.abs(vec).max(initial=0.0)))
 
     def _express_over_indicators(self, vec: np.ndarray, top: float) -> Optional[dict[Feature, float]]:
@@ -222,6 +222,7 @@ class Basis:
         vec = np.asarray(vec, dtype=np.float64)
         self.features.append(feature)
         self.vectors.append(vec)
+        self._sizes[feature.uid] = float(np.abs(vec).max(initial=0.0))
         j = self._indicator_index(vec)
         if j is None or j in self._indicator:
             self._only_indicators = False

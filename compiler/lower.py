@@ -134,6 +134,10 @@ class HeadBlock:
     uniform: bool = True              # selected keys must weigh the same (means of different values, widths)
     may_be_empty: bool = False        # a query may select nothing: it reads BOS, half a gap above the rest
     gap: float = SCORE_GAP            # score of a literal that holds over one that does not
+    # float32 rounding of BOS's key (per head dimension) and values, which assembly sets by
+    # cancelling the rest of BOS's residual (compiler.assemble; compiler.bounds uses them)
+    bos_key_rounding: list[float] = field(default_factory=list)
+    bos_value_rounding: float = 0.0
 
 
 @dataclass
@@ -1276,7 +1280,7 @@ class Lowering:
         gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
         block.bounds.append(TableBound(z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
                                        list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
-                                       z_err or 0.0))
+                                       z_err or 0.0, plan.step_z, plan.step_half))
         self.mlps.append(block)
 
     def _mlp_sum_of_tables(self, node: ir.SOp, parts: list, f_out: Feature, label: str) -> None:
@@ -1294,7 +1298,8 @@ class Lowering:
             bias += float(plan.out_bias[0])
             rounding = rounding_error(plan, [()] * len(z), z, 0)
             bounds.append(TableBound({f_x: 1.0}, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
-                                     [], 0.0, np.zeros(1), rounding, None, label, self._width_x_error()))
+                                     [], 0.0, np.zeros(1), rounding, None, label, self._width_x_error(),
+                                     plan.step_z, plan.step_half))
         self.err[f_out.uid] = 1e-4          # (an estimate: compiler.bounds recomputes it)
         self.mlps.append(MLPBlock(node, units, [(f_out, weights, bias)], label, bounds))
 

@@ -24,7 +24,7 @@ output weights, plus the error analysis used by the precision checks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -51,6 +51,10 @@ class TablePlan:
     min_half_gap: float = np.inf       # smallest ramp half-width (tolerance on z is half of it)
     z_tolerance: float = np.inf        # largest z error that still gives exact outputs
     z_gain: Any = None                 # interpolating tables: per output, how much a z error grows
+    # step tables: the reachable z values on either side of each step, and that step's half
+    # width (a z error at such a point may reach a quarter of it; see compiler.bounds)
+    step_z: Optional[np.ndarray] = None
+    step_half: Optional[np.ndarray] = None
 
     def precise_enough(self, z_err: float) -> bool:
         """An input off by z_err still gives the exact outputs, and no activation is so large
@@ -151,6 +155,8 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
             weights[u + 1] = -w
     plan.max_preactivation = max(max_act, 1.0) + (gate_m * n_gates if n_gates else 0.0)
     plan.z_tolerance = plan.min_half_gap / 4 if np.isfinite(plan.min_half_gap) else np.inf
+    plan.step_z = np.concatenate([mid - half, mid + half])
+    plan.step_half = np.concatenate([half, half])
     return plan
 
 
