@@ -188,6 +188,12 @@ class Lowered:
     problems: list[str] = field(default_factory=list)   # tables whose inputs are off by more than they allow
 
 
+def _indicator_scale(vec: np.ndarray) -> float:
+    """The nonzero entry of a vector with exactly one (a scaled indicator), else 1."""
+    nz = np.flatnonzero(vec)
+    return float(vec[nz[0]]) if len(nz) == 1 and math.isfinite(vec[nz[0]]) else 1.0
+
+
 def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
     return np.array([float(fn(v)) for v in values], dtype=np.float64)
 
@@ -383,15 +389,21 @@ class Lowering:
         """
         rows = np.array([self.find(node, v) for v in values], dtype=np.int64)
         refs = self.refs[node.id]
-        vecs = [np.asarray(ref.vec, dtype=np.float64)[rows] for ref in refs]
-        made = basis.express_or_add_many(vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j]))
-        for ref, terms in zip(refs, made):
-            ref.own = dict(terms)
+        # a scaled indicator (30 where the token is "a") is embedded as the plain indicator
+        # and read with weight 30: weights that are integers keep a score's float32 sum
+        # exact, where the 30-scaled feature read back with weight 1/30 (for the plain
+        # indicator) rounds
+        scales = [_indicator_scale(np.asarray(ref.vec, dtype=np.float64)) for ref in refs]
+        vecs = [np.asarray(ref.vec, dtype=np.float64)[rows] / scale for ref, scale in zip(refs, scales)]
+        made = basis.express_or_add_many(
+            vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]))
+        for ref, terms, scale in zip(refs, made, scales):
+            ref.own = {f: c * scale for f, c in terms.items()}
             if ONE in ref.own:
                 ref.const += ref.own.pop(ONE)
 
-    def _embed_feature(self, node: ir.SOp, vec: np.ndarray, where: str, ref: Ref) -> Feature:
-        f = self.new_feature(node, ref.vec)
+    def _embed_feature(self, node: ir.SOp, vec: np.ndarray, where: str, fn: np.ndarray) -> Feature:
+        f = self.new_feature(node, fn)
         if f.label.startswith(node.name + ":"):
             f.label = f"{node.name}:{where[0]}{len(self.embed)}"
         self.embed.append(EmbedFeature(f, where, vec))
