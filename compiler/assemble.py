@@ -24,7 +24,6 @@ import torch
 
 from .features import BOS, ONE
 from .lower import BOS_SELF_SCORE, HeadBlock, Lowered, resolve
-from .mlp import EPS32
 from .model import ModelShape, Transformer
 from .residual import Layout
 from .schedule import Schedule
@@ -151,22 +150,5 @@ def _head_weights(head: HeadBlock, WQ: np.ndarray, WK: np.ndarray, WV: np.ndarra
         W[bos, :] = 0.0
         got = x_bos @ W
         W[bos, :] = (want - got) / x_bos[bos]
-    head.bos_key_rounding = _cancellation_rounding(x_bos, WK)[:T].tolist()
-    head.bos_value_rounding = float(np.max(_cancellation_rounding(x_bos, WV), initial=0.0))
-
-
-def _cancellation_rounding(x: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Per column, a bound on float32's error in x @ W where BOS's weight cancels the rest
-    of BOS's residual: zero where every product is a multiple of a power of two that keeps
-    the column's sum within float32's 24 bits (30 - 30), else (m + 1) eps/2 of the terms'
-    sizes for m terms, doubled to cover the rounding of the residual itself."""
-    x32 = x.astype(np.float32).astype(np.float64)
-    products = np.abs(x32[:, None] * W.astype(np.float32).astype(np.float64))
-    sizes = products.sum(axis=0)
-    out = (np.count_nonzero(x) + 1) * EPS32 * (np.abs(x) @ np.abs(W))
-    if np.array_equal(x32, x):
-        for col in np.flatnonzero(out).tolist():
-            bits = next((b for b in range(25) if np.all(np.mod(products[:, col] * 2.0 ** b, 1) == 0)), None)
-            if bits is not None and sizes[col] * 2.0 ** bits < 2 ** 24:
-                out[col] = 0.0
-    return out
+    # (kept for compiler.bounds, which charges the float32 rounding of that cancellation)
+    head.bos_inputs = (x_bos.copy(), WK, WV)

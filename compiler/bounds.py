@@ -197,13 +197,14 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     total = 0.0
     exact = True
     products_bits = 0.0
+    bos_key = bos_rounding(head)[0]
     for t, (q, k) in enumerate(head.terms):
         rq, rk = resolve(q), resolve(k)
         eq, ek = read_error(rq, err), read_error(rk, err)
         mq, mk = read_magnitude(rq), read_magnitude(rk)
         total += mq * ek + mk * eq + eq * ek
-        if t < len(head.bos_key_rounding):      # (BOS's key: the score of BOS)
-            total += (mq + eq) * head.bos_key_rounding[t]
+        if t < len(bos_key):      # (BOS's key: the score of BOS)
+            total += (mq + eq) * bos_key[t]
         bq, bk = _fraction_bits(rq), _fraction_bits(rk)
         exact = exact and not (eq or ek) and bq is not None and bk is not None
         if exact:
@@ -222,6 +223,32 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     # gamma's higher-order terms
     longest = max((len(resolve(lin).terms) for pair in head.terms for lin in pair), default=0)
     return total + 1.01 * EPS32 / 2 * (len(head.terms) + 2 * longest + 2) * sizes
+
+
+def bos_rounding(head) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on float32's error in BOS's key (per head dimension of the terms) and values,
+    which assembly sets by cancelling the rest of BOS's residual (zeros before assembly)."""
+    if head.bos_inputs is None:
+        return np.zeros(0), np.zeros(0)
+    x, WK, WV = head.bos_inputs
+    return _cancellation_rounding(x, WK)[:len(head.terms)], _cancellation_rounding(x, WV)
+
+
+def _cancellation_rounding(x: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Per column, a bound on float32's error in x @ W where BOS's weight cancels the rest
+    of BOS's residual: zero where every product is a multiple of a power of two that keeps
+    the column's sum within float32's 24 bits (30 - 30), else (m + 1) eps/2 of the terms'
+    sizes for m terms, doubled to cover the rounding of the residual itself."""
+    x32 = x.astype(np.float32).astype(np.float64)
+    products = np.abs(x32[:, None] * W.astype(np.float32).astype(np.float64))
+    sizes = products.sum(axis=0)
+    out = (np.count_nonzero(x) + 1) * EPS32 * (np.abs(x) @ np.abs(W))
+    if np.array_equal(x32, x):
+        for col in np.flatnonzero(out).tolist():
+            bits = next((b for b in range(25) if np.all(np.mod(products[:, col] * 2.0 ** b, 1) == 0)), None)
+            if bits is not None and sizes[col] * 2.0 ** bits < 2 ** 24:
+                out[col] = 0.0
+    return out
 
 
 def _weight_rounding(read: Read) -> float:
@@ -291,8 +318,9 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
                                            summed=2 * (n + 1))
     # (2 * biggest: a convex combination moves by at most its values' spread)
     own = 2 * biggest * (leak + relative)
+    bos_value = float(np.max(bos_rounding(head)[1], initial=0.0))
     for f, read, bos in values:
-        inherited = read_error(read, err) + head.bos_value_rounding
+        inherited = read_error(read, err) + bos_value
         err[f.uid] = own + inherited
         if bos >= 0 and read_minimum(read) >= 0:
             pointwise[f.uid] = (2 * biggest * leak + inherited,

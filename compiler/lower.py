@@ -134,10 +134,9 @@ class HeadBlock:
     uniform: bool = True              # selected keys must weigh the same (means of different values, widths)
     may_be_empty: bool = False        # a query may select nothing: it reads BOS, half a gap above the rest
     gap: float = SCORE_GAP            # score of a literal that holds over one that does not
-    # float32 rounding of BOS's key (per head dimension) and values, which assembly sets by
-    # cancelling the rest of BOS's residual (compiler.assemble; compiler.bounds uses them)
-    bos_key_rounding: list[float] = field(default_factory=list)
-    bos_value_rounding: float = 0.0
+    # BOS's residual and the head's key and value weights, set by assembly to cancel the
+    # rest of BOS's residual (compiler.bounds charges that sum's float32 rounding)
+    bos_inputs: Optional[tuple] = None
 
 
 @dataclass
