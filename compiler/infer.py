@@ -403,6 +403,7 @@ class Inference:
         self._fractions: dict[int, bool] = {}
         self._injective: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
+        self.equal_copies: set[int] = set()        # means of equal values (_selects_equal_values)
         self._compute_deps()
         self._current: Optional[ir.Node] = None     # the node being analysed, for errors
         try:
@@ -1191,6 +1192,11 @@ class Inference:
         tracr = node.semantics == "tracr"
         kind = aggregate_rule(src.values, tracr)
         numeric_src, mixed = kind == "numeric", kind == "mixed"
+        if kind != "copy" and sel.exact is None and self._selects_equal_values(node):
+            # the mean of equal values is the query's own value (a float under Tracr's rule)
+            self.equal_copies.add(node.id)
+            own = [[float(v) if tracr and averaged(v, tracr) else v for v in vals] for vals in src.by_pos]
+            return [sorted_values([*vals, *([] if sel.never_empty else [default])]) for vals in own]
         if sel.exact is not None:
             out = []
             memo: dict[tuple, list] = {}
@@ -1250,6 +1256,32 @@ class Inference:
         if not sel.never_empty:
             means = sorted_values([*means, default])
         return [means] * N
+
+    def _selects_equal_values(self, node: ir.Aggregate) -> bool:
+        """Whether every key a query selects holds the query's own value of the aggregated
+        s-op: the selector is `select(s, s, ==)`, or an `and` with one, and the aggregated
+        s-op is a function of such an s and of s-ops equal at every position (length,
+        constants). `aggregate(select(tokens, tokens, ==), tokens * length)` had the means
+        of every mixture enumerated (d_model 3,150 at max_seq_len 10); it is a copy."""
+        sel, src = self.graph.children(node)
+        equal: set[int] = set()
+        stack = [sel]
+        while stack:
+            y = stack.pop()
+            if isinstance(y, ir.SelectAnd):
+                stack.extend(self.graph.children(y))
+            elif isinstance(y, ir.Select) and y.ir_predicate.comparison == "==":
+                keys, queries = self.graph.children(y)
+                if keys.id == queries.id:
+                    equal.add(keys.id)
+        if not equal:
+            return False
+
+        def function_of_equal(y: ir.Node) -> bool:
+            if y.id in equal or self.deps[y.id] <= {LEN}:
+                return True
+            return isinstance(y, ir.Map) and all(function_of_equal(k) for k in self.graph.children(y))
+        return function_of_equal(src)
 
     def _means_over_positions(self, node: ir.Aggregate, sets: list[tuple], kind: str, tracr: bool,
                               prefix_sums: Optional[dict] = None) -> list:

@@ -577,3 +577,28 @@ def test_sort_bos_at_max_len_12(max_len):
         "aggregate(select(nb, indices - 1, ==) or (select(indices, 0, ==) and select(indices, indices, ==)),"
         " tokens);")
     assert_exact(sop, ["0", "1"], max_len, inputs=random_inputs(["0", "1"], max_len, 40))
+
+
+@pytest.mark.parametrize("source, vocab, max_len, equal", [
+    # helper-21's report: the means of every mixture of tokens * length were enumerated
+    # (d_model 3,150 and 23 s at max_len 10); each query only selects its own value
+    ("v3 = aggregate(select(tokens_asis, tokens_asis, ==), tokens_asis * length);\n"
+     "selector_width(select(v3, v3, <=));", [0.5, 1.5, -2.0], 10, True),
+    ("numerical(aggregate(select(tokens_asis, tokens_asis, ==) and select(indices, indices, <), "
+     "tokens_asis * 2 + length));", [1, 2, 3], 7, True),
+    ("s = tokens_asis * 2;\nnumerical(aggregate(select(s, s, ==), s - length));", [1, 2, 3], 7, True),
+    # not equal: a query selects other tokens too, or the averaged value varies by position
+    ("numerical(aggregate(select(tokens_asis, tokens_asis, ==) or select(indices, 0, ==), tokens_asis));",
+     [1, 2, 3], 6, False),
+    ("numerical(aggregate(select(tokens_asis, tokens_asis, ==), tokens_asis + indices));", [1, 2, 3], 6, False),
+])
+def test_mean_over_equal_keys_is_a_copy(source, vocab, max_len, equal):
+    """select(s, s, ==) makes every selected key hold the query's value of s, so the mean
+    of any function of s (and of length) is that function's value at the query."""
+    sop = compile_text(source)
+    model = assert_exact(sop, vocab, max_len)
+    inference = model.program.inference
+    aggregates = [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
+    assert any(a.id in inference.equal_copies for a in aggregates) == equal
+    if equal:
+        assert model.d_model < 100
