@@ -32,7 +32,8 @@ import numpy as np
 from rasp import ir
 from rasp.values import factorize
 
-from .bounds import TableBound, attention_error, estimate_problems, propagate, readout_errors
+from .bounds import (TableBound, attention_error, estimate_head_problems, estimate_problems, propagate,
+                     readout_errors)
 from .errors import CompileError, ReadoutError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
@@ -304,7 +305,7 @@ class Lowering:
                 raise CompileError("no MLP can compute this exactly: two reachable inputs it cannot tell apart "
                                    "need different outputs (values that differ only by float rounding?)",
                                    node) from None
-        problems = estimate_problems(self.mlps, resolve)
+        problems = estimate_problems(self.mlps, resolve) + estimate_head_problems(self.heads, self.err, resolve)
         if not problems:
             self._check_readout(readout)
         feature_err = dict(self.err)
