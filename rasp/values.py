@@ -113,6 +113,9 @@ def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
         return codes.reshape(arr.shape), uniques.tolist()
     items = flat.tolist()
     types = set(map(type, items))
+    if types == {bool}:     # (a map's True/False column: numpy's unique, no hashing)
+        uniques, codes = np.unique(np.array(items, dtype=bool), return_inverse=True)
+        return codes.reshape(arr.shape), uniques.tolist()
     if types == {float} or types == {int}:   # plain numbers of one type: numpy's sort, no hashing
         try:
             nums = np.array(items, dtype=np.float64 if types == {float} else np.int64) if items else None
