@@ -229,7 +229,7 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     power of two small enough for float32's 24 bits (integer and half-integer codes)."""
     total = score_input_error(head, err, resolve)
     exact = True
-    products_bits = 0.0
+    products, bits = 0.0, 0
     bos_key = bos_rounding(head)[0]
     for t, (q, k) in enumerate(head.terms):
         rq, rk = resolve(q), resolve(k)
@@ -240,8 +240,10 @@ def score_error(head, err: dict[int, float], resolve) -> float:
         bq, bk = _fraction_bits(rq), _fraction_bits(rk)
         exact = exact and not (eq or ek) and bq is not None and bk is not None
         if exact:
-            products_bits += mq * mk * 2.0 ** (bq + bk)     # (the dot product's partial sums)
-    if exact and products_bits < 2 ** 24:
+            products += mq * mk
+            bits = max(bits, bq + bk)
+    # (the dot product's partial sums, in units of the finest product's last digit)
+    if exact and products * 2.0 ** bits < 2 ** 24:
         # (the weights as float32 stores them: -30 for -30.000000000000004)
         return total + sum(read_magnitude(resolve(q)) * _weight_rounding(resolve(k)) +
                            read_magnitude(resolve(k)) * _weight_rounding(resolve(q)) for q, k in head.terms)
@@ -399,7 +401,9 @@ def _pointwise_step_errors(b: TableBound, rz: Read, pointwise: dict) -> Optional
     (errors, tolerances), or None where only the absolute bound applies. Checking the
     points beside each step suffices: a point further out is further from that step by
     more than its error can grow (r < 1). The read's own rounding is relative as well."""
-    if b.step_z is None or not len(b.step_z) or b.z_gain is not None:
+    if b.step_z is None or not len(b.step_z) or b.z_gain is not None or b.gates:
+        # (a gated table's units whose gate is off sit about one half width from firing
+        # at every z, so their margin does not grow away from their own step)
         return None
     const = sum(c for f, c in rz.terms.items() if f.kind == "one")
     terms = [(f, c) for f, c in rz.terms.items() if f.kind != "one"]
@@ -424,14 +428,15 @@ def _pointwise_problem(b: TableBound, errors: np.ndarray, tolerances: np.ndarray
 
 def read_minimum(read: Read) -> float:
     """A lower bound on the read's value at every non-BOS position: exact over each s-op's
-    value list (as read_magnitude), the constant as itself, BOS as 0."""
+    value list (as read_magnitude), the constant as itself, the BOS feature as 0 (at BOS,
+    assembly sets the value a head reads)."""
     by_sop: dict[Any, Any] = {}
     total = 0.0
     for f, c in read.terms.items():
         if f.kind == "one":
             total += c
         elif f.kind == "bos":
-            total += min(c, 0.0)
+            continue
         elif f.sop_id is None or f.fn is None or (f.sop_id in by_sop and len(by_sop[f.sop_id]) != len(f.fn)):
             total -= abs(c) * _magnitude(f)
         else:

@@ -1192,7 +1192,7 @@ class Inference:
         tracr = node.semantics == "tracr"
         kind = aggregate_rule(src.values, tracr)
         numeric_src, mixed = kind == "numeric", kind == "mixed"
-        if kind != "copy" and sel.exact is None and self._selects_equal_values(node):
+        if kind != "copy" and sel.exact is None and self._selects_equal_values(node, src):
             # the mean of equal values is the query's own value (a float under Tracr's rule)
             self.equal_copies.add(node.id)
             own = [[float(v) if tracr and averaged(v, tracr) else v for v in vals] for vals in src.by_pos]
@@ -1257,13 +1257,20 @@ class Inference:
             means = sorted_values([*means, default])
         return [means] * N
 
-    def _selects_equal_values(self, node: ir.Aggregate) -> bool:
+    def _selects_equal_values(self, node: ir.Aggregate, src_info: NodeInfo) -> bool:
         """Whether every key a query selects holds the query's own value of the aggregated
-        s-op: the selector is `select(s, s, ==)`, or an `and` with one, and the aggregated
-        s-op is a function of such an s and of s-ops equal at every position (length,
-        constants). `aggregate(select(tokens, tokens, ==), tokens * length)` had the means
-        of every mixture enumerated (d_model 3,150 at max_seq_len 10); it is a copy."""
+        s-op, so that their mean is that value: the selector is `select(s, s, ==)`, or an
+        `and` with one, where no two distinct values of s compare equal (True == 1 and
+        1 == 1.0 would select keys a function tells apart), and the aggregated s-op is a
+        function of such an s and of s-ops equal at every position (length, constants),
+        whose values are small enough that the interpreter's sum of them stays exact (it
+        adds before dividing: 1e308 + 1e308 overflows). `aggregate(select(tokens, tokens,
+        ==), tokens * length)` had the means of every mixture enumerated (d_model 3,150 at
+        max_seq_len 10); it is a copy."""
         sel, src = self.graph.children(node)
+        nums = [abs(float(v)) for v in src_info.values if is_number(v)]
+        if not _small_ints(nums, self.N):
+            return False
         equal: set[int] = set()
         stack = [sel]
         while stack:
@@ -1272,7 +1279,8 @@ class Inference:
                 stack.extend(self.graph.children(y))
             elif isinstance(y, ir.Select) and y.ir_predicate.comparison == "==":
                 keys, queries = self.graph.children(y)
-                if keys.id == queries.id:
+                vals = self.info[keys.id].values
+                if keys.id == queries.id and len(set(vals)) == len(vals):
                     equal.add(keys.id)
         if not equal:
             return False

@@ -221,6 +221,8 @@ class Lowering:
         self.tok_basis = Basis(len(self.vocab))
         self.pos_basis = Basis(self.N)
         self.node_basis: dict[int, Basis] = {}
+        # refs that are score terms of a head whose selected keys must weigh the same
+        self._uniform_scores: set[int] = set()
         self._identity: dict[int, Optional[np.ndarray]] = {}
         self._coordinate_cache: dict[int, np.ndarray] = {}
         self._number_masks: dict[int, np.ndarray] = {}
@@ -824,11 +826,19 @@ class Lowering:
                     self.plan.kind[side.id] = MAP_MLP
                     self.plan.readable[side.id] = ANY
                     self.plan.time[side.id] = mlp_slot(self.plan.frontier_time(side))
+            # the selected keys of one query may hold different key values (`!=`, `<`), whose
+            # computed score features must then agree closely for a mean: the MLPs computing
+            # them skip the shortcut of reading a width straight from its head, whose fine
+            # 1/(w+1) grid makes their outputs round by ~1e-3 (a mean over
+            # select(2 * indices - length, tokens, !=) was wrong from max_seq_len 18)
+            uneven_matters = need_uniform and bool(np.any(np.asarray(P, dtype=bool).sum(axis=1) > 1))
             terms = []
             for r in range(rank):
                 qref = self.request(lit.queries, A[:, r], f"{lit.queries.name}~{r}")
                 kref = self.request(lit.keys, gap * B[:, r], f"{lit.keys.name}~{r}")
                 terms.append(({qref: 1.0}, {kref: 1.0}))
+                if uneven_matters:
+                    self._uniform_scores.update((id(qref), id(kref)))
             return terms, False
         qcode, kcode, delta = quad
         s = gap / (delta * delta)
@@ -952,8 +962,9 @@ class Lowering:
         for j, f in enumerate(created):
             outputs[:, j] = f.fn[positions]
         cols = [col[rows_idx] for col in leaf_cols]
+        precise = any(id(r) in self._uniform_scores for r in refs)
         try:
-            self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe)
+            self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise)
         except _TableUnfit:
             basis = self.node_basis.get(node.id)
             if basis is not None:
@@ -1055,7 +1066,8 @@ class Lowering:
         return ev(node), valid
 
     def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
-                           outputs: np.ndarray, created: list[Feature], probe: bool = False) -> None:
+                           outputs: np.ndarray, created: list[Feature], probe: bool = False,
+                           precise: bool = False) -> None:
         """Choose how the MLP reads its inputs, then build the table.
 
         Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
@@ -1079,7 +1091,7 @@ class Lowering:
         # widths read straight from their head (x = 1/(w+1)), so that the table runs in the
         # same layer as the heads instead of one MLP after the widths' decoders
         head_read = {j for j in active if self.plan.kind.get(leaves[j].id) == WIDTH
-                     and len(self._width_parts(leaves[j])) == 1}
+                     and len(self._width_parts(leaves[j])) == 1} if not precise else set()
         if head_read:
             # worth it only if the other inputs exist before the widths' decoders run
             decoded_at = min(self.plan.time[leaves[j].id] for j in head_read)

@@ -621,3 +621,35 @@ def test_or_of_selects_over_computed_tuples_is_exact_or_refused(max_len):
     inputs = random_inputs([0, 1], max_len, 20, seed=4)
     good, expected = interpret(sop, inputs)
     assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+
+
+def test_mean_over_equal_keys_needs_values_equal_in_every_way():
+    """helper-22's review: True == 1 (and 1 == 1.0), so select(s, s, ==) selects keys
+    holding either, which a function of s tells apart; and the interpreter adds before it
+    divides, so equal huge values overflow. Neither is a copy of the query's value."""
+    from rasp import api as r
+    s = r.map(lambda t: True if t == "a" else (1 if t == "b" else 2), r.tokens)
+    f = r.map(lambda x: 5 if x is True else (3 if x == 1 else 0), s)
+    mean = r.aggregate(r.select(s, s, "=="), f, 0)
+    model = assert_exact(mean, list("abc"), 4)
+    assert mean.id not in model.program.inference.equal_copies
+    huge = r.aggregate(r.select(r.tokens_asis, r.tokens_asis, "=="), r.tokens_asis, 0)
+    with pytest.raises(compiler.CompileError, match="too large to average"):
+        compiler.compile(huge, vocab=[1e308, 1.0], max_seq_len=3)
+
+
+@pytest.mark.parametrize("source, max_len", [
+    ("aggregate(select(indices * 2 - length, tokens_asis, !=), indices);", 18),
+    ("aggregate(select(indices * 2 - length, tokens_asis, !=), indices);", 24),
+    ("aggregate(select(length - indices, tokens_asis, !=), indices);", 20),
+])
+def test_mean_over_unequal_computed_keys(source, max_len):
+    """helper-21's report: a mean whose selected keys hold different computed key values
+    (here 2 * indices - length, from an MLP that read the width 1/(w+1) straight from its
+    head) weighed them unequally by ~1e-3 from max_len 18 (7.4615 for 7.4667). Such score
+    features are now tabulated from the decoded length, whose coarser grid rounds less."""
+    sop = compile_text(source)
+    model = compiler.compile(sop, vocab=[0, 1, 2], max_seq_len=max_len)
+    inputs = random_inputs([0, 1, 2], max_len, 25, seed=5)
+    good, expected = interpret(sop, inputs)
+    assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
