@@ -653,7 +653,8 @@ def _bi_select(b: Builder, args: list, call: ast.Call, env: Env) -> ir.Select:
     op_node = call.args[2]
     if isinstance(op, ast.OpArg):
         op = op.op
-    if op not in ("==", "!=", "<", "<=", ">", ">="):
+    # (isinstance first: an s-op's == builds an s-op, which `in` would take as True)
+    if not isinstance(op, str) or op not in ("==", "!=", "<", "<=", ">", ">="):
         raise RaspTypeError(f"select's third argument must be one of == != < <= > >=, got {_show(op)}",
                             op_node.span)
     k = _sop_or_atom(b, keys, "select's keys", call.args[0].span)

@@ -653,3 +653,18 @@ def test_mean_over_unequal_computed_keys(source, max_len):
     inputs = random_inputs([0, 1, 2], max_len, 25, seed=5)
     good, expected = interpret(sop, inputs)
     assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+
+
+@pytest.mark.parametrize("max_len", [24, 32])
+def test_tracr_sort_with_negative_min_key_compiles(max_len):
+    """helper-21's report: the score check first refused Tracr's make_sort with min_key -5
+    (keys x - 5 i / n) from max_len 24, an exact model: widths are checked by their own
+    decoders, the check now only covers means."""
+    from rasp import tracr
+    keys = tracr.SequenceMap(lambda x, i: x + -5 * i / max_len, tracr.tokens, tracr.indices)
+    target = tracr.SelectorWidth(tracr.Select(keys, keys, tracr.Comparison.LT))
+    sort = tracr.Aggregate(tracr.Select(target, tracr.indices, tracr.Comparison.EQ), tracr.tokens)
+    vocab = [-5, -1, 0, 3]
+    model = compiler.compile(sort, vocab=vocab, max_seq_len=max_len)
+    good, expected = interpret(sort, random_inputs(vocab, max_len, 10, seed=6))
+    assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))

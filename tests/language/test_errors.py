@@ -78,6 +78,9 @@ def test_wrong_argument_count(src, message):
     ("select(select(indices, indices, ==), indices, ==);", "select's keys must be an s-op or an atom", 8),
     ("select(indices, full_s, ==);", "select's queries must be an s-op or an atom", 17),
     ("select(indices, indices, 3);", "select's third argument must be one of", 26),
+    # (an s-op there raised a raw KeyError: its == builds an s-op, which `in` took as True)
+    ("select(indices, indices, indices);", "select's third argument must be one of", 26),
+    ("select(tokens, tokens, length + 1);", "select's third argument must be one of", 24),
     ("aggregate(indices, indices);", "aggregate's first argument must be a selector", 11),
     ("aggregate(full_s, full_s);", "aggregate's second argument must be an s-op or an atom", 19),
     ("aggregate(full_s, tokens, [1]);", "aggregate's default must be an atom", 27),
