@@ -668,3 +668,14 @@ def test_tracr_sort_with_negative_min_key_compiles(max_len):
     model = compiler.compile(sort, vocab=vocab, max_seq_len=max_len)
     good, expected = interpret(sort, random_inputs(vocab, max_len, 10, seed=6))
     assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+
+
+def test_huge_values_give_the_message_without_numpy_warnings():
+    """helper-21's report: numpy's "overflow encountered in subtract" (gaps between values
+    near 1e308) was printed before the compiler's own message."""
+    import warnings
+    sop = compile_text("numerical(aggregate(select(indices, indices, <=), tokens_asis));")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(compiler.CompileError, match="too large to average"):
+            compiler.compile(sop, vocab=[1e308, -1e308], max_seq_len=4)
