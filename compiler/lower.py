@@ -1073,7 +1073,9 @@ class Lowering:
         Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
         value of a numerical input or the integer code (rank) of any other input; codes
         cost one residual direction each. If that cannot be exact in float32, inputs
-        that can be read one-hot become gates instead.
+        that can be read one-hot become gates instead. `precise`: the outputs are score
+        features of a mean whose selected keys hold different key values (no width is
+        read straight from its head).
         """
         n = len(cols[0]) if cols else 1
         if not created:
