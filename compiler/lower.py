@@ -48,6 +48,10 @@ from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_co
 # every unselected key (and of BOS when the selection is not empty: exp(-15)) is far
 # below float32 resolution of the values.
 SCORE_GAP = 30.0
+# how far, relative to its size, an MLP-computed score feature may round (by its table's
+# bound) when a mean's selected keys hold different key values: a 394-unit table whose
+# bound was 11 % of its 0/60 outputs made such a mean wrong at max_seq_len 28
+SCORE_PRECISION = 1e-2
 # Inputs with at most this many values may be read one-hot (as gates) by an MLP table.
 MAX_GATE_VALUES = 64
 # Score that keeps the BOS query on the BOS key in every head (its other scores are 0).
@@ -1159,7 +1163,8 @@ class Lowering:
                 continue
             z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
             err = sum(abs(l) * e for l, e in zip(lam, x_errs))
-            plan = exact_table(combos, z, outputs, len(gates), err, low_error=self.low_error)
+            plan = exact_table(combos, z, outputs, len(gates), err, low_error=self.low_error,
+                               precision=SCORE_PRECISION if precise else None)
             if plan is None:
                 continue
             z_lin: Lin = {}

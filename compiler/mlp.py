@@ -240,7 +240,8 @@ def _worst_active_sums(z: np.ndarray, point_code: np.ndarray, unit_code: np.ndar
 
 
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
-                z_err: float, steps_only: bool = False, low_error: bool = False) -> "TablePlan | None":
+                z_err: float, steps_only: bool = False, low_error: bool = False,
+                precision: "float | None" = None) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
     the activations, or the rounding of the outputs beyond what their readers tolerate.
 
@@ -248,10 +249,16 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     (`interpolation_table`) unless `steps_only`; with `low_error`, the interpolating table
     is also taken when its outputs' error bound is the smaller (a smooth function of a
     fine-grained mean: large step activations round its outputs by up to 1e-3).
+    `precision`: the outputs may round by at most this fraction of their size (score
+    features of a mean whose selected keys must weigh the same); a step table only.
     """
     plan = build_table(combos, z, outputs, n_gates)
     step_error = rounding_error(plan, combos, z, n_gates) if plan.precise_enough(z_err) else None
-    if step_error is not None and not np.any(step_error > output_tolerance(outputs)):
+    tolerance = output_tolerance(outputs)
+    if precision is not None:
+        steps_only = True
+        tolerance = np.minimum(tolerance, precision * np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0)))
+    if step_error is not None and not np.any(step_error > tolerance):
         if low_error and not n_gates and not steps_only:
             alt = _checked_interpolation(combos, z, outputs, z_err)
             if alt is not None and \

@@ -642,6 +642,9 @@ def test_mean_over_equal_keys_needs_values_equal_in_every_way():
     ("aggregate(select(indices * 2 - length, tokens_asis, !=), indices);", 18),
     ("aggregate(select(indices * 2 - length, tokens_asis, !=), indices);", 24),
     ("aggregate(select(length - indices, tokens_asis, !=), indices);", 20),
+    # a 394-unit table over (indices, length) whose rounding bound was 11 % of its 0/60
+    # score features: now a table that meets 1 % (one-hot gates)
+    ("numerical(aggregate(select((indices * 3) % length, tokens_asis * 2, >), indices));", 28),
 ])
 def test_mean_over_unequal_computed_keys(source, max_len):
     """helper-21's report: a mean whose selected keys hold different computed key values
