@@ -1079,7 +1079,8 @@ class Lowering:
         cost one residual direction each. If that cannot be exact in float32, inputs
         that can be read one-hot become gates instead. `precise`: the outputs are score
         features of a mean whose selected keys hold different key values (no width is
-        read straight from its head).
+        read straight from its head, and the table rounds by at most SCORE_PRECISION of
+        their size).
         """
         n = len(cols[0]) if cols else 1
         if not created:
