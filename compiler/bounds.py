@@ -115,7 +115,7 @@ def read_rounding(read: Read) -> float:
     """A bound on the float32 error of computing `read` from exact residual values: each
     weight rounds to float32 and the products are summed in float32, each step off by at
     most eps times the sum of the terms' sizes."""
-    return 2 * EPS32 * sum(abs(c) * _magnitude(f) for f, c in read.terms.items())
+    return 2 * EPS32 * _term_sizes(read)
 
 
 def _table_problem(b: TableBound, z_err: float) -> Optional[str]:
@@ -132,19 +132,26 @@ def read_error(read: Read, err: dict[int, float]) -> float:
     return sum(abs(c) * err.get(f.uid, 0.0) for f, c in read.terms.items())
 
 
-def read_magnitude(read: Read) -> float:
-    """Largest |value| the read takes: exact over the value list of each s-op it reads
-    (one-hot features of one s-op are never 1 together), summed over s-ops."""
+def _per_sop(read: Read) -> tuple[list[np.ndarray], list[tuple[Feature, float]]]:
+    """The read's terms as one vector over the value list of each s-op they hold a
+    function of (one-hot features of one s-op are never 1 together), and the other terms
+    (the constant, BOS, auxiliary features)."""
     by_sop: dict[Any, Any] = {}
-    total = 0.0
+    rest = []
     for f, c in read.terms.items():
-        if f.sop_id is None or f.fn is None:
-            total += abs(c) * _magnitude(f)
-        elif f.sop_id in by_sop and len(by_sop[f.sop_id]) != len(f.fn):
-            total += abs(c) * _magnitude(f)
+        if f.sop_id is None or f.fn is None or (f.sop_id in by_sop and len(by_sop[f.sop_id]) != len(f.fn)):
+            rest.append((f, c))
         else:
             by_sop[f.sop_id] = by_sop.get(f.sop_id, 0.0) + c * f.fn
-    return total + sum(float(np.max(np.abs(v), initial=0.0)) for v in by_sop.values())
+    return list(by_sop.values()), rest
+
+
+def read_magnitude(read: Read) -> float:
+    """Largest |value| the read takes: exact over the value list of each s-op it reads,
+    summed over s-ops."""
+    columns, rest = _per_sop(read)
+    return sum(abs(c) * _magnitude(f) for f, c in rest) + \
+        sum(float(np.max(np.abs(v), initial=0.0)) for v in columns)
 
 
 def _magnitude(f: Feature) -> float:
@@ -173,8 +180,7 @@ def attention_error_parts(n: int, gap: float, score_error: float, uniform: bool 
     s2 = 2.0 * score_error
     half = math.exp(min(0.0, -(gap / 2 - s2)))
     leak = (n + 1) * math.exp(min(0.0, -(gap - s2))) + half + (n * half if empty else 0.0)
-    uneven = 0.0 if not uniform or s2 == 0 else 2.0 * math.expm1(s2) if s2 < 50 else math.inf
-    return leak, (8 + summed) * EPS32 + uneven
+    return leak, (8 + summed) * EPS32 + 2.0 * _unequal_weights(score_error, uniform)
 
 
 def relative_attention_error(n: int, score_error: float, uniform: bool = True, summed: int = 0) -> float:
@@ -182,9 +188,14 @@ def relative_attention_error(n: int, score_error: float, uniform: bool = True, s
     attention_error's factor 2 on the unequal weights: each selected weight is off by at
     most a factor e^(2 s) (its score up by s, the others' down by s), so the output by at
     most expm1(2 s) of itself; softmax and the weighted sum round by (8 + summed) eps/2."""
+    return (8 + summed) * EPS32 / 2 + _unequal_weights(score_error, uniform)
+
+
+def _unequal_weights(score_error: float, uniform: bool) -> float:
+    """How far, as a fraction, selected keys that must weigh the same can be off when every
+    score is off by up to `score_error`: expm1(2 s)."""
     s2 = 2.0 * score_error
-    uneven = 0.0 if not uniform or s2 == 0 else math.expm1(s2) if s2 < 50 else math.inf
-    return (8 + summed) * EPS32 / 2 + uneven
+    return 0.0 if not uniform or s2 == 0 else math.expm1(s2) if s2 < 50 else math.inf
 
 
 def propagate(heads: list, mlps: list, err: dict[int, float], n: int, resolve,
@@ -232,7 +243,7 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     total = score_input_error(head, err, resolve)
     exact = True
     products, bits = 0.0, 0
-    bos_key = bos_rounding(head)[0]
+    bos_key = bos_key_rounding(head)
     for t, (q, k) in enumerate(head.terms):
         rq, rk = resolve(q), resolve(k)
         eq, ek = read_error(rq, err), read_error(rk, err)
@@ -261,13 +272,21 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     return total + 1.01 * EPS32 / 2 * (len(head.terms) + 2 * longest + 2) * sizes
 
 
-def bos_rounding(head) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds on float32's error in BOS's key (per head dimension of the terms) and values,
-    which assembly sets by cancelling the rest of BOS's residual (zeros before assembly)."""
+def bos_key_rounding(head) -> np.ndarray:
+    """Bounds on float32's error in BOS's key, per head dimension of the terms, which
+    assembly sets by cancelling the rest of BOS's residual (none before assembly)."""
     if head.bos_inputs is None:
-        return np.zeros(0), np.zeros(0)
-    x, WK, WV = head.bos_inputs
-    return _cancellation_rounding(x, WK)[:len(head.terms)], _cancellation_rounding(x, WV)
+        return np.zeros(0)
+    x, WK, _ = head.bos_inputs
+    return _cancellation_rounding(x, WK)[:len(head.terms)]
+
+
+def bos_value_rounding(head) -> float:
+    """The same for the values BOS holds (the largest over the head's values)."""
+    if head.bos_inputs is None:
+        return 0.0
+    x, _, WV = head.bos_inputs
+    return float(np.max(_cancellation_rounding(x, WV), initial=0.0))
 
 
 def _cancellation_rounding(x: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -281,7 +300,7 @@ def _cancellation_rounding(x: np.ndarray, W: np.ndarray) -> np.ndarray:
     out = (np.count_nonzero(x) + 1) * EPS32 * (np.abs(x) @ np.abs(W))
     if np.array_equal(x32, x):
         for col in np.flatnonzero(out).tolist():
-            bits = next((b for b in range(25) if np.all(np.mod(products[:, col] * 2.0 ** b, 1) == 0)), None)
+            bits = _fraction_digits(products[:, col])
             if bits is not None and sizes[col] * 2.0 ** bits < 2 ** 24:
                 out[col] = 0.0
     return out
@@ -302,11 +321,16 @@ def _fraction_bits(read: Read) -> Optional[int]:
         if f.fn is None:
             f_bits = 0 if f.kind in ("one", "bos") else None
         else:
-            f_bits = next((b for b in range(25) if np.all(np.mod(f.fn * 2.0 ** b, 1) == 0)), None)
+            f_bits = _fraction_digits(f.fn)
         if f_bits is None:
             return None
         bits = max(bits, c_bits + f_bits)
     return bits if _term_sizes(read) * 2.0 ** bits < 2 ** 24 else None
+
+
+def _fraction_digits(values: np.ndarray) -> Optional[int]:
+    """The fewest binary fraction digits (0..24) that write every value exactly, or None."""
+    return next((b for b in range(25) if np.all(np.mod(values * 2.0 ** b, 1) == 0)), None)
 
 
 def _term_sizes(read: Read) -> float:
@@ -354,7 +378,7 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
                                            summed=2 * (n + 1))
     # (2 * biggest: a convex combination moves by at most its values' spread)
     own = 2 * biggest * (leak + relative)
-    bos_value = float(np.max(bos_rounding(head)[1], initial=0.0))
+    bos_value = bos_value_rounding(head)
     for f, read, bos in values:
         inherited = read_error(read, err) + bos_value
         err[f.uid] = own + inherited
@@ -432,18 +456,9 @@ def read_minimum(read: Read) -> float:
     """A lower bound on the read's value at every non-BOS position: exact over each s-op's
     value list (as read_magnitude), the constant as itself, the BOS feature as 0 (at BOS,
     assembly sets the value a head reads)."""
-    by_sop: dict[Any, Any] = {}
-    total = 0.0
-    for f, c in read.terms.items():
-        if f.kind == "one":
-            total += c
-        elif f.kind == "bos":
-            continue
-        elif f.sop_id is None or f.fn is None or (f.sop_id in by_sop and len(by_sop[f.sop_id]) != len(f.fn)):
-            total -= abs(c) * _magnitude(f)
-        else:
-            by_sop[f.sop_id] = by_sop.get(f.sop_id, 0.0) + c * f.fn
-    return total + sum(float(np.min(v, initial=np.inf)) if np.size(v) else 0.0 for v in by_sop.values())
+    columns, rest = _per_sop(read)
+    total = sum(c if f.kind == "one" else 0.0 if f.kind == "bos" else -abs(c) * _magnitude(f) for f, c in rest)
+    return total + sum(float(np.min(v, initial=np.inf)) if np.size(v) else 0.0 for v in columns)
 
 
 def readout_errors(readout, err: dict[int, float]) -> list[tuple[float, float]]:
