@@ -50,14 +50,14 @@ def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
         raise CompileError(f"max_seq_len {max_seq_len} is above the supported {MAX_SEQ_LEN}: the compiler "
                            "analyses every length exactly (memory grows with max_seq_len cubed), and float32 "
                            "attention stops being exact far sooner for most programs")
+    # numpy's overflow warnings (gaps between values near 1e308) would only precede the
+    # compiler's own message about such values
     with np.errstate(over="ignore", invalid="ignore"):
         tokens = normalize_vocab(vocab)
-    # a compile allocates many small objects (collections made it ~20 % slower) and
-    # solves small least-squares problems (see single_threaded_blas); numpy's overflow
-    # warnings (gaps between values near 1e308) would only precede the compiler's own
-    # message about such values
-    with gc_paused(), single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
-        model = build(sop, tokens, max_seq_len)
+        # a compile allocates many small objects (collections made it ~20 % slower) and
+        # solves small least-squares problems (see single_threaded_blas)
+        with gc_paused(), single_threaded_blas():
+            model = build(sop, tokens, max_seq_len)
     model.info["compile_seconds"] = time.perf_counter() - start
     return model.to(device)
 

@@ -399,8 +399,8 @@ class Lowering:
         # and read with weight 30: weights that are integers keep a score's float32 sum
         # exact, where the 30-scaled feature read back with weight 1/30 (for the plain
         # indicator) rounds
-        scales = [_indicator_scale(np.asarray(ref.vec, dtype=np.float64)) for ref in refs]
-        vecs = [np.asarray(ref.vec, dtype=np.float64)[rows] / scale for ref, scale in zip(refs, scales)]
+        scales = [_indicator_scale(ref.vec) for ref in refs]      # (Ref.vec is float64)
+        vecs = [ref.vec[rows] / scale for ref, scale in zip(refs, scales)]
         made = basis.express_or_add_many(
             vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]))
         for ref, terms, scale in zip(refs, made, scales):

@@ -206,7 +206,8 @@ class Plan:
         # numbers among other values (None, strings, bools) are averaged too, when a query
         # selects only numbers: a mean whose other values are flagged (see lower)
         averages = aggregate_rule(src.values, node.semantics == "tracr") != "copy"
-        if averages and not sel_info.at_most_one and len(src.values) > 1 and node.id not in self.inf.equal_copies:
+        if averages and not sel_info.at_most_one and len(src.values) > 1 and \
+                node.id not in self.inf.equal_copies:     # (a mean of equal values is a copy)
             return ATTN_MEAN
         return ATTN_COPY
 

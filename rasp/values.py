@@ -102,6 +102,10 @@ def select_values(conditions: Sequence[np.ndarray], choices: Sequence[np.ndarray
     return out
 
 
+# the types whose object arrays factorize by numpy (Python's values come back from .tolist())
+_ONE_TYPE_DTYPES = {float: np.float64, int: np.int64, bool: np.bool_}
+
+
 def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
     """Integer codes and the list of distinct Python values, for `arr` of any dtype.
 
@@ -113,12 +117,10 @@ def factorize(arr: np.ndarray) -> tuple[np.ndarray, list]:
         return codes.reshape(arr.shape), uniques.tolist()
     items = flat.tolist()
     types = set(map(type, items))
-    if types == {bool}:     # (a map's True/False column: numpy's unique, no hashing)
-        uniques, codes = np.unique(np.array(items, dtype=bool), return_inverse=True)
-        return codes.reshape(arr.shape), uniques.tolist()
-    if types == {float} or types == {int}:   # plain numbers of one type: numpy's sort, no hashing
+    dtype = _ONE_TYPE_DTYPES.get(next(iter(types))) if len(types) == 1 else None
+    if dtype is not None:   # numbers (or bools) of one type: numpy's sort, no hashing
         try:
-            nums = np.array(items, dtype=np.float64 if types == {float} else np.int64) if items else None
+            nums = np.array(items, dtype=dtype) if items else None
         except OverflowError:       # integers past int64: hashed below
             nums = None
         if nums is not None and (nums.dtype.kind != "f" or not np.isnan(nums).any()):
