@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
-from typing import Any, Sequence
+import sys
+from types import ModuleType
+from typing import Any, Iterator, Sequence
 
 import compiler
 import rasp
@@ -39,3 +42,28 @@ def interpret(sop: rasp.SOp, inputs: list[list]) -> tuple[list[list], list]:
 
 def compile_text(source: str, name: str = "out") -> rasp.SOp:
     return rasp.parse(source, "<test>")[name]
+
+
+@contextlib.contextmanager
+def modules_replaced(modules: dict[str, ModuleType]) -> Iterator[None]:
+    """For a while, sys.modules (and the parent package's attribute, where the parent is
+    loaded) name these modules; everything is restored afterwards. Lets Tracr's own code
+    import `rasp.tracr` in place of its `tracr.rasp.rasp`."""
+    saved = {name: sys.modules.get(name) for name in modules}
+    restore: list[tuple[Any, str, Any]] = []
+    try:
+        for name, module in modules.items():
+            sys.modules[name] = module
+            parent, _, attr = name.rpartition(".")
+            if parent in sys.modules:
+                restore.append((sys.modules[parent], attr, getattr(sys.modules[parent], attr, None)))
+                setattr(sys.modules[parent], attr, module)
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+        for pkg, attr, value in reversed(restore):
+            setattr(pkg, attr, value)

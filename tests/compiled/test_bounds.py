@@ -10,7 +10,7 @@ import pytest
 import compiler
 from rasp import tracr
 
-from .helpers import all_inputs, compile_text, interpret, random_inputs
+from .helpers import all_inputs, assert_exact, compile_text, interpret, random_inputs
 
 PROGRAMS = {
     # name: (source, vocab, max_len)
@@ -125,9 +125,7 @@ def test_unproven_model_names_the_gap():
     assert "output can be off by" in model.exactness()["unproven_because"]
     assert model.exactness()["output_error_bound"] >= model.exactness()["output_margin"]
     # still exact on the differential test, as every compiled model must be
-    inputs = random_inputs(list(range(10)), 10, 20, seed=2)
-    good, expected = interpret(sop, inputs)
-    assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+    assert_exact(sop, list(range(10)), 10, inputs=random_inputs(list(range(10)), 10, 20, seed=2), model=model)
 
 
 def test_the_verdict_is_saved_with_the_model(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import compiler
 import rasp
 
-from .helpers import assert_exact, compile_text, interpret, random_inputs
+from .helpers import assert_exact, compile_text, random_inputs
 
 # (name, source, vocab, max_len); the program's result is its last expression
 CASES = [
@@ -618,9 +618,7 @@ def test_or_of_selects_over_computed_tuples_is_exact_or_refused(max_len):
     except compiler.CompileError as err:
         assert max_len > 8 and "scores can be off by" in str(err)
         return
-    inputs = random_inputs([0, 1], max_len, 20, seed=4)
-    good, expected = interpret(sop, inputs)
-    assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+    assert_exact(sop, [0, 1], max_len, inputs=random_inputs([0, 1], max_len, 20, seed=4), model=model)
 
 
 def test_mean_over_equal_keys_needs_values_equal_in_every_way():
@@ -651,11 +649,7 @@ def test_mean_over_unequal_computed_keys(source, max_len):
     (here 2 * indices - length, from an MLP that read the width 1/(w+1) straight from its
     head) weighed them unequally by ~1e-3 from max_len 18 (7.4615 for 7.4667). Such score
     features are now tabulated from the decoded length, whose coarser grid rounds less."""
-    sop = compile_text(source)
-    model = compiler.compile(sop, vocab=[0, 1, 2], max_seq_len=max_len)
-    inputs = random_inputs([0, 1, 2], max_len, 25, seed=5)
-    good, expected = interpret(sop, inputs)
-    assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+    assert_exact(compile_text(source), [0, 1, 2], max_len, inputs=random_inputs([0, 1, 2], max_len, 25, seed=5))
 
 
 @pytest.mark.parametrize("max_len", [24, 32])
@@ -668,9 +662,7 @@ def test_tracr_sort_with_negative_min_key_compiles(max_len):
     target = tracr.SelectorWidth(tracr.Select(keys, keys, tracr.Comparison.LT))
     sort = tracr.Aggregate(tracr.Select(target, tracr.indices, tracr.Comparison.EQ), tracr.tokens)
     vocab = [-5, -1, 0, 3]
-    model = compiler.compile(sort, vocab=vocab, max_seq_len=max_len)
-    good, expected = interpret(sort, random_inputs(vocab, max_len, 10, seed=6))
-    assert all(compiler.same_output(e, g) for e, g in zip(expected, model.run_batch(good)))
+    assert_exact(sort, vocab, max_len, inputs=random_inputs(vocab, max_len, 10, seed=6))
 
 
 def test_huge_values_give_the_message_without_numpy_warnings():

@@ -14,7 +14,7 @@ import pytest
 
 import compiler
 
-from .helpers import assert_exact
+from .helpers import assert_exact, modules_replaced
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -51,19 +51,11 @@ def test_tracr_module_is_a_drop_in():
     import types
 
     import rasp.tracr as ours
-    saved = {k: sys.modules.get(k) for k in ("tracr", "tracr.rasp", "tracr.rasp.rasp")}
-    try:
-        sys.modules["tracr"] = types.ModuleType("tracr")
-        sys.modules["tracr.rasp"] = types.ModuleType("tracr.rasp")
-        sys.modules["tracr.rasp.rasp"] = ours
-        sys.modules["tracr.rasp"].rasp = ours
+    stand_ins = {"tracr": types.ModuleType("tracr"), "tracr.rasp": types.ModuleType("tracr.rasp"),
+                 "tracr.rasp.rasp": ours}
+    with modules_replaced(stand_ins):
         rasp_mod = importlib.import_module("tracr.rasp.rasp")
+        assert stand_ins["tracr.rasp"].rasp is ours
         hist = rasp_mod.SelectorWidth(rasp_mod.Select(rasp_mod.tokens, rasp_mod.tokens, rasp_mod.Comparison.EQ))
         model = compiler.compile(hist, vocab={"a", "b"}, max_seq_len=6)
         assert model(["a", "b", "a"]) == [2, 1, 2]
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v

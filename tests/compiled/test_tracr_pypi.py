@@ -12,7 +12,6 @@ compiler rejects. Skipped when tracr-pypi is not installed.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import itertools
@@ -20,7 +19,7 @@ import logging
 import random
 import sys
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,37 +30,19 @@ import rasp.tracr as ours  # noqa: E402
 from tracr.compiler import test_cases as tracr_cases  # noqa: E402
 from tracr.rasp import rasp as tracr_rasp  # noqa: E402
 
+from .helpers import modules_replaced  # noqa: E402
+
 # (causal-only cases: Tracr's expected output assumes its causal=True compilation, in which
 # a query sees only earlier keys; RASP's semantics, and Tracr's evaluator, see all keys)
 GROUPS = ("TEST_CASES", "UNSUPPORTED_TEST_CASES", "CAUSAL_TEST_CASES")
 UNIVERSAL = {case["testcase_name"] for case in tracr_cases.UNIVERSAL_TEST_CASES}
 
 
-@contextlib.contextmanager
-def _rasp_tracr_as(modules: dict[str, ModuleType]) -> Iterator[None]:
-    """sys.modules and the parent packages' attributes name our modules for a while."""
-    saved = {name: sys.modules.get(name) for name in modules}
-    parents = {name: (sys.modules[name.rpartition(".")[0]], name.rpartition(".")[2]) for name in modules}
-    saved_attrs = {name: getattr(pkg, attr, None) for name, (pkg, attr) in parents.items()}
-    try:
-        for name, module in modules.items():
-            sys.modules[name] = module
-            setattr(*parents[name], module)
-        yield
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-            setattr(*parents[name], saved_attrs[name])
-
-
 def _execute_installed(name: str, substitutes: dict[str, ModuleType]) -> ModuleType:
     """A fresh copy of the installed module `name`, its imports resolved to `substitutes`."""
     spec = importlib.util.find_spec(name)
     module = importlib.util.module_from_spec(spec)
-    with _rasp_tracr_as(substitutes):
+    with modules_replaced(substitutes):
         spec.loader.exec_module(module)
     return module
 
