@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .features import BOS, ONE
-from .lower import BOS_SELF_SCORE, HeadBlock, Lowered, resolve
+from .lower import BOS_SELF_SCORE, SNAP_OFFSET, HeadBlock, Lowered, resolve
 from .model import ModelShape, Transformer
 from .residual import Layout
 from .schedule import Schedule
@@ -44,7 +44,7 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
     for layer in range(sched.num_layers):
         heads = sched.heads[layer]
         n_heads.append(len(heads))
-        d_head.append(max((max(len(h.terms) + 2, len(h.values)) for h in heads), default=0))
+        d_head.append(max((max(len(h.terms) + 2, len(h.values) + h.snap) for h in heads), default=0))
         units = sum(len(m.units) for m in sched.mlps[layer])
         constant = any(bias != 0 for m in sched.mlps[layer] for _, _, bias in m.outputs)
         # an MLP whose table is constant has no units but still writes its bias
@@ -146,9 +146,29 @@ def _head_weights(head: HeadBlock, WQ: np.ndarray, WK: np.ndarray, WV: np.ndarra
     want_v = np.zeros(WV.shape[1])
     for v, (_, _, bos_value) in enumerate(head.values):
         want_v[v] = bos_value
-    for W, want in ((WQ, want_q), (WK, want_k), (WV, want_v)):
+    for W, want in ((WQ, want_q), (WK, want_k), (WV, want_v))[:2 if head.snap else 3]:
         W[bos, :] = 0.0
         got = x_bos @ W
         W[bos, :] = (want - got) / x_bos[bos]
+    if head.snap:
+        _snap_values(head, WV, WO, lay, x_bos)
     # (kept for compiler.bounds, which charges the float32 rounding of that cancellation)
     head.bos_inputs = (x_bos.copy(), WK, WV)
+
+
+def _snap_values(head: HeadBlock, WV: np.ndarray, WO: np.ndarray, lay: Layout, x_bos: np.ndarray) -> None:
+    """A snap head's values: each read plus SNAP_OFFSET (float32 rounds the sum to an
+    integer), and one more dimension holding the offset alone, which W_O subtracts. Every
+    sum has one term besides the offset, so no order of summation rounds it differently.
+    At BOS the offset is taken away again, with the read's own integer part: BOS's value
+    there is the read's small remainder (0 for the bias of a silenced MLP)."""
+    shared = len(head.values)
+    one, bos = lay[ONE], lay[BOS]
+    for v, (f, _, _) in enumerate(head.values):
+        WV[bos, v] = 0.0
+        remainder_at_bos = float(x_bos @ WV[:, v])
+        WV[one, v] += SNAP_OFFSET
+        WV[bos, v] = -(SNAP_OFFSET * x_bos[one] + float(np.round(remainder_at_bos))) / x_bos[bos]
+        WO[shared, lay[f]] = -1.0
+    WV[one, shared] = SNAP_OFFSET
+    WV[bos, shared] = -SNAP_OFFSET * x_bos[one] / x_bos[bos]

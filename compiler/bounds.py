@@ -45,6 +45,8 @@ from .mlp import EPS32
 # midpoint at every reachable point, and its ramp spans |p| <= 1/2: the margin all of a
 # unit's input errors and rounding share
 STEP_MARGIN = 0.5
+# how far from an integer a snap head's input may be (see compiler.lower.SNAP_OFFSET)
+SNAP_MARGIN = 0.25
 
 
 @dataclass
@@ -80,6 +82,10 @@ def estimate_head_problems(heads: list, err: dict[int, float], read_of) -> list[
     was estimated past its gap)."""
     problems = []
     for head in heads:
+        if head.snap:
+            problems += [f"{head.label}: its input {f.label} is not within {SNAP_MARGIN} of an integer"
+                         for f, lin, _ in head.values if snap_input_error(read_of(lin), err) > SNAP_MARGIN]
+            continue
         if not head.uniform or head.width:
             continue
         s = score_input_error(head, err, read_of)
@@ -88,6 +94,17 @@ def estimate_head_problems(heads: list, err: dict[int, float], read_of) -> list[
                             f"features its query and key read), more than the gap of {head.gap:g} between "
                             "the keys it selects and the others")
     return problems
+
+
+def snap_input_error(read: Read, err: dict[int, float]) -> float:
+    """How far a snap head's read can be from its integer value, or inf where it is no
+    sum of integer multiples of integer-valued features (float32 rounds each partial sum
+    that holds the offset to an integer, so every term must be near one)."""
+    for f, c in read.terms.items():
+        values = np.ones(1) if f.kind in ("one", "bos") else f.fn
+        if values is None or not float(c).is_integer() or not np.all(np.mod(values, 1.0) == 0):
+            return math.inf
+    return read_error(read, err) + read_rounding(read)
 
 
 def score_input_error(head, err: dict[int, float], resolve) -> float:
@@ -371,6 +388,13 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
     (a, r) with the error at most a + r * (the exact output). A width's 1/(w+1) is
     tiny exactly where its decoder's steps are narrow (1/80 - 1/81), and its rounding
     and uneven weights shrink with it; the absolute bound charges them at 1."""
+    if head.snap:
+        # each value is read, offset and rounded to the nearest integer: exact while the
+        # read is within SNAP_MARGIN of it (neighbours leak N e^-30 * 1.3e7 < 1e-3 for
+        # N < 1000); further off it is not exact at all
+        for f, lin, _ in head.values:
+            err[f.uid] = 0.0 if snap_input_error(resolve(lin), err) <= SNAP_MARGIN and n < 1000 else 1.0
+        return
     s = score_error(head, err, resolve)
     values = [(f, resolve(lin), bos) for f, lin, bos in head.values]
     biggest = max([1.0] + [abs(bos) for _, _, bos in values] + [read_magnitude(r) for _, r, _ in values])

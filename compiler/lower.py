@@ -38,7 +38,7 @@ from .errors import CompileError, ReadoutError
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
-from .mlp import EPS32, InconsistentTable, TablePlan, build_table, exact_table, rounding_error
+from .mlp import EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, rounding_error
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -60,6 +60,13 @@ BOS_SELF_SCORE = 60.0
 # (w0, w1) pairs, quadratic in max_seq_len: beyond this many pairs the wide MLP costs more
 # time per sequence than the layer it saves (see _joint_width_plan)
 JOINT_WIDTH_MAX_PAIRS = 160
+# A snap head copies each position's own near-integer features (one-hot indicators) with
+# SNAP_OFFSET added: float32's spacing there is 1, so the sum rounds to the exact integer,
+# and subtracting the offset again is exact (inputs off by up to bounds.SNAP_MARGIN).
+SNAP_OFFSET = 1.5 * 2.0 ** 23
+# the largest value list of an input a snapped table reads one-hot, and its most units
+SNAP_GATE_VALUES = 256
+SNAP_MAX_UNITS = 8192
 
 
 class Ref:
@@ -142,6 +149,9 @@ class HeadBlock:
     # BOS's residual and the head's key and value weights, set by assembly to cancel the
     # rest of BOS's residual (compiler.bounds charges that sum's float32 rounding)
     bos_inputs: Optional[tuple] = None
+    # a snap head (see SNAP_OFFSET): every position attends to itself alone, and each value
+    # (one feature's read) comes out rounded to the nearest integer
+    snap: bool = False
 
 
 @dataclass
@@ -198,6 +208,14 @@ def _indicator_scale(vec: np.ndarray) -> float:
     return float(vec[nz[0]]) if len(nz) == 1 and math.isfinite(vec[nz[0]]) else 1.0
 
 
+def _combine(*terms: tuple[Feature, float]) -> Lin:
+    """A Lin from (feature, coefficient) pairs, adding repeats."""
+    out: Lin = {}
+    for f, c in terms:
+        out[f] = out.get(f, 0.0) + c
+    return out
+
+
 def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
     return np.array([float(fn(v)) for v in values], dtype=np.float64)
 
@@ -240,6 +258,9 @@ class Lowering:
         self._joint_cache: dict[int, Optional[tuple]] = {}
         self._width_x: dict[int, list[Feature]] = {}   # width node -> its heads' 1/(w+1) features
         self._done: set[int] = set()
+        self._snap_heads: dict[int, HeadBlock] = {}      # s-op id -> the head snapping its indicators
+        self._snapped: dict[tuple[int, int], Feature] = {}
+        self._position_terms: Optional[tuple] = None
 
     # ---- helpers over value lists
     def values(self, node: ir.Node) -> tuple:
@@ -948,10 +969,41 @@ class Lowering:
         self._mlp_map_over(node, refs, list(kids), probe=False)
 
     def _mlp_map_over(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], probe: bool) -> None:
+        precise = any(id(r) in self._uniform_scores for r in refs)
+        if precise:
+            # exact score features read exact indicators: of the s-ops under virtual maps
+            # (an affine `length - indices` would need an MLP of its own to be read one-hot)
+            sources = self._through_virtual(leaves)
+            try:
+                self._tabulate(node, refs, sources, probe, precise, snapped_only=True)
+                return
+            except (_TableUnfit, CompileError):
+                for ref in refs:
+                    ref.own, ref.const = {}, 0.0
+        self._tabulate(node, refs, leaves, probe, precise)
+
+    def _through_virtual(self, leaves: list[ir.SOp]) -> list[ir.SOp]:
+        """The leaves with every virtual map replaced by its inputs (constants dropped)."""
+        out: dict[int, ir.SOp] = {}
+
+        def add(leaf: ir.SOp) -> None:
+            if isinstance(leaf, ir.Constant):
+                return
+            if isinstance(leaf, ir.Map) and self.plan.kind.get(leaf.id) == MAP_VIRTUAL:
+                for kid in self.graph.children(leaf):
+                    add(kid)
+            else:
+                out.setdefault(leaf.id, leaf)
+        for leaf in leaves:
+            add(leaf)
+        return list(out.values())
+
+    def _tabulate(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], probe: bool, precise: bool,
+                  snapped_only: bool = False) -> None:
         try:
             rows, leaf_cols = self._reachable_tuples(node, leaves)
         except CompileError:
-            if probe:
+            if probe or snapped_only:
                 raise _TableUnfit() from None
             raise
         results, valid = self._evaluate_composite(node, leaves, leaf_cols)
@@ -966,9 +1018,9 @@ class Lowering:
         for j, f in enumerate(created):
             outputs[:, j] = f.fn[positions]
         cols = [col[rows_idx] for col in leaf_cols]
-        precise = any(id(r) in self._uniform_scores for r in refs)
         try:
-            self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise)
+            self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise,
+                                    snapped_only=snapped_only)
         except _TableUnfit:
             basis = self.node_basis.get(node.id)
             if basis is not None:
@@ -1071,7 +1123,7 @@ class Lowering:
 
     def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
                            outputs: np.ndarray, created: list[Feature], probe: bool = False,
-                           precise: bool = False) -> None:
+                           precise: bool = False, snapped_only: bool = False) -> None:
         """Choose how the MLP reads its inputs, then build the table.
 
         Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
@@ -1080,7 +1132,8 @@ class Lowering:
         that can be read one-hot become gates instead. `precise`: the outputs are score
         features of a mean whose selected keys hold different key values (no width is
         read straight from its head, and the table rounds by at most SCORE_PRECISION of
-        their size).
+        their size); they are first tried from exact one-hot inputs (`_snapped_table`), with
+        `snapped_only` nothing else.
         """
         n = len(cols[0]) if cols else 1
         if not created:
@@ -1099,6 +1152,10 @@ class Lowering:
         # same layer as the heads instead of one MLP after the widths' decoders
         head_read = {j for j in active if self.plan.kind.get(leaves[j].id) == WIDTH
                      and len(self._width_parts(leaves[j])) == 1} if not precise else set()
+        if precise and self._snapped_table(node, leaves, active, cols, codes, outputs, created):
+            return
+        if snapped_only:
+            raise _TableUnfit()
         if head_read:
             # worth it only if the other inputs exist before the widths' decoders run
             decoded_at = min(self.plan.time[leaves[j].id] for j in head_read)
@@ -1191,6 +1248,77 @@ class Lowering:
                            "can tabulate exactly in float32 (use a smaller vocabulary or max_seq_len"
                            f"{hint})", node)
 
+    def _snapped_table(self, node: ir.SOp, leaves: list[ir.SOp], active: list[int], cols: list[np.ndarray],
+                       codes: list[np.ndarray], outputs: np.ndarray, created: list[Feature]) -> bool:
+        """Score features of a mean whose selected keys hold different key values, computed
+        exactly: one AND unit per combination of the inputs' one-hot indicators, which are
+        exact (embedded, or rounded by a snap head), so each output is one unit's weight.
+        Scores from MLP outputs that round by ~1e-6 of their size made such means wrong
+        from max_seq_len 32 (the mean's values lie 1/1000 apart)."""
+        if not active or any(len(np.unique(codes[j])) > SNAP_GATE_VALUES for j in active):
+            return False
+        n = len(cols[0])
+        combos = list(zip(*(cols[j] for j in active)))
+        if len(set(combos)) > SNAP_MAX_UNITS:
+            return False
+        z = np.zeros(n)
+        plan = exact_table(combos, z, outputs, len(active), 0.0, precision=SCORE_PRECISION)
+        if plan is None:
+            return False
+        self._mlp_from_table(node, [leaves[j] for j in active], combos, z, {}, outputs, created, z_err=0.0,
+                             label=f"compute {node.name}", plan=plan, snap=True)
+        return True
+
+    def _exact_indicator(self, leaf: ir.SOp, value: Any) -> "Ref | Feature":
+        """The indicator of `leaf == value`, exact in float32: an embedded one as it is,
+        any other (an MLP's or a head's output, off by float32 rounding) through the
+        leaf's snap head."""
+        if self.plan.kind[leaf.id] in (CONST, EMBED_POS, EMBED_TOK):
+            return self.indicator(leaf, value)
+        key = (leaf.id, self.find(leaf, value))
+        f = self._snapped.get(key)
+        if f is None:
+            ref = self.indicator(leaf, value)
+            f = Feature(f"{leaf.name}={value!r}:snapped", sop_id=leaf.id, fn=ref.vec.copy(), kind="onehot",
+                        value=value)
+            head = self._snap_heads.get(leaf.id)
+            if head is None:
+                head = HeadBlock(leaf, None, self._self_match_terms(), -2 * SCORE_GAP, [], False,
+                                 f"snap {leaf.name}", f"select(indices, indices, ==) rounding {leaf.name}'s "
+                                 "indicators", uniform=False, snap=True)
+                self._snap_heads[leaf.id] = head
+                self.heads.append(head)
+            head.values.append((f, {ref: 1.0}, 0.0))
+            self.err[f.uid] = 0.0
+            self._snapped[key] = f
+        return f
+
+    def _self_match_terms(self) -> list[tuple[Lin, Lin]]:
+        """Score terms gap - gap * (i_q - i_k)^2 over position codes i (exact integers in
+        the embedding): every position selects itself, its neighbours score 0 or less."""
+        if self._position_terms is None:
+            pos = next((n for n in self.graph.nodes() if isinstance(n, ir.Indices)
+                        and self.plan.kind.get(n.id) == EMBED_POS and n.id not in self._done), None)
+            if pos is not None:         # (the program's own indices: inspection decodes them)
+                ident = self._identity_fn(pos)
+                self._position_terms = ({self.request(pos, ident, pos.name): 1.0},
+                                        {self.request(pos, ident * ident, f"{pos.name}^2"): 1.0})
+            else:
+                i = np.arange(self.N, dtype=np.float64)
+                self._position_terms = tuple({self._position_feature(vec, name): 1.0}
+                                             for vec, name in ((i, "position"), (i * i, "position^2")))
+        code, square = self._position_terms
+        g = SCORE_GAP
+        return [({ONE: 1.0}, _combine((ONE, g), *((f, -g * c) for f, c in square.items()))),
+                (_combine(*((f, 2 * g * c) for f, c in code.items())), dict(code)),
+                (_combine(*((f, -g * c) for f, c in square.items())), {ONE: 1.0})]
+
+    def _position_feature(self, vec: np.ndarray, name: str) -> Feature:
+        f = Feature(name, kind="aux")
+        self.embed.append(EmbedFeature(f, "position", vec))
+        self.err[f.uid] = 0.0
+        return f
+
     def _code_ref(self, leaf: ir.SOp, col: np.ndarray, code: np.ndarray) -> Ref:
         """A ref holding the rank of the leaf's value among those in `col` (0, 1, 2, ...)."""
         uniq = {}
@@ -1276,14 +1404,16 @@ class Lowering:
 
     def _mlp_from_table(self, node: ir.SOp, gate_leaves: list[ir.SOp], combos: list[tuple], z: np.ndarray,
                         z_lin: Lin, outputs: np.ndarray, created: list[Feature], z_err: Optional[float],
-                        label: str, plan: Optional[TablePlan] = None) -> None:
+                        label: str, plan: Optional[TablePlan] = None, snap: bool = False) -> None:
+        """`snap`: read every gate's indicator exactly (see _exact_indicator)."""
         if plan is None:
             plan = build_table(combos, z, outputs, len(gate_leaves))
-        gate_refs: dict[tuple[int, Any], Ref] = {}
+        gate_refs: dict[tuple[int, Any], "Ref | Feature"] = {}
+        indicator = self._exact_indicator if snap else self.indicator
         # (first-use order, not a set's: a set of string keys made the weights depend on
         # PYTHONHASHSEED)
         for (g, v) in dict.fromkeys(key for u in plan.units for key in u.gates):
-            gate_refs[(g, v)] = self.indicator(gate_leaves[g], v)
+            gate_refs[(g, v)] = indicator(gate_leaves[g], v)
         units = []
         for u in plan.units:
             pre: Lin = {}
@@ -1297,7 +1427,8 @@ class Lowering:
         outs = []
         for j, f in enumerate(created):
             outs.append((f, dict(plan.out_weights[j]), float(plan.out_bias[j])))
-        rounding = rounding_error(plan, combos, z, len(gate_leaves))
+        exact_and = and_rounding(plan) if snap else None
+        rounding = rounding_error(plan, combos, z, len(gate_leaves)) if exact_and is None else exact_and
         out_err = rounding if plan.z_gain is None else rounding + plan.z_gain * (z_err or 0.0)
         for f, e in zip(created, out_err):      # (estimates: compiler.bounds recomputes them)
             self.err[f.uid] = float(e)

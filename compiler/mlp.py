@@ -160,6 +160,22 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     return plan
 
 
+def and_rounding(plan: TablePlan) -> Optional[np.ndarray]:
+    """Each output's float32 error when the table is made of AND units alone over exact
+    0/1 indicators (a snapped table): at any point one unit is exactly 1 and the rest are 0,
+    so the output is that unit's weight, off only by float32's representation of it. None
+    for any other table."""
+    if np.any(plan.out_bias != 0) or not all(
+            u.z == 0 and u.gates and all(c == 1.0 for c in u.gates.values()) and u.bias == -(len(u.gates) - 1.0)
+            for u in plan.units):
+        return None
+    out = np.zeros(len(plan.out_weights))
+    for o, weights in enumerate(plan.out_weights):
+        ws = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
+        out[o] = float(np.max(np.abs(ws.astype(np.float32).astype(np.float64) - ws), initial=0.0))
+    return out
+
+
 def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_gates: int) -> np.ndarray:
     """A bound on each output's float32 rounding error over every tabulated point.
 

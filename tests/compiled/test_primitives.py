@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import compiler
@@ -650,6 +651,42 @@ def test_mean_over_unequal_computed_keys(source, max_len):
     head) weighed them unequally by ~1e-3 from max_len 18 (7.4615 for 7.4667). Such score
     features are now tabulated from the decoded length, whose coarser grid rounds less."""
     assert_exact(compile_text(source), [0, 1, 2], max_len, inputs=random_inputs([0, 1, 2], max_len, 25, seed=5))
+
+
+@pytest.mark.parametrize("source, max_len", [
+    ("numerical(aggregate(select((indices * 3) % length, indices, <) and select(indices, indices, <=), "
+     "indices * 2 - length));", 32),
+    ("numerical(aggregate(select((indices * 3) % length, length - indices - 1, !=) and "
+     "select(tokens_asis, 1, !=), indices * 2 - length));", 32),
+    ("numerical(aggregate(select((indices * 3) % length, tokens_asis, >) and select(tokens_asis, 1, !=), "
+     "indices));", 40),
+])
+def test_mean_over_computed_keys_reads_snapped_indicators(source, max_len):
+    """Means whose values lie ~1/1000 apart were wrong at max_len 32 and 40 (15 of 480
+    inputs): their score features came from MLPs reading the decoded length, whose ~1e-6
+    relative rounding weighed the selected keys unequally. Those tables now read exact
+    one-hot indicators, the length's rounded by a snap head in the attention sublayer the
+    table's layer has anyway: the same three layers, and scores equal to the last bit."""
+    vocab = [0, 1, 2]
+    model = assert_exact(compile_text(source), vocab, max_len, inputs=random_inputs(vocab, max_len, 15, seed=7))
+    assert model.num_layers == 3
+    snaps = [h for h in model.program.lowered.heads if h.snap]
+    assert [h.label for h in snaps] == ["snap length"]
+    tokens, mask, lengths = model.encode(random_inputs(vocab, max_len, 2, seed=8))
+    _, cache = model.module.run_with_cache(tokens, mask)
+    layer = snaps[0].slot // 2
+    resid = cache[f"blocks.{layer}.hook_resid_mid"].double().numpy()
+    for f, _, _ in snaps[0].values:          # (exactly [length == v], at every position)
+        col = resid[:, :, model.program.layout[f]]
+        for b, n in enumerate(lengths):
+            assert np.all(col[b, 1:n + 1] == float(n == f.value))
+    aggregate = [h for h in model.program.lowered.heads if h.label.startswith("aggregate")][0]
+    scores = cache[f"blocks.{aggregate.slot // 2}.attn.hook_attn_scores"].double().numpy()
+    for b, n in enumerate(lengths):
+        s = scores[b, :, 1:n + 1, 1:n + 1]
+        top = s.max(axis=-1, keepdims=True)
+        near = s > top - 5
+        assert np.all(s[near] == np.broadcast_to(top, s.shape)[near])
 
 
 @pytest.mark.parametrize("max_len", [24, 32])
