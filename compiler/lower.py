@@ -64,6 +64,9 @@ JOINT_WIDTH_MAX_PAIRS = 160
 # SNAP_OFFSET added: float32's spacing there is 1, so the sum rounds to the exact integer,
 # and subtracting the offset again is exact (inputs off by up to bounds.SNAP_MARGIN).
 SNAP_OFFSET = 1.5 * 2.0 ** 23
+# inputs whose indicators are exact (embedded) or come from an MLP, so that the snap head
+# sits in the attention sublayer of the layer whose MLP reads it: no extra layer
+SNAP_FREE = (CONST, EMBED_POS, EMBED_TOK, WIDTH, MAP_MLP)
 # the largest value list of an input a snapped table reads one-hot, and its most units
 SNAP_GATE_VALUES = 256
 SNAP_MAX_UNITS = 8192
@@ -216,6 +219,12 @@ def _combine(*terms: tuple[Feature, float]) -> Lin:
     return out
 
 
+def _integral(terms: dict) -> bool:
+    """Integer coefficients of features whose values are all integers (or `one`)."""
+    return all(float(c).is_integer() and (f is ONE or (f.fn is not None and np.all(np.mod(f.fn, 1.0) == 0)))
+               for f, c in terms.items())
+
+
 def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
     return np.array([float(fn(v)) for v in values], dtype=np.float64)
 
@@ -260,6 +269,7 @@ class Lowering:
         self._done: set[int] = set()
         self._snap_heads: dict[int, HeadBlock] = {}      # s-op id -> the head snapping its indicators
         self._snapped: dict[tuple[int, int], Feature] = {}
+        self._snap_inputs: set[int] = set()              # ids of the refs snap heads read
         self._position_terms: Optional[tuple] = None
 
     # ---- helpers over value lists
@@ -530,6 +540,13 @@ class Lowering:
         basis = self.node_basis.setdefault(node.id, Basis(len(self.values(node))))
         before = len(basis.features)
         made = basis.express_or_add_many([ref.vec for ref in refs], lambda j: self.new_feature(node, refs[j].vec))
+        for j, ref in enumerate(refs):
+            if id(ref) in self._snap_inputs and not _integral(made[j]):
+                # a snap head rounds each partial sum of its read: only integer multiples
+                # of integer-valued features keep every one near an integer
+                feature = self.new_feature(node, ref.vec)
+                basis.add(feature, ref.vec)
+                made[j] = {feature: 1.0}
         for ref, terms in zip(refs, made):
             ref.own = {f: c for f, c in terms.items() if f is not ONE}
             ref.const += terms.get(ONE, 0.0)
@@ -1257,6 +1274,10 @@ class Lowering:
         from max_seq_len 32 (the mean's values lie 1/1000 apart)."""
         if not active or any(len(np.unique(codes[j])) > SNAP_GATE_VALUES for j in active):
             return False
+        if any(self.plan.kind[leaves[j].id] not in SNAP_FREE for j in active):
+            # a head's output would be snapped in the next layer's attention, one layer
+            # after the MLP could have read it
+            return False
         n = len(cols[0])
         combos = list(zip(*(cols[j] for j in active)))
         if len(set(combos)) > SNAP_MAX_UNITS:
@@ -1279,6 +1300,7 @@ class Lowering:
         f = self._snapped.get(key)
         if f is None:
             ref = self.indicator(leaf, value)
+            self._snap_inputs.add(id(ref))
             f = Feature(f"{leaf.name}={value!r}:snapped", sop_id=leaf.id, fn=ref.vec.copy(), kind="onehot",
                         value=value)
             head = self._snap_heads.get(leaf.id)
