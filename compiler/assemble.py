@@ -44,7 +44,8 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
     for layer in range(sched.num_layers):
         heads = sched.heads[layer]
         n_heads.append(len(heads))
-        d_head.append(max((max(len(h.terms) + 2, len(h.values) + h.snap) for h in heads), default=0))
+        # (a snap head has one more value dimension: its offset alone)
+        d_head.append(max((max(len(h.terms) + 2, len(h.values) + (1 if h.snap else 0)) for h in heads), default=0))
         units = sum(len(m.units) for m in sched.mlps[layer])
         constant = any(bias != 0 for m in sched.mlps[layer] for _, _, bias in m.outputs)
         # an MLP whose table is constant has no units but still writes its bias

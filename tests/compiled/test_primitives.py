@@ -674,16 +674,18 @@ def test_mean_over_computed_keys_reads_snapped_indicators(source, max_len):
     assert [h.label for h in snaps] == ["snap length"]
     tokens, mask, lengths = model.encode(random_inputs(vocab, max_len, 2, seed=8))
     _, cache = model.module.run_with_cache(tokens, mask)
-    layer = snaps[0].slot // 2
+    layer = (snaps[0].slot - 1) // 2
     resid = cache[f"blocks.{layer}.hook_resid_mid"].double().numpy()
     for f, _, _ in snaps[0].values:          # (exactly [length == v], at every position)
         col = resid[:, :, model.program.layout[f]]
         for b, n in enumerate(lengths):
             assert np.all(col[b, 1:n + 1] == float(n == f.value))
     aggregate = [h for h in model.program.lowered.heads if h.label.startswith("aggregate")][0]
-    scores = cache[f"blocks.{aggregate.slot // 2}.attn.hook_attn_scores"].double().numpy()
+    layer = (aggregate.slot - 1) // 2
+    index = model.program.schedule.heads[layer].index(aggregate)
+    scores = cache[f"blocks.{layer}.attn.hook_attn_scores"][:, index].double().numpy()
     for b, n in enumerate(lengths):
-        s = scores[b, :, 1:n + 1, 1:n + 1]
+        s = scores[b, 1:n + 1, 1:n + 1]
         top = s.max(axis=-1, keepdims=True)
         near = s > top - 5
         assert np.all(s[near] == np.broadcast_to(top, s.shape)[near])
