@@ -64,9 +64,12 @@ JOINT_WIDTH_MAX_PAIRS = 160
 # SNAP_OFFSET added: float32's spacing there is 1, so the sum rounds to the exact integer,
 # and subtracting the offset again is exact (inputs off by up to bounds.SNAP_MARGIN).
 SNAP_OFFSET = 1.5 * 2.0 ** 23
-# inputs whose indicators are exact (embedded) or come from an MLP, so that the snap head
-# sits in the attention sublayer of the layer whose MLP reads it: no extra layer
-SNAP_FREE = (CONST, EMBED_POS, EMBED_TOK, WIDTH, MAP_MLP)
+# inputs whose indicators a snapped table reads as they are: exact (embedded), or a copy's
+# (attention weight 1.0 in float32 on the selected key, ~1e-13 on each other: 1 and ~1e-12)
+RAW_INDICATORS = (CONST, EMBED_POS, EMBED_TOK, ATTN_COPY)
+# inputs an MLP computes, whose indicators are snapped: the snap head sits in the attention
+# sublayer of the layer whose MLP reads it, so it costs no layer (a mean's would cost one)
+SNAPPED_INDICATORS = (WIDTH, MAP_MLP)
 # the largest value list of an input a snapped table reads one-hot, and its most units
 SNAP_GATE_VALUES = 256
 SNAP_MAX_UNITS = 8192
@@ -1269,14 +1272,13 @@ class Lowering:
                        codes: list[np.ndarray], outputs: np.ndarray, created: list[Feature]) -> bool:
         """Score features of a mean whose selected keys hold different key values, computed
         exactly: one AND unit per combination of the inputs' one-hot indicators, which are
-        exact (embedded, or rounded by a snap head), so each output is one unit's weight.
+        exact (embedded, a copy's, or rounded by a snap head), so each output is one unit's
+        weight.
         Scores from MLP outputs that round by ~1e-6 of their size made such means wrong
         from max_seq_len 32 (the mean's values lie 1/1000 apart)."""
         if not active or any(len(np.unique(codes[j])) > SNAP_GATE_VALUES for j in active):
             return False
-        if any(self.plan.kind[leaves[j].id] not in SNAP_FREE for j in active):
-            # a head's output would be snapped in the next layer's attention, one layer
-            # after the MLP could have read it
+        if any(self.plan.kind[leaves[j].id] not in RAW_INDICATORS + SNAPPED_INDICATORS for j in active):
             return False
         n = len(cols[0])
         combos = list(zip(*(cols[j] for j in active)))
@@ -1291,10 +1293,9 @@ class Lowering:
         return True
 
     def _exact_indicator(self, leaf: ir.SOp, value: Any) -> "Ref | Feature":
-        """The indicator of `leaf == value`, exact in float32: an embedded one as it is,
-        any other (an MLP's or a head's output, off by float32 rounding) through the
-        leaf's snap head."""
-        if self.plan.kind[leaf.id] in (CONST, EMBED_POS, EMBED_TOK):
+        """The indicator of `leaf == value`, exact in float32: an embedded one or a copy's
+        as it is, an MLP's output (off by its rounding) through the leaf's snap head."""
+        if self.plan.kind[leaf.id] in RAW_INDICATORS:
             return self.indicator(leaf, value)
         key = (leaf.id, self.find(leaf, value))
         f = self._snapped.get(key)

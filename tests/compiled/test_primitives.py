@@ -691,6 +691,20 @@ def test_mean_over_computed_keys_reads_snapped_indicators(source, max_len):
         assert np.all(s[near] == np.broadcast_to(top, s.shape)[near])
 
 
+def test_mean_over_keys_computed_from_a_copy_reads_its_indicators():
+    """A key computed from a copy (r = the reversed indices) and the length: its table had
+    read r by value (a z coordinate), and the mean was wrong at max_len 40 (12 of 600
+    inputs). A copy's indicators are 1 and ~1e-12 in float32 (weight 1.0 on the selected
+    key), exact enough to gate on as they are: no snap head for r, no extra layer."""
+    sop = compile_text("r = aggregate(select(indices, length - indices - 1, ==), indices);\n"
+                       "numerical(aggregate(select((r * 3) % length, indices, >) and "
+                       "select(tokens_asis, 1, !=), indices * 2 - length));")
+    vocab = [0, 1, 2]
+    model = assert_exact(sop, vocab, 40, inputs=random_inputs(vocab, 40, 15, seed=9))
+    assert model.num_layers == 3
+    assert [h.label for h in model.program.lowered.heads if h.snap] == ["snap length"]
+
+
 @pytest.mark.parametrize("max_len", [24, 32])
 def test_tracr_sort_with_negative_min_key_compiles(max_len):
     """helper-21's report: the score check first refused Tracr's make_sort with min_key -5
