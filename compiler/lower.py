@@ -64,9 +64,9 @@ JOINT_WIDTH_MAX_PAIRS = 160
 # SNAP_OFFSET added: float32's spacing there is 1, so the sum rounds to the exact integer,
 # and subtracting the offset again is exact (inputs off by up to bounds.SNAP_MARGIN).
 SNAP_OFFSET = 1.5 * 2.0 ** 23
-# inputs whose indicators a snapped table reads as they are: exact (embedded), or a copy's
-# (attention weight 1.0 in float32 on the selected key, ~1e-13 on each other: 1 and ~1e-12)
-RAW_INDICATORS = (CONST, EMBED_POS, EMBED_TOK, ATTN_COPY)
+# (a snapped table reads the indicators of embedded inputs and of copies of them as they
+# are: a copy puts weight 1.0 in float32 on the selected key and ~1e-13 on each other, so
+# its indicators are 1 and ~1e-12; see Lowering._exact_indicators)
 # inputs an MLP computes, whose indicators are snapped: the snap head sits in the attention
 # sublayer of the layer whose MLP reads it, so it costs no layer (a mean's would cost one)
 SNAPPED_INDICATORS = (WIDTH, MAP_MLP)
@@ -1278,7 +1278,8 @@ class Lowering:
         from max_seq_len 32 (the mean's values lie 1/1000 apart)."""
         if not active or any(len(np.unique(codes[j])) > SNAP_GATE_VALUES for j in active):
             return False
-        if any(self.plan.kind[leaves[j].id] not in RAW_INDICATORS + SNAPPED_INDICATORS for j in active):
+        if not all(self._exact_indicators(leaves[j]) or self.plan.kind[leaves[j].id] in SNAPPED_INDICATORS
+                   for j in active):
             return False
         n = len(cols[0])
         combos = list(zip(*(cols[j] for j in active)))
@@ -1295,7 +1296,7 @@ class Lowering:
     def _exact_indicator(self, leaf: ir.SOp, value: Any) -> "Ref | Feature":
         """The indicator of `leaf == value`, exact in float32: an embedded one or a copy's
         as it is, an MLP's output (off by its rounding) through the leaf's snap head."""
-        if self.plan.kind[leaf.id] in RAW_INDICATORS:
+        if self._exact_indicators(leaf):
             return self.indicator(leaf, value)
         key = (leaf.id, self.find(leaf, value))
         f = self._snapped.get(key)
@@ -1315,6 +1316,19 @@ class Lowering:
             self.err[f.uid] = 0.0
             self._snapped[key] = f
         return f
+
+    def _exact_indicators(self, node: ir.SOp) -> bool:
+        """Whether the node's indicators are exact enough to gate on as they are: embedded
+        ones, or a copy (of such a node, through virtual maps). A copy of an MLP's output
+        copies its rounding."""
+        kind = self.plan.kind[node.id]
+        if kind in (CONST, EMBED_POS, EMBED_TOK):
+            return True
+        if kind == MAP_VIRTUAL:
+            return all(self._exact_indicators(k) for k in self.graph.children(node) if isinstance(k, ir.SOp))
+        if kind == ATTN_COPY:
+            return self._exact_indicators(self.graph.children(node)[1])
+        return False
 
     def _self_match_terms(self) -> list[tuple[Lin, Lin]]:
         """Score terms gap - gap * (i_q - i_k)^2 over position codes i (exact integers in
