@@ -272,7 +272,9 @@ class Lowering:
         self._done: set[int] = set()
         self._snap_heads: dict[int, HeadBlock] = {}      # s-op id -> the head snapping its indicators
         self._snapped: dict[tuple[int, int], Feature] = {}
-        self._snap_inputs: set[int] = set()              # ids of the refs snap heads read
+        # ids of refs read as integer combinations of integer-valued features (snap heads'
+        # inputs and a snapped table's exact gates: their float32 sums are then exact)
+        self._integral_reads: set[int] = set()
         self._position_terms: Optional[tuple] = None
 
     # ---- helpers over value lists
@@ -437,6 +439,10 @@ class Lowering:
         vecs = [ref.vec[rows] / scale for ref, scale in zip(refs, scales)]
         made = basis.express_or_add_many(
             vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]))
+        for j, ref in enumerate(refs):
+            if id(ref) in self._integral_reads and not _integral(made[j]):
+                made[j] = {self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]): 1.0}
+                basis.add(next(iter(made[j])), vecs[j])
         for ref, terms, scale in zip(refs, made, scales):
             ref.own = {f: c * scale for f, c in terms.items()}
             if ONE in ref.own:
@@ -544,9 +550,10 @@ class Lowering:
         before = len(basis.features)
         made = basis.express_or_add_many([ref.vec for ref in refs], lambda j: self.new_feature(node, refs[j].vec))
         for j, ref in enumerate(refs):
-            if id(ref) in self._snap_inputs and not _integral(made[j]):
-                # a snap head rounds each partial sum of its read: only integer multiples
-                # of integer-valued features keep every one near an integer
+            if id(ref) in self._integral_reads and not _integral(made[j]):
+                # a snap head rounds each partial sum of its read (only integer multiples
+                # of integer-valued features keep every one near an integer), and an exact
+                # gate must sum exactly
                 feature = self.new_feature(node, ref.vec)
                 basis.add(feature, ref.vec)
                 made[j] = {feature: 1.0}
@@ -1297,12 +1304,14 @@ class Lowering:
         """The indicator of `leaf == value`, exact in float32: an embedded one or a copy's
         as it is, an MLP's output (off by its rounding) through the leaf's snap head."""
         if self._exact_indicators(leaf):
-            return self.indicator(leaf, value)
+            ref = self.indicator(leaf, value)
+            self._integral_reads.add(id(ref))
+            return ref
         key = (leaf.id, self.find(leaf, value))
         f = self._snapped.get(key)
         if f is None:
             ref = self.indicator(leaf, value)
-            self._snap_inputs.add(id(ref))
+            self._integral_reads.add(id(ref))
             f = Feature(f"{leaf.name}={value!r}:snapped", sop_id=leaf.id, fn=ref.vec.copy(), kind="onehot",
                         value=value)
             head = self._snap_heads.get(leaf.id)
