@@ -67,9 +67,11 @@ SNAP_OFFSET = 1.5 * 2.0 ** 23
 # (a snapped table reads the indicators of embedded inputs and of copies of them as they
 # are: a copy puts weight 1.0 in float32 on the selected key and ~1e-13 on each other, so
 # its indicators are 1 and ~1e-12; see Lowering._exact_indicators)
-# inputs an MLP computes, whose indicators are snapped: the snap head sits in the attention
-# sublayer of the layer whose MLP reads it, so it costs no layer (a mean's would cost one)
-SNAPPED_INDICATORS = (WIDTH, MAP_MLP)
+# inputs whose indicators are snapped: an MLP's (the snap head sits in the attention
+# sublayer of the layer whose MLP reads it, so it costs no layer), and a copy's that is not
+# exact (a copy of an MLP's output, or of several equal values: one layer more, where the
+# table read the copy by value and was wrong at max_seq_len 64)
+SNAPPED_INDICATORS = (WIDTH, MAP_MLP, ATTN_COPY)
 # the largest value list of an input a snapped table reads one-hot, and its most units
 SNAP_GATE_VALUES = 256
 SNAP_MAX_UNITS = 8192
@@ -527,7 +529,7 @@ class Lowering:
                 xs = numbers(self.values(k))
                 if xs is None or affine_fit(xs, vec) is None:
                     return False
-            ref.parts.append((1.0, self.request(k, vec, ref.label)))
+            ref.parts.append((1.0, self._request_part(k, vec, ref)))
             return True
         dec = self.plan.map_decomposition(node, kids, ref.vec)
         if dec is None:
@@ -539,9 +541,19 @@ class Lowering:
                     return False
         for k, part in zip(kids, dec.parts):
             if np.any(part != 0):
-                ref.parts.append((1.0, self.request(k, part, ref.label)))
+                ref.parts.append((1.0, self._request_part(k, part, ref)))
         ref.const += dec.const
         return True
+
+    def _request_part(self, kid: ir.SOp, vec: np.ndarray, ref: Ref) -> Ref:
+        """A ref on a virtual map's input that `ref` forwards to; it keeps ref's needs
+        (an exact score feature stays one through `(indices * length) % 7`, whose MLP
+        input had been tabulated loosely and made a mean wrong at max_seq_len 32)."""
+        part = self.request(kid, vec, ref.label)
+        for needs in (self._uniform_scores, self._integral_reads):
+            if id(ref) in needs:
+                needs.add(id(part))
+        return part
 
     # ---- features produced by a block (heads and MLPs): one basis per s-op
     def _produce(self, node: ir.SOp, refs: list[Ref]) -> list[Feature]:
@@ -793,7 +805,7 @@ class Lowering:
         gap = 2 * SCORE_GAP if may_be_empty else SCORE_GAP
         for lit in literals:
             lit_terms, shift = self._literal_terms(node, lit, need_uniform=exact_mean, allow_shift=allow_shift,
-                                                   gap=gap)
+                                                   gap=gap, mean=not width)
             terms.extend(lit_terms)
             row_shift = row_shift or shift
         m = len(literals)
@@ -842,7 +854,8 @@ class Lowering:
                             for l in literals)
 
     def _literal_terms(self, node: ir.SOp, lit: Literal, need_uniform: bool,
-                       allow_shift: bool, gap: float = SCORE_GAP) -> tuple[list[tuple[Lin, Lin]], bool]:
+                       allow_shift: bool, gap: float = SCORE_GAP,
+                       mean: bool = False) -> tuple[list[tuple[Lin, Lin]], bool]:
         """Bilinear score terms for one literal: c where it holds, <= 0 where it does not.
 
         Table form (one-hot-like functions on either side) when both sides can provide any
@@ -891,6 +904,13 @@ class Lowering:
                 terms.append(({qref: 1.0}, {kref: 1.0}))
                 if uneven_matters:
                     self._uniform_scores.update((id(qref), id(kref)))
+                    if mean:
+                        # a mean's are read as integer combinations of integer-valued
+                        # features (0/1 patterns times the gap), which float32 sums exactly
+                        # (a positional `and select(indices, indices, <=)` read as a
+                        # combination of other embedded features made a mean wrong at
+                        # max_seq_len 64; a width's decoder tolerates such rounding)
+                        self._integral_reads.update((id(qref), id(kref)))
             return terms, False
         qcode, kcode, delta = quad
         s = gap / (delta * delta)
@@ -1328,15 +1348,19 @@ class Lowering:
 
     def _exact_indicators(self, node: ir.SOp) -> bool:
         """Whether the node's indicators are exact enough to gate on as they are: embedded
-        ones, or a copy (of such a node, through virtual maps). A copy of an MLP's output
-        copies its rounding."""
+        ones, or a copy of such a node (through virtual maps) from a select that picks at
+        most one key. A copy of an MLP's output copies its rounding."""
         kind = self.plan.kind[node.id]
         if kind in (CONST, EMBED_POS, EMBED_TOK):
             return True
         if kind == MAP_VIRTUAL:
             return all(self._exact_indicators(k) for k in self.graph.children(node) if isinstance(k, ir.SOp))
         if kind == ATTN_COPY:
-            return self._exact_indicators(self.graph.children(node)[1])
+            # (one selected key: several with the same value weigh 1/k each, whose float32
+            # sum is not exactly 1; a mean over equal tokens, so copied, was wrong at
+            # max_seq_len 64)
+            sel, src = self.graph.children(node)
+            return self.inf.sel[sel.id].at_most_one and self._exact_indicators(src)
         return False
 
     def _self_match_terms(self) -> list[tuple[Lin, Lin]]:

@@ -691,6 +691,23 @@ def test_mean_over_computed_keys_reads_snapped_indicators(source, max_len):
         assert np.all(s[near] == np.broadcast_to(top, s.shape)[near])
 
 
+@pytest.mark.parametrize("source, vocab, max_len", [
+    # the positional conjunct's 0/1 score features had been read as combinations of other
+    # embedded features (off by 3e-7): 4 of 1,920 inputs wrong at max_len 64
+    ("numerical(aggregate(select((tokens_asis * 5 + length) % 13, indices % 13, >=) and "
+     "select(indices, indices, <=), indices * 2 - length));", list(range(8)), 64),
+    # the query (indices * length) % 7 is a virtual map of an MLP's output, whose table had
+    # not been built exactly: 24 of 960 inputs wrong at max_len 32
+    ("numerical(aggregate(select(indices if indices < tokens_asis else tokens_asis, (indices * length) % 7, >=), "
+     "indices * 2 - length));", [1, 2, 3, 4], 32),
+])
+def test_mean_score_features_stay_exact_through_conjuncts_and_virtual_maps(source, vocab, max_len):
+    """helper-23's review of the snapped tables: two ways a mean's scores still differed
+    in the last bits."""
+    model = assert_exact(compile_text(source), vocab, max_len, inputs=random_inputs(vocab, max_len, 15, seed=10))
+    assert model.num_layers == 3
+
+
 def test_mean_over_keys_computed_from_a_copy_reads_its_indicators():
     """A key computed from a copy (r = the reversed indices) and the length: its table had
     read r by value (a z coordinate), and the mean was wrong at max_len 40 (12 of 600
