@@ -38,7 +38,7 @@ from typing import Any, Optional
 import networkx as nx
 import numpy as np
 
-from .features import Feature, Read
+from .features import Feature, Read, integer_combination
 from .mlp import EPS32
 
 # a step's pre-activation p = (z - midpoint) / half-gap is at least 1 away from the
@@ -100,10 +100,8 @@ def snap_input_error(read: Read, err: dict[int, float]) -> float:
     """How far a snap head's read can be from its integer value, or inf where it is no
     sum of integer multiples of integer-valued features (float32 rounds each partial sum
     that holds the offset to an integer, so every term must be near one)."""
-    for f, c in read.terms.items():
-        values = np.ones(1) if f.kind in ("one", "bos") else f.fn
-        if values is None or not float(c).is_integer() or not np.all(np.mod(values, 1.0) == 0):
-            return math.inf
+    if not integer_combination(read.terms):
+        return math.inf
     return read_error(read, err) + read_rounding(read)
 
 

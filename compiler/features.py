@@ -40,6 +40,15 @@ class Feature:
 
 ONE = Feature("one", kind="one")
 BOS = Feature("bos", kind="bos")
+
+
+def integer_combination(terms: dict) -> bool:
+    """Integer coefficients of features whose values are all integers (`one` and `bos` are
+    0/1): float32 sums such a read of near-integer values to near an integer, exactly where
+    the values are exact and small."""
+    return all(float(c).is_integer() and (f.kind in ("one", "bos") or (f.fn is not None and
+                                                                      bool(np.all(np.mod(f.fn, 1.0) == 0))))
+               for f, c in terms.items())
 # largest ratio of a basis combination's summed term sizes to its result's size that
 # express_or_add accepts (float32 rounding grows with it)
 MAX_AMPLIFICATION = 1000.0

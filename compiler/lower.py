@@ -35,7 +35,7 @@ from rasp.values import factorize
 from .bounds import (TableBound, attention_error, estimate_head_problems, estimate_problems, propagate,
                      readout_errors)
 from .errors import CompileError, ReadoutError
-from .features import ONE, Basis, Feature, Read
+from .features import ONE, Basis, Feature, Read, integer_combination
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
 from .mlp import EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, rounding_error
@@ -64,13 +64,12 @@ JOINT_WIDTH_MAX_PAIRS = 160
 # SNAP_OFFSET added: float32's spacing there is 1, so the sum rounds to the exact integer,
 # and subtracting the offset again is exact (inputs off by up to bounds.SNAP_MARGIN).
 SNAP_OFFSET = 1.5 * 2.0 ** 23
-# (a snapped table reads the indicators of embedded inputs and of copies of them as they
-# are: a copy puts weight 1.0 in float32 on the selected key and ~1e-13 on each other, so
-# its indicators are 1 and ~1e-12; see Lowering._exact_indicators)
-# inputs whose indicators are snapped: an MLP's (the snap head sits in the attention
-# sublayer of the layer whose MLP reads it, so it costs no layer), and a copy's that is not
-# exact (a copy of an MLP's output, or of several equal values: one layer more, where the
-# table read the copy by value and was wrong at max_seq_len 64)
+# Inputs whose indicators a snapped table reads through a snap head: an MLP's (the snap
+# head sits in the attention sublayer of the layer whose MLP reads it, so it costs no
+# layer) and a copy's that is not exact (of an MLP's output, or of several equal keys: one
+# layer more; read by value, such a key was wrong at max_seq_len 64). Embedded inputs, and
+# copies of them from one selected key (weight 1.0 in float32 on it, ~1e-13 on each other
+# key: indicators of 1 and ~1e-12), are read as they are (Lowering._exact_indicators).
 SNAPPED_INDICATORS = (WIDTH, MAP_MLP, ATTN_COPY)
 # the largest value list of an input a snapped table reads one-hot, and its most units
 SNAP_GATE_VALUES = 256
@@ -222,12 +221,6 @@ def _combine(*terms: tuple[Feature, float]) -> Lin:
     for f, c in terms:
         out[f] = out.get(f, 0.0) + c
     return out
-
-
-def _integral(terms: dict) -> bool:
-    """Integer coefficients of features whose values are all integers (or `one`)."""
-    return all(float(c).is_integer() and (f is ONE or (f.fn is not None and np.all(np.mod(f.fn, 1.0) == 0)))
-               for f, c in terms.items())
 
 
 def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
@@ -442,7 +435,7 @@ class Lowering:
         made = basis.express_or_add_many(
             vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]))
         for j, ref in enumerate(refs):
-            if id(ref) in self._integral_reads and not _integral(made[j]):
+            if id(ref) in self._integral_reads and not integer_combination(made[j]):
                 made[j] = {self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]): 1.0}
                 basis.add(next(iter(made[j])), vecs[j])
         for ref, terms, scale in zip(refs, made, scales):
@@ -562,7 +555,7 @@ class Lowering:
         before = len(basis.features)
         made = basis.express_or_add_many([ref.vec for ref in refs], lambda j: self.new_feature(node, refs[j].vec))
         for j, ref in enumerate(refs):
-            if id(ref) in self._integral_reads and not _integral(made[j]):
+            if id(ref) in self._integral_reads and not integer_combination(made[j]):
                 # a snap head rounds each partial sum of its read (only integer multiples
                 # of integer-valued features keep every one near an integer), and an exact
                 # gate must sum exactly
@@ -1300,9 +1293,8 @@ class Lowering:
         """Score features of a mean whose selected keys hold different key values, computed
         exactly: one AND unit per combination of the inputs' one-hot indicators, which are
         exact (embedded, a copy's, or rounded by a snap head), so each output is one unit's
-        weight.
-        Scores from MLP outputs that round by ~1e-6 of their size made such means wrong
-        from max_seq_len 32 (the mean's values lie 1/1000 apart)."""
+        weight. Scores from MLP outputs that round by ~1e-6 of their size made such means
+        wrong from max_seq_len 32 (the mean's values lie 1/1000 apart)."""
         if not active or any(len(np.unique(codes[j])) > SNAP_GATE_VALUES for j in active):
             return False
         if not all(self._exact_indicators(leaves[j]) or self.plan.kind[leaves[j].id] in SNAPPED_INDICATORS
