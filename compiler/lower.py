@@ -252,6 +252,9 @@ class Lowering:
         self.node_basis: dict[int, Basis] = {}
         # refs that are score terms of a head whose selected keys must weigh the same
         self._uniform_scores: set[int] = set()
+        # ... of a mean whose values lie close together, even where its selected keys hold
+        # one key value (exact where that costs no layer, see _mlp_map_over)
+        self._fine_scores: set[int] = set()
         self._identity: dict[int, Optional[np.ndarray]] = {}
         self._coordinate_cache: dict[int, np.ndarray] = {}
         self._number_masks: dict[int, np.ndarray] = {}
@@ -543,7 +546,7 @@ class Lowering:
         (an exact score feature stays one through `(indices * length) % 7`, whose MLP
         input had been tabulated loosely and made a mean wrong at max_seq_len 32)."""
         part = self.request(kid, vec, ref.label)
-        for needs in (self._uniform_scores, self._integral_reads):
+        for needs in (self._uniform_scores, self._fine_scores, self._integral_reads):
             if id(ref) in needs:
                 needs.add(id(part))
         return part
@@ -795,10 +798,12 @@ class Lowering:
         # keys and the unselected ones: half a gap from each, so such a head gets twice
         # the gap (else its N unselected keys leak N e^-15 into the default)
         may_be_empty = not width and not never_empty
+        fine = exact_mean and not width and not (sel_info is not None and sel_info.at_most_one) and \
+            self._fine_mean(node)
         gap = 2 * SCORE_GAP if may_be_empty else SCORE_GAP
         for lit in literals:
             lit_terms, shift = self._literal_terms(node, lit, need_uniform=exact_mean, allow_shift=allow_shift,
-                                                   gap=gap, mean=not width)
+                                                   gap=gap, mean=not width, fine=fine)
             terms.extend(lit_terms)
             row_shift = row_shift or shift
         m = len(literals)
@@ -826,6 +831,19 @@ class Lowering:
         for f, _, _ in outs:
             self.err[f.uid] = self._head_value_error(outs, head)
 
+    def _fine_mean(self, node: ir.SOp) -> bool:
+        """Whether a mean's values lie so close together, for their spread, that selected
+        keys weighing apart by the ~1e-3 that MLP-computed score features round by (even
+        where they hold the same key value) would move it past half a gap:
+        `select(min(indices % 3, 2 * indices % length), tk, >) and select(indices, indices, <=)`
+        averaged `length - indices` wrong at max_seq_len 32, every selected key holding 2."""
+        nums = numbers(v for v in self.values(node) if v is not None)
+        if nums is None or len(nums) < 2:
+            return False
+        nums = np.unique(np.asarray(nums, dtype=np.float64))
+        gaps = np.diff(nums)
+        return bool(1e-3 * (nums[-1] - nums[0]) >= float(gaps.min()) / 2)
+
     def _head_value_error(self, outs: list, head: HeadBlock) -> float:
         """The compile-time estimate of a head output's error: leak (with the N unselected
         keys a query that selects nothing leaves beside BOS) and softmax rounding."""
@@ -847,8 +865,8 @@ class Lowering:
                             for l in literals)
 
     def _literal_terms(self, node: ir.SOp, lit: Literal, need_uniform: bool,
-                       allow_shift: bool, gap: float = SCORE_GAP,
-                       mean: bool = False) -> tuple[list[tuple[Lin, Lin]], bool]:
+                       allow_shift: bool, gap: float = SCORE_GAP, mean: bool = False,
+                       fine: bool = False) -> tuple[list[tuple[Lin, Lin]], bool]:
         """Bilinear score terms for one literal: c where it holds, <= 0 where it does not.
 
         Table form (one-hot-like functions on either side) when both sides can provide any
@@ -889,12 +907,16 @@ class Lowering:
             # them skip the shortcut of reading a width straight from its head, whose fine
             # 1/(w+1) grid makes their outputs round by ~1e-3 (a mean over
             # select(2 * indices - length, tokens, !=) was wrong from max_seq_len 18)
+            # (keys holding the same value but computed from different inputs round apart
+            # too: `fine` marks a mean whose values lie so close together that this matters)
             uneven_matters = need_uniform and bool(np.any(np.asarray(P, dtype=bool).sum(axis=1) > 1))
             terms = []
             for r in range(rank):
                 qref = self.request(lit.queries, A[:, r], f"{lit.queries.name}~{r}")
                 kref = self.request(lit.keys, gap * B[:, r], f"{lit.keys.name}~{r}")
                 terms.append(({qref: 1.0}, {kref: 1.0}))
+                if need_uniform and fine and not uneven_matters:
+                    self._fine_scores.update((id(qref), id(kref)))
                 if uneven_matters:
                     self._uniform_scores.update((id(qref), id(kref)))
                     if mean:
@@ -1010,12 +1032,14 @@ class Lowering:
 
     def _mlp_map_over(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], probe: bool) -> None:
         precise = any(id(r) in self._uniform_scores for r in refs)
-        if precise:
+        fine = not precise and any(id(r) in self._fine_scores for r in refs)
+        if precise or fine:
             # exact score features read exact indicators: of the s-ops under virtual maps
-            # (an affine `length - indices` would need an MLP of its own to be read one-hot)
+            # (an affine `length - indices` would need an MLP of its own to be read one-hot);
+            # for keys of one value, only where no copy needs snapping (a layer)
             sources = self._through_virtual(leaves)
             try:
-                self._tabulate(node, refs, sources, probe, precise, snapped_only=True)
+                self._tabulate(node, refs, sources, probe, True, snapped_only=True, snap_copies=precise)
                 return
             except (_TableUnfit, CompileError):
                 for ref in refs:
@@ -1039,7 +1063,7 @@ class Lowering:
         return list(out.values())
 
     def _tabulate(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], probe: bool, precise: bool,
-                  snapped_only: bool = False) -> None:
+                  snapped_only: bool = False, snap_copies: bool = True) -> None:
         try:
             rows, leaf_cols = self._reachable_tuples(node, leaves)
         except CompileError:
@@ -1060,7 +1084,7 @@ class Lowering:
         cols = [col[rows_idx] for col in leaf_cols]
         try:
             self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise,
-                                    snapped_only=snapped_only)
+                                    snapped_only=snapped_only, snap_copies=snap_copies)
         except _TableUnfit:
             basis = self.node_basis.get(node.id)
             if basis is not None:
@@ -1163,7 +1187,7 @@ class Lowering:
 
     def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
                            outputs: np.ndarray, created: list[Feature], probe: bool = False,
-                           precise: bool = False, snapped_only: bool = False) -> None:
+                           precise: bool = False, snapped_only: bool = False, snap_copies: bool = True) -> None:
         """Choose how the MLP reads its inputs, then build the table.
 
         Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
@@ -1192,7 +1216,7 @@ class Lowering:
         # same layer as the heads instead of one MLP after the widths' decoders
         head_read = {j for j in active if self.plan.kind.get(leaves[j].id) == WIDTH
                      and len(self._width_parts(leaves[j])) == 1} if not precise else set()
-        if precise and self._snapped_table(node, leaves, active, cols, codes, outputs, created):
+        if precise and self._snapped_table(node, leaves, active, cols, codes, outputs, created, snap_copies):
             return
         if snapped_only:
             raise _TableUnfit()
@@ -1289,7 +1313,8 @@ class Lowering:
                            f"{hint})", node)
 
     def _snapped_table(self, node: ir.SOp, leaves: list[ir.SOp], active: list[int], cols: list[np.ndarray],
-                       codes: list[np.ndarray], outputs: np.ndarray, created: list[Feature]) -> bool:
+                       codes: list[np.ndarray], outputs: np.ndarray, created: list[Feature],
+                       snap_copies: bool = True) -> bool:
         """Score features of a mean whose selected keys hold different key values, computed
         exactly: one AND unit per combination of the inputs' one-hot indicators, which are
         exact (embedded, a copy's, or rounded by a snap head), so each output is one unit's
@@ -1297,8 +1322,8 @@ class Lowering:
         wrong from max_seq_len 32 (the mean's values lie 1/1000 apart)."""
         if not active or any(len(np.unique(codes[j])) > SNAP_GATE_VALUES for j in active):
             return False
-        if not all(self._exact_indicators(leaves[j]) or self.plan.kind[leaves[j].id] in SNAPPED_INDICATORS
-                   for j in active):
+        snapped = SNAPPED_INDICATORS if snap_copies else tuple(k for k in SNAPPED_INDICATORS if k != ATTN_COPY)
+        if not all(self._exact_indicators(leaves[j]) or self.plan.kind[leaves[j].id] in snapped for j in active):
             return False
         n = len(cols[0])
         combos = list(zip(*(cols[j] for j in active)))
