@@ -71,6 +71,9 @@ SNAP_OFFSET = 1.5 * 2.0 ** 23
 # copies of them from one selected key (weight 1.0 in float32 on it, ~1e-13 on each other
 # key: indicators of 1 and ~1e-12), are read as they are (Lowering._exact_indicators).
 SNAPPED_INDICATORS = (WIDTH, MAP_MLP, ATTN_COPY)
+# how far, relative to its values' spread, a mean may move when its selected keys' score
+# features come from MLP tables (see Lowering._fine_mean)
+FINE_MEAN_ERROR = 5e-5
 # the largest value list of an input a snapped table reads one-hot, and its most units
 SNAP_GATE_VALUES = 256
 SNAP_MAX_UNITS = 8192
@@ -833,16 +836,18 @@ class Lowering:
 
     def _fine_mean(self, node: ir.SOp) -> bool:
         """Whether a mean's values lie so close together, for their spread, that selected
-        keys weighing apart by the ~1e-3 that MLP-computed score features round by (even
-        where they hold the same key value) would move it past half a gap:
+        keys weighing apart by the rounding of MLP-computed score features (even where they
+        hold the same key value) could move it past half a gap:
         `select(min(indices % 3, 2 * indices % length), tk, >) and select(indices, indices, <=)`
-        averaged `length - indices` wrong at max_seq_len 32, every selected key holding 2."""
+        averaged `length - indices` wrong at max_seq_len 32 (every selected key holding 2),
+        off by 1.3e-5 of the values' spread, and exact at 24. Flagged from 5e-5 of the
+        spread (4x that): from max_seq_len 24 there."""
         nums = numbers(v for v in self.values(node) if v is not None)
         if nums is None or len(nums) < 2:
             return False
         nums = np.unique(np.asarray(nums, dtype=np.float64))
         gaps = np.diff(nums)
-        return bool(1e-3 * (nums[-1] - nums[0]) >= float(gaps.min()) / 2)
+        return bool(FINE_MEAN_ERROR * (nums[-1] - nums[0]) >= float(gaps.min()) / 2)
 
     def _head_value_error(self, outs: list, head: HeadBlock) -> float:
         """The compile-time estimate of a head output's error: leak (with the N unselected
