@@ -256,7 +256,7 @@ class Lowering:
         # refs that are score terms of a head whose selected keys must weigh the same
         self._uniform_scores: set[int] = set()
         # ... of a mean whose values lie close together, even where its selected keys hold
-        # one key value (exact where that costs no layer, see _mlp_map_over)
+        # one key value (exact unless a copy would need snapping, see _mlp_map_over)
         self._fine_scores: set[int] = set()
         self._identity: dict[int, Optional[np.ndarray]] = {}
         self._coordinate_cache: dict[int, np.ndarray] = {}
