@@ -35,7 +35,7 @@ from rasp.values import factorize
 from .bounds import (TableBound, attention_error, estimate_head_problems, estimate_problems, propagate,
                      readout_errors)
 from .errors import CompileError, ReadoutError
-from .features import ONE, Basis, Feature, Read, integer_combination
+from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
 from .mlp import EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, rounding_error
@@ -218,12 +218,15 @@ def _indicator_scale(vec: np.ndarray) -> float:
     return float(vec[nz[0]]) if len(nz) == 1 and math.isfinite(vec[nz[0]]) else 1.0
 
 
-def _combine(*terms: tuple[Feature, float]) -> Lin:
-    """A Lin from (feature, coefficient) pairs, adding repeats."""
-    out: Lin = {}
-    for f, c in terms:
-        out[f] = out.get(f, 0.0) + c
-    return out
+def _equality_terms(q_code: "Ref | Feature", q_sq: "Ref | Feature | None", k_code: "Ref | Feature",
+                    k_sq: "Ref | Feature", gap: float, s: float) -> list[tuple[Lin, Lin]]:
+    """Score terms gap - s * (q - k)^2 from codes and their squares, the scales in the
+    weights so that the features hold plain codes and squares (small numbers, small
+    rounding errors). Without the query's square each query's scores shift by a constant."""
+    terms: list[tuple[Lin, Lin]] = [({ONE: 1.0}, {ONE: gap, k_sq: -s}), ({q_code: 2 * s}, {k_code: 1.0})]
+    if q_sq is not None:
+        terms.append(({q_sq: -s}, {ONE: 1.0}))
+    return terms
 
 
 def _fn_of(values: Sequence[Any], fn: Callable[[Any], float]) -> np.ndarray:
@@ -439,11 +442,8 @@ class Lowering:
         scales = [_indicator_scale(ref.vec) for ref in refs]      # (Ref.vec is float64)
         vecs = [ref.vec[rows] / scale for ref, scale in zip(refs, scales)]
         made = basis.express_or_add_many(
-            vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]))
-        for j, ref in enumerate(refs):
-            if id(ref) in self._integral_reads and not integer_combination(made[j]):
-                made[j] = {self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]): 1.0}
-                basis.add(next(iter(made[j])), vecs[j])
+            vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]),
+            lambda j: id(refs[j]) in self._integral_reads)
         for ref, terms, scale in zip(refs, made, scales):
             ref.own = {f: c * scale for f, c in terms.items()}
             if ONE in ref.own:
@@ -559,15 +559,10 @@ class Lowering:
         """Express every ref in the node's feature basis, creating features as needed."""
         basis = self.node_basis.setdefault(node.id, Basis(len(self.values(node))))
         before = len(basis.features)
-        made = basis.express_or_add_many([ref.vec for ref in refs], lambda j: self.new_feature(node, refs[j].vec))
-        for j, ref in enumerate(refs):
-            if id(ref) in self._integral_reads and not integer_combination(made[j]):
-                # a snap head rounds each partial sum of its read (only integer multiples
-                # of integer-valued features keep every one near an integer), and an exact
-                # gate must sum exactly
-                feature = self.new_feature(node, ref.vec)
-                basis.add(feature, ref.vec)
-                made[j] = {feature: 1.0}
+        # (a snap head rounds each partial sum of its read, and an exact gate must sum
+        # exactly: their reads are integer combinations, see _integral_reads)
+        made = basis.express_or_add_many([ref.vec for ref in refs], lambda j: self.new_feature(node, refs[j].vec),
+                                         lambda j: id(refs[j]) in self._integral_reads)
         for ref, terms in zip(refs, made):
             ref.own = {f: c for f, c in terms.items() if f is not ONE}
             ref.const += terms.get(ONE, 0.0)
@@ -934,21 +929,16 @@ class Lowering:
             return terms, False
         qcode, kcode, delta = quad
         s = gap / (delta * delta)
-        # c - s*qc^2 + 2s*qc*kc - s*kc^2, with the scales in the weights so that the features
-        # hold plain codes and squares (small numbers, small rounding errors)
         k_code = self.request(lit.keys, kcode, f"{lit.keys.name}:code")
         k_sq = self.request(lit.keys, kcode ** 2, f"{lit.keys.name}:code^2")
         q_code = self.request(lit.queries, qcode, f"{lit.queries.name}:code")
-        terms: list[tuple[Lin, Lin]] = [({ONE: 1.0}, {ONE: gap, k_sq: -s}),
-                                        ({q_code: 2 * s}, {k_code: 1.0})]
         if q_read == ANY or not allow_shift:
             # the query's own square makes the best score the same for every query, so the
             # BOS fallback works; a numerical query gets it from an MLP
             q_sq = self.request(lit.queries, qcode ** 2, f"{lit.queries.name}:code^2")
-            terms.append(({q_sq: -s}, {ONE: 1.0}))
-            return terms, False
+            return _equality_terms(q_code, q_sq, k_code, k_sq, gap, s), False
         # a selection that is never empty needs no BOS fallback: the per-query offset is harmless
-        return terms, True
+        return _equality_terms(q_code, None, k_code, k_sq, gap, s), True
 
     def _quadratic_codes(self, lit: Literal, q_read: str, k_read: str,
                          gap: float = SCORE_GAP) -> Optional[tuple[np.ndarray, np.ndarray, float]]:
@@ -1345,15 +1335,13 @@ class Lowering:
     def _exact_indicator(self, leaf: ir.SOp, value: Any) -> "Ref | Feature":
         """The indicator of `leaf == value`, exact in float32: an embedded one or a copy's
         as it is, an MLP's output (off by its rounding) through the leaf's snap head."""
-        if self._exact_indicators(leaf):
-            ref = self.indicator(leaf, value)
-            self._integral_reads.add(id(ref))
-            return ref
         key = (leaf.id, self.find(leaf, value))
         f = self._snapped.get(key)
         if f is None:
             ref = self.indicator(leaf, value)
             self._integral_reads.add(id(ref))
+            if self._exact_indicators(leaf):
+                return ref
             f = Feature(f"{leaf.name}={value!r}:snapped", sop_id=leaf.id, fn=ref.vec.copy(), kind="onehot",
                         value=value)
             head = self._snap_heads.get(leaf.id)
@@ -1393,17 +1381,14 @@ class Lowering:
                         and self.plan.kind.get(n.id) == EMBED_POS and n.id not in self._done), None)
             if pos is not None:         # (the program's own indices: inspection decodes them)
                 ident = self._identity_fn(pos)
-                self._position_terms = ({self.request(pos, ident, pos.name): 1.0},
-                                        {self.request(pos, ident * ident, f"{pos.name}^2"): 1.0})
+                self._position_terms = (self.request(pos, ident, pos.name),
+                                        self.request(pos, ident * ident, f"{pos.name}^2"))
             else:
                 i = np.arange(self.N, dtype=np.float64)
-                self._position_terms = tuple({self._position_feature(vec, name): 1.0}
+                self._position_terms = tuple(self._position_feature(vec, name)
                                              for vec, name in ((i, "position"), (i * i, "position^2")))
         code, square = self._position_terms
-        g = SCORE_GAP
-        return [({ONE: 1.0}, _combine((ONE, g), *((f, -g * c) for f, c in square.items()))),
-                (_combine(*((f, 2 * g * c) for f, c in code.items())), dict(code)),
-                (_combine(*((f, -g * c) for f, c in square.items())), {ONE: 1.0})]
+        return _equality_terms(code, square, code, square, SCORE_GAP, SCORE_GAP)
 
     def _position_feature(self, vec: np.ndarray, name: str) -> Feature:
         f = Feature(name, kind="aux")
