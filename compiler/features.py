@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Optional
 
 import numpy as np
@@ -37,6 +38,14 @@ class Feature:
     def __repr__(self) -> str:
         return f"Feature({self.label})"
 
+    @cached_property
+    def integer_valued(self) -> bool:
+        """Whether every value it holds is an integer (`one` and `bos` are 0/1); asked once
+        per feature and read many times (fn does not change after creation)."""
+        if self.kind in ("one", "bos"):
+            return True
+        return self.fn is not None and bool((np.mod(self.fn, 1.0) == 0).all())
+
 
 ONE = Feature("one", kind="one")
 BOS = Feature("bos", kind="bos")
@@ -46,9 +55,7 @@ def integer_combination(terms: dict) -> bool:
     """Integer coefficients of features whose values are all integers (`one` and `bos` are
     0/1): float32 sums such a read of near-integer values to near an integer, exactly where
     the values are exact and small."""
-    return all(float(c).is_integer() and (f.kind in ("one", "bos") or (f.fn is not None and
-                                                                      bool(np.all(np.mod(f.fn, 1.0) == 0))))
-               for f, c in terms.items())
+    return all(float(c).is_integer() and f.integer_valued for f, c in terms.items())
 # largest ratio of a basis combination's summed term sizes to its result's size that
 # express_or_add accepts (float32 rounding grows with it)
 MAX_AMPLIFICATION = 1000.0

@@ -403,7 +403,8 @@ class Inference:
         self._fractions: dict[int, bool] = {}
         self._injective: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
-        self.equal_copies: set[int] = set()        # means of equal values (_selects_equal_values)
+        self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
+        self._orders: dict[tuple, Optional[frozenset]] = {}  # see _orders_combinations
         self._compute_deps()
         self._current: Optional[ir.Node] = None     # the node being analysed, for errors
         try:
@@ -918,13 +919,15 @@ class Inference:
         """The width's selector is a strict total order of each input's positions, so the
         widths at length n are 0..n-1, each once: sort's target positions (`select(keys,
         keys, <) or (select(keys, keys, ==) and select(indices, indices, <))`), and a
-        select of them against indices picks exactly one key.
+        select of them against indices picks exactly one key. Shown on the values (see
+        _orders_combinations), with one of the s-ops the selector reads injective, so that
+        distinct positions hold distinct combinations."""
+        read = self._selector_reads(self.graph.children(node)[0])
+        return read is not None and any(self.injective(leaf) for leaf in read[0]) and \
+            self._orders_combinations(node) is not None
 
-        Shown on the values: every position holds one of the joint value combinations of
-        the s-ops the selector reads, distinct positions hold distinct combinations (one of
-        those s-ops is injective), and over all combinations the selector is irreflexive,
-        total, asymmetric and transitive."""
-        selector = self.graph.children(node)[0]
+    def _selector_reads(self, selector: ir.Selector) -> Optional[tuple[list[ir.Node], list[ir.Select]]]:
+        """The s-ops a selector built of selects and and/or/not reads, and its selects."""
         leaves: dict[int, ir.Node] = {}
         selects = []
         stack = [selector]
@@ -937,13 +940,28 @@ class Inference:
             elif isinstance(sel, (ir.SelectAnd, ir.SelectOr, ir.SelectNot)):
                 stack.extend(self.graph.children(sel))
             else:
-                return False
-        order = list(leaves.values())
-        if not any(self.injective(leaf) for leaf in order):
-            return False
+                return None
+        return list(leaves.values()), selects
+
+    def _orders_combinations(self, node: ir.SelectorWidth, reflexive: bool = False) -> Optional[frozenset]:
+        """The ids of the s-ops the width's selector reads, when the selector strictly orders
+        the distinct combinations of their values a position can hold (total, asymmetric
+        and transitive between distinct combinations; irreflexive, or where `reflexive`
+        also reflexive, `<=`): the width then grows strictly along that order within an
+        input, so two positions with equal widths hold equal combinations (sort_unique's
+        target positions over repeated tokens: keys that share a target share their
+        token). None otherwise. Memoized."""
+        memo = (node.id, reflexive)
+        if memo in self._orders:
+            return self._orders[memo]
+        self._orders[memo] = None
+        read = self._selector_reads(self.graph.children(node)[0])
+        if read is None:
+            return None
+        order, selects = read
         rows = self._position_products(order)
         if not rows:
-            return False
+            return None
         column = {leaf.id: [row[j] for row in rows] for j, leaf in enumerate(order)}
         tables: dict[int, np.ndarray] = {}
         for sel in selects:
@@ -957,12 +975,19 @@ class Inference:
             if isinstance(sel, ir.SelectNot):
                 return ~parts[0]
             return parts[0] & parts[1] if isinstance(sel, ir.SelectAnd) else parts[0] | parts[1]
-        before = relation(selector).T        # before[k, q]: key k is selected by query q
+        before = relation(self.graph.children(node)[0]).T        # before[k, q]: key k is selected by query q
         same = np.eye(len(rows), dtype=bool)
-        if (before & same).any() or (before & before.T).any() or not (before | before.T | same).all():
-            return False
+        diagonal = before[same]
+        if diagonal.any() and not (reflexive and diagonal.all()):
+            return None
+        before = before & ~same
+        if (before & before.T).any() or not (before | before.T | same).all():
+            return None
         # (a complete asymmetric relation is transitive iff its counts are 0, 1, ..., D-1)
-        return bool((np.sort(before.sum(axis=0)) == np.arange(len(rows))).all())
+        if not (np.sort(before.sum(axis=0)) == np.arange(len(rows))).all():
+            return None
+        self._orders[memo] = frozenset(leaf.id for leaf in order)
+        return self._orders[memo]
 
     @staticmethod
     def _functional(pred: ir.Predicate, keys: tuple, queries: tuple) -> bool:
@@ -1192,10 +1217,13 @@ class Inference:
         tracr = node.semantics == "tracr"
         kind = aggregate_rule(src.values, tracr)
         numeric_src, mixed = kind == "numeric", kind == "mixed"
-        if kind != "copy" and sel.exact is None and self._selects_equal_values(node, src):
-            # the mean of equal values is the query's own value (a float under Tracr's rule)
+        agree = self._selected_keys_agree(node, src) if kind != "copy" and sel.exact is None else None
+        if agree is not None:
+            # the mean of equal values is one of them, the query's own where it selects by
+            # its own value (a float under Tracr's rule)
             self.equal_copies.add(node.id)
-            own = [[float(v) if tracr and averaged(v, tracr) else v for v in vals] for vals in src.by_pos]
+            held = src.by_pos if agree == "own" else [union_values(src.by_pos)] * N
+            own = [[float(v) if tracr and averaged(v, tracr) else v for v in vals] for vals in held]
             return [sorted_values([*vals, *([] if sel.never_empty else [default])]) for vals in own]
         if sel.exact is not None:
             out = []
@@ -1257,21 +1285,28 @@ class Inference:
             means = sorted_values([*means, default])
         return [means] * N
 
-    def _selects_equal_values(self, node: ir.Aggregate, src_info: NodeInfo) -> bool:
-        """Whether every key a query selects holds the query's own value of the aggregated
-        s-op, so that their mean is that value: the selector is `select(s, s, ==)`, or an
-        `and` with one, where no two distinct values of s compare equal (True == 1 and
-        1 == 1.0 would select keys a function tells apart), and the aggregated s-op is a
-        function of such an s and of s-ops equal at every position (length, constants),
-        whose values are small enough that the interpreter's sum of them stays exact (it
-        adds before dividing: 1e308 + 1e308 overflows). `aggregate(select(tokens, tokens,
-        ==), tokens * length)` had the means of every mixture enumerated (d_model 3,150 at
-        max_seq_len 10); it is a copy."""
+    def _selected_keys_agree(self, node: ir.Aggregate, src_info: NodeInfo) -> Optional[str]:
+        """Whether every key a query selects holds one value of the aggregated s-op, so that
+        their mean is that value: "own" where it is the query's own value, "shared" where
+        it is some key's, None where keys may differ.
+
+        The selector is `select(k, q, ==)`, or an `and` with one, where no two distinct values
+        of k compare equal (True == 1 and 1 == 1.0 would select keys a function tells
+        apart); every selected key then holds the same k. The aggregated s-op is a function
+        of s-ops that k determines within an input (k itself; for a width over a selector
+        that strictly orders what it reads, those s-ops, see _orders_combinations) and of
+        s-ops equal at every position (length, constants); "own" where k is q. Its values are
+        small enough that the interpreter's sum of them stays exact (it adds before
+        dividing: 1e308 + 1e308 overflows). `aggregate(select(tokens, tokens, ==), tokens *
+        length)` had the means of every mixture enumerated (d_model 3,150 at max_seq_len
+        10), and sort_unique over repeated tokens was refused at max_seq_len 80 (its
+        means 1/6320 apart); both are copies."""
         sel, src = self.graph.children(node)
         nums = [abs(float(v)) for v in src_info.values if is_number(v)]
         if not _small_ints(nums, self.N):
-            return False
-        equal: set[int] = set()
+            return None
+        own: set[int] = set()
+        shared: list[set[int]] = []
         stack = [sel]
         while stack:
             y = stack.pop()
@@ -1280,16 +1315,22 @@ class Inference:
             elif isinstance(y, ir.Select) and y.ir_predicate.comparison == "==":
                 keys, queries = self.graph.children(y)
                 vals = self.info[keys.id].values
-                if keys.id == queries.id and len(set(vals)) == len(vals):
-                    equal.add(keys.id)
-        if not equal:
-            return False
+                if len(set(vals)) != len(vals):
+                    continue
+                if keys.id == queries.id:
+                    own.add(keys.id)
+                determined = {keys.id}
+                if isinstance(keys, ir.SelectorWidth) and self.sel[self.graph.children(keys)[0].id].exact is None:
+                    determined |= self._orders_combinations(keys, reflexive=True) or set()
+                shared.append(determined)
 
-        def function_of_equal(y: ir.Node) -> bool:
-            if y.id in equal or self.deps[y.id] <= {LEN}:
+        def function_of(y: ir.Node, known: set[int]) -> bool:
+            if y.id in known or self.deps[y.id] <= {LEN}:
                 return True
-            return isinstance(y, ir.Map) and all(function_of_equal(k) for k in self.graph.children(y))
-        return function_of_equal(src)
+            return isinstance(y, ir.Map) and all(function_of(k, known) for k in self.graph.children(y))
+        if own and function_of(src, own):
+            return "own"
+        return "shared" if any(function_of(src, known) for known in shared) else None
 
     def _means_over_positions(self, node: ir.Aggregate, sets: list[tuple], kind: str, tracr: bool,
                               prefix_sums: Optional[dict] = None) -> list:

@@ -114,12 +114,15 @@ def test_comparison_scores_from_embeddings_compute_exactly(source, vocab):
 
 
 def test_unproven_model_names_the_gap():
-    # Tracr's sort_unique: the keys of its second head are one-hot features computed by
-    # an MLP, whose float32 rounding bound, times the score scale, could make the weights
-    # of selected keys unequal, past the 1/180 margin between its means
+    # Tracr's sort_unique moving the positions (not the tokens): keys that share a target
+    # (equal tokens) hold different indices, which are averaged. The keys of the second
+    # head are one-hot features computed by an MLP, whose float32 rounding bound, times
+    # the score scale, could make the weights of selected keys unequal, past the 1/180
+    # margin between its means. (Moving the tokens is a proven copy: keys that share a
+    # target share their token.)
     keys = tracr.tokens
     target = tracr.SelectorWidth(tracr.Select(keys, keys, tracr.Comparison.LT))
-    sop = tracr.Aggregate(tracr.Select(target, tracr.indices, tracr.Comparison.EQ), tracr.tokens)
+    sop = tracr.Aggregate(tracr.Select(target, tracr.indices, tracr.Comparison.EQ), tracr.indices)
     model = compiler.compile(sop, vocab=list(range(10)), max_seq_len=10)
     assert model.exactness()["proven_exact"] is False
     assert "output can be off by" in model.exactness()["unproven_because"]

@@ -592,10 +592,26 @@ def test_sort_bos_at_max_len_12(max_len):
     ("numerical(aggregate(select(tokens_asis, tokens_asis, ==) or select(indices, 0, ==), tokens_asis));",
      [1, 2, 3], 6, False),
     ("numerical(aggregate(select(tokens_asis, tokens_asis, ==), tokens_asis + indices));", [1, 2, 3], 6, False),
+    # keys that share a width over a selector ordering the tokens share their token:
+    # sort_unique over repeated tokens (< and <= orders, and >= against positions from the end)
+    ("w = selector_width(select(tokens_asis, tokens_asis, <));\n"
+     "numerical(aggregate(select(w, indices, ==), tokens_asis));", [1, 2, 3], 6, True),
+    ("w = selector_width(select(tokens_asis, tokens_asis, <=));\n"
+     "numerical(aggregate(select(w, indices + 1, ==), tokens_asis * 2 - length));", [1, 2, 3], 6, True),
+    ("w = selector_width(select(tokens_asis, tokens_asis, >=));\n"
+     "numerical(aggregate(select(w, length - indices, ==) and select(indices, indices, !=), tokens_asis));",
+     [1, 2, 3], 6, True),
+    # not equal: equal widths of a selector that orders nothing hold different tokens
+    # (a histogram), and keys sharing a target hold different positions
+    ("w = selector_width(select(tokens_asis, tokens_asis, ==));\n"
+     "numerical(aggregate(select(w, indices, ==), tokens_asis));", [1, 2, 3], 6, False),
+    ("w = selector_width(select(tokens_asis, tokens_asis, <));\n"
+     "numerical(aggregate(select(w, indices, ==), indices));", [1, 2, 3], 6, False),
 ])
 def test_mean_over_equal_keys_is_a_copy(source, vocab, max_len, equal):
     """select(s, s, ==) makes every selected key hold the query's value of s, so the mean
-    of any function of s (and of length) is that function's value at the query."""
+    of any function of s (and of length) is that function's value at the query; a select
+    of keys by their width over an ordering selector makes them share what it orders."""
     sop = compile_text(source)
     model = assert_exact(sop, vocab, max_len)
     inference = model.program.inference
@@ -603,6 +619,21 @@ def test_mean_over_equal_keys_is_a_copy(source, vocab, max_len, equal):
     assert any(a.id in inference.equal_copies for a in aggregates) == equal
     if equal:
         assert model.d_model < 100
+
+
+def test_sort_unique_over_repeated_tokens_is_a_proven_copy_at_max_len_80():
+    """Tracr's sort_unique over repeated tokens averages the keys that share a target
+    position, which share their token: a copy. Enumerated as means, the model was refused
+    at max_seq_len 80 (means 1/6320 apart) and unproven below."""
+    from rasp import tracr
+    target = tracr.SelectorWidth(tracr.Select(tracr.tokens, tracr.tokens, tracr.Comparison.LT))
+    sop = tracr.numerical(tracr.Aggregate(tracr.Select(target, tracr.indices, tracr.Comparison.EQ), tracr.tokens))
+    vocab = list(range(80))
+    model = compiler.compile(sop, vocab=vocab, max_seq_len=80)
+    assert model.num_layers == 2 and model.d_model < 100
+    inputs = random_inputs(vocab, 80, 3, seed=5) + random_inputs(list(range(4)), 80, 3, seed=6)
+    assert_exact(sop, vocab, 80, inputs=inputs, model=model)
+    assert compiler.compile(sop, vocab=vocab[:10], max_seq_len=10).exactness()["proven_exact"]
 
 
 @pytest.mark.parametrize("max_len", [8, 22, 24])
