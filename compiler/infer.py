@@ -404,7 +404,7 @@ class Inference:
         self._injective: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
-        self._orders: dict[tuple, Optional[frozenset]] = {}  # see _orders_combinations
+        self._relations: dict[int, Optional[tuple]] = {}   # see _combination_relation
         self._compute_deps()
         self._current: Optional[ir.Node] = None     # the node being analysed, for errors
         try:
@@ -950,11 +950,31 @@ class Inference:
         also reflexive, `<=`): the width then grows strictly along that order within an
         input, so two positions with equal widths hold equal combinations (sort_unique's
         target positions over repeated tokens: keys that share a target share their
-        token). None otherwise. Memoized."""
-        memo = (node.id, reflexive)
-        if memo in self._orders:
-            return self._orders[memo]
-        self._orders[memo] = None
+        token). None otherwise."""
+        relation = self._combination_relation(node)
+        if relation is None:
+            return None
+        order, before = relation
+        same = np.eye(len(before), dtype=bool)
+        diagonal = before[same]
+        if diagonal.any() and not (reflexive and diagonal.all()):
+            return None
+        before = before & ~same
+        if (before & before.T).any() or not (before | before.T | same).all():
+            return None
+        # (a complete asymmetric relation is transitive iff its counts are 0, 1, ..., D-1)
+        if not (np.sort(before.sum(axis=0)) == np.arange(len(before))).all():
+            return None
+        return frozenset(leaf.id for leaf in order)
+
+    def _combination_relation(self, node: ir.SelectorWidth) -> Optional[tuple[list[ir.Node], np.ndarray]]:
+        """The s-ops the width's selector reads, and the selector over every combination of
+        their values at one position: before[k, q], key combination k is selected by
+        query combination q (None past _MAX_RANK_ROWS combinations). Memoized: a
+        predicate over 2,000 combinations takes a second."""
+        if node.id in self._relations:
+            return self._relations[node.id]
+        self._relations[node.id] = None
         read = self._selector_reads(self.graph.children(node)[0])
         if read is None:
             return None
@@ -975,19 +995,8 @@ class Inference:
             if isinstance(sel, ir.SelectNot):
                 return ~parts[0]
             return parts[0] & parts[1] if isinstance(sel, ir.SelectAnd) else parts[0] | parts[1]
-        before = relation(self.graph.children(node)[0]).T        # before[k, q]: key k is selected by query q
-        same = np.eye(len(rows), dtype=bool)
-        diagonal = before[same]
-        if diagonal.any() and not (reflexive and diagonal.all()):
-            return None
-        before = before & ~same
-        if (before & before.T).any() or not (before | before.T | same).all():
-            return None
-        # (a complete asymmetric relation is transitive iff its counts are 0, 1, ..., D-1)
-        if not (np.sort(before.sum(axis=0)) == np.arange(len(rows))).all():
-            return None
-        self._orders[memo] = frozenset(leaf.id for leaf in order)
-        return self._orders[memo]
+        self._relations[node.id] = (order, relation(self.graph.children(node)[0]).T)
+        return self._relations[node.id]
 
     @staticmethod
     def _functional(pred: ir.Predicate, keys: tuple, queries: tuple) -> bool:
