@@ -279,6 +279,10 @@ class Lowering:
         # ids of refs read as integer combinations of integer-valued features (snap heads'
         # inputs and a snapped table's exact gates: their float32 sums are then exact)
         self._integral_reads: set[int] = set()
+        # ids of refs a snap head reads that an MLP writes: one feature each, so that the
+        # read's error is that table's, not the sum of many (an indicator read as one minus
+        # 19 others summed 0.31 of error, past the snap's 0.25)
+        self._snap_inputs: set[int] = set()
         self._position_terms: Optional[tuple] = None
 
     # ---- helpers over value lists
@@ -549,7 +553,7 @@ class Lowering:
         (an exact score feature stays one through `(indices * length) % 7`, whose MLP
         input had been tabulated loosely and made a mean wrong at max_seq_len 32)."""
         part = self.request(kid, vec, ref.label)
-        for needs in (self._uniform_scores, self._fine_scores, self._integral_reads):
+        for needs in (self._uniform_scores, self._fine_scores, self._integral_reads, self._snap_inputs):
             if id(ref) in needs:
                 needs.add(id(part))
         return part
@@ -562,7 +566,8 @@ class Lowering:
         # (a snap head rounds each partial sum of its read, and an exact gate must sum
         # exactly: their reads are integer combinations, see _integral_reads)
         made = basis.express_or_add_many([ref.vec for ref in refs], lambda j: self.new_feature(node, refs[j].vec),
-                                         lambda j: id(refs[j]) in self._integral_reads)
+                                         lambda j: id(refs[j]) in self._integral_reads,
+                                         lambda j: id(refs[j]) in self._snap_inputs)
         for ref, terms in zip(refs, made):
             ref.own = {f: c for f, c in terms.items() if f is not ONE}
             ref.const += terms.get(ONE, 0.0)
@@ -1342,6 +1347,7 @@ class Lowering:
             self._integral_reads.add(id(ref))
             if self._exact_indicators(leaf):
                 return ref
+            self._snap_inputs.add(id(ref))
             f = Feature(f"{leaf.name}={value!r}:snapped", sop_id=leaf.id, fn=ref.vec.copy(), kind="onehot",
                         value=value)
             head = self._snap_heads.get(leaf.id)

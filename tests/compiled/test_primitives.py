@@ -780,3 +780,51 @@ def test_huge_values_give_the_message_without_numpy_warnings():
         warnings.simplefilter("error")
         with pytest.raises(compiler.CompileError, match="too large to average"):
             compiler.compile(sop, vocab=[1e308, -1e308], max_seq_len=4)
+
+
+WIDTH_WITH_BOS = """
+def width_with_bos(s) {
+    s = s or select(indices, 0, ==);
+    return (1 / aggregate(s, indicator(indices == 0))) - 1;
+}
+"""
+
+
+def test_width_with_bos_idiom_averages_one_anchor():
+    """The original RASP's selector width with BOS: position 0 is selected by every query
+    and is the only nonzero value, so the mean is 1 / count, never another fraction."""
+    max_len = 10
+    sop = compile_text(WIDTH_WITH_BOS + "width_with_bos(select(tokens, tokens, ==));")
+    model = assert_exact(sop, list("abc"), max_len, inputs=random_inputs(list("abc"), max_len, 30))
+    inference = model.program.inference
+    (mean,) = [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
+    assert sorted(float(v) for v in inference.info[mean.id].values) == sorted(1 / k for k in range(1, max_len + 1))
+    assert model.num_layers == 2 and model.exactness()["proven_exact"]
+    # not anchored: a nonzero value at a key a query may skip (position 1) mixes fractions
+    loose = compile_text("numerical(aggregate(select(tokens, tokens, ==) or select(indices, 0, ==), "
+                         "indicator(indices < 2)));")
+    model = assert_exact(loose, list("ab"), 6)
+    (mean,) = [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
+    assert 2 / 3 in model.program.inference.info[mean.id].values
+
+
+def test_sort_by_frequency_with_bos_widths_compiles_small():
+    """The paper's sort-by-frequency written with BOS widths: with every BOS-width mean
+    enumerated as any fraction it took 8 layers and d_model 1,390 at max_seq_len 10 (and
+    635 s at 16); then an indicator a snap head rounds was read as one minus 19 MLP outputs,
+    whose summed error passed the snap's margin, and the compile was refused."""
+    source = WIDTH_WITH_BOS + """
+def sort_bos(seq, key) {
+    earlier = select(key, key, <) or (select(key, key, ==) and select(indices, indices, <));
+    before = width_with_bos(earlier);
+    return aggregate(select(before, indices, ==), seq);
+}
+hist = width_with_bos(select(tokens, tokens, ==));
+seen = width_with_bos(select(tokens, tokens, ==) and select(indices, indices, <)) > 0;
+freq = hist - indicator(seen) * 100;
+sort_bos("-" if seen else tokens, -freq);
+"""
+    sop = compile_text(source)
+    model = compiler.compile(sop, vocab=list("abc"), max_seq_len=10)
+    assert model.num_layers <= 5 and model.d_model < 600
+    assert_exact(sop, list("abc"), 10, inputs=random_inputs(list("abc"), 10, 30, seed=3), model=model)
