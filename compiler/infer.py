@@ -1273,7 +1273,7 @@ class Inference:
                 out.append(shared[key])
             self._by_len[node.id] = by_len
             return out
-        anchored = self._anchored_means(node, src) if numeric_src else None
+        anchored = self._anchored_means(node, src, tracr) if numeric_src else None
         if anchored is not None:
             return anchored
         everywhere = union_values(src.by_pos)
@@ -1297,7 +1297,7 @@ class Inference:
             means = sorted_values([*means, default])
         return [means] * N
 
-    def _anchored_means(self, node: ir.Aggregate, src: NodeInfo) -> Optional[list[tuple]]:
+    def _anchored_means(self, node: ir.Aggregate, src: NodeInfo, tracr: bool) -> Optional[list[tuple]]:
         """Per position, the means of a structural s-op that is 0 except at key positions
         every query selects: the original RASP's selector width with BOS, `1 /
         aggregate(s or select(indices, 0, ==), indicator(indices == 0)) - 1`. Its mean is
@@ -1306,7 +1306,7 @@ class Inference:
         sort_by_most_freq took 8 layers and d_model 1,390 at max_seq_len 10 (and 635 s at
         16). None where the rule does not apply. The anchors' values are small integers,
         so their sum is exact in any order; the interpreter then divides once, as here
-        (one selected value stays itself: an int stays an int)."""
+        (one selected value stays itself, an int an int, except under Tracr's rule)."""
         if src.exact is None:
             return None
         N = self.N
@@ -1323,7 +1323,8 @@ class Inference:
                     not _small_ints([abs(float(v)) for v in held], N):
                 return None
             total = float(sum(held))
-            means = [held[0] if len(held) == 1 else total / len(held)] + \
+            alone = float(held[0]) if tracr and averaged(held[0], tracr) else held[0]
+            means = [alone if len(held) == 1 else total / len(held)] + \
                 [total / k for k in range(len(held) + 1, n + 1)]
             for i in range(n):
                 per_pos[i].extend(means)
