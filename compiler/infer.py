@@ -366,6 +366,9 @@ class SelectorInfo:
     at_most_one: bool = False                  # never selects two keys for one query
     never_empty: bool = False                  # every query always selects a key
     always_self: bool = False                  # every query selects its own position
+    # never selects two keys, also where shown by offsets uniform over an input (see
+    # Inference.uniform): value inference only, the lowering's plan keeps at_most_one
+    one_key: bool = False
 
     @property
     def structural(self) -> bool:
@@ -402,6 +405,7 @@ class Inference:
         self._sources: dict[int, tuple] = {}
         self._fractions: dict[int, bool] = {}
         self._injective: dict[int, bool] = {}
+        self._uniform: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
         self._relations: dict[int, Optional[tuple]] = {}   # see _combination_relation
@@ -583,7 +587,7 @@ class Inference:
             # (numbers among other values are averaged too, see _aggregate_values)
             tracr = node.semantics == "tracr"
             nums = [v for v in src.values if averaged(v, tracr)]
-            mean = not sel.at_most_one and aggregate_rule(src.values, tracr) != "copy"
+            mean = not sel.one_key and aggregate_rule(src.values, tracr) != "copy"
             if mean and (src_fuzzy or _exact_sum_scale(nums, self.N) is None):
                 # (an integer-valued mean too: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...)
                 self._note_fuzzy(node, [v for v in self.info[node.id].values if isinstance(v, float)])
@@ -847,7 +851,7 @@ class Inference:
     # ---- selectors
     def _selector_from_exact(self, node: ir.Selector, mats: list[np.ndarray]) -> SelectorInfo:
         info = SelectorInfo(node, self.deps[node.id], exact=mats)
-        info.at_most_one = all(m.sum(axis=1).max(initial=0) <= 1 for m in mats)
+        info.at_most_one = info.one_key = all(m.sum(axis=1).max(initial=0) <= 1 for m in mats)
         info.never_empty = all(m.any(axis=1).all() for m in mats)
         info.always_self = all(np.diagonal(m).all() for m in mats)
         return info
@@ -859,8 +863,9 @@ class Inference:
             keys, queries = kids
             kinfo, qinfo = self.info[keys.id], self.info[queries.id]
             pred = node.ir_predicate
-            if self.injective(keys) and self._functional(pred, kinfo.values, qinfo.values):
-                info.at_most_one = True
+            if self._functional(pred, kinfo.values, qinfo.values):
+                info.at_most_one = self.injective(keys)
+                info.one_key = info.at_most_one or self.injective(keys, offsets=True)
             if keys.id == queries.id and pred.comparison in ("==", "<=", ">=", "TRUE"):
                 info.always_self = all(v is not None for v in kinfo.values) or pred.comparison == "TRUE"
             if pred.comparison == "TRUE":
@@ -870,6 +875,7 @@ class Inference:
         elif isinstance(node, ir.SelectAnd):
             a, b = (self.sel[c.id] for c in kids)
             info.at_most_one = a.at_most_one or b.at_most_one
+            info.one_key = a.one_key or b.one_key
             info.always_self = a.always_self and b.always_self
             info.never_empty = info.always_self
         elif isinstance(node, ir.SelectOr):
@@ -878,16 +884,19 @@ class Inference:
             info.never_empty = a.never_empty or b.never_empty
         return info
 
-    def injective(self, node: ir.Node) -> bool:
+    def injective(self, node: ir.Node, offsets: bool = False) -> bool:
         """Distinct positions of an input always hold distinct values of `node` (and never
         None): indices, a width that ranks the positions (see _ranks), or an injective map
-        of s-ops one of which is injective (Tracr's sort keys, x + i / max_seq_len)."""
-        if node.id not in self._injective:
-            self._injective[node.id] = False        # (a cycle cannot prove itself)
-            self._injective[node.id] = self._find_injective(node)
-        return self._injective[node.id]
+        of s-ops one of which is injective (Tracr's sort keys, x + i / max_seq_len).
+        `offsets`: also a map injective for each value of its inputs that are uniform over
+        an input (see uniform; only value inference relies on these)."""
+        key = (node.id, offsets)
+        if key not in self._injective:
+            self._injective[key] = False        # (a cycle cannot prove itself)
+            self._injective[key] = self._find_injective(node, offsets)
+        return self._injective[key]
 
-    def _find_injective(self, node: ir.Node) -> bool:
+    def _find_injective(self, node: ir.Node, offsets: bool) -> bool:
         info = self.info[node.id]
         if info.exact is not None:
             return all(len(sorted_values([info.exact[n, i] for i in range(n)])) == n and
@@ -897,16 +906,48 @@ class Inference:
         if not isinstance(node, ir.Map):
             return False
         kids = self.graph.children(node)
-        if not any(self.injective(k) for k in kids):
+        if not any(self.injective(k, offsets) for k in kids):
             return False
-        rows = self._position_products(kids)
+        # s-ops equal at every position of an input (length, `aggregate(select(tokens,
+        # "+", ==), indices)`) only need the map injective for each of their values
+        same = [j for j, k in enumerate(kids) if self.uniform(k)] if offsets else []
+        rows = self._lineage_rows(kids, list(kids), range(self.N), cap=_MAX_INJECTIVE_ROWS) if same \
+            else self._position_products(kids)
         if rows is None:
             return False
-        outs = [_call(node.fn, list(row)) for row in rows]
-        if any(v is None for v in outs):
-            return False
-        kept = [v for v in outs if v is not _FAILED]    # (a combination the map rejects cannot occur)
-        return len(sorted_values(kept)) == len(kept)
+        groups: dict[tuple, list] = {}
+        for row in rows:
+            out = _call(node.fn, list(row))
+            if out is None:
+                return False
+            if out is not _FAILED:          # (a combination the map rejects cannot occur)
+                groups.setdefault(tuple((type(row[j]), row[j]) for j in same), []).append(out)
+        return all(len(sorted_values(outs)) == len(outs) for outs in groups.values())
+
+    def uniform(self, node: ir.Node) -> bool:
+        """Every position of an input holds the same value of `node` (a selector: every
+        query selects the same keys): length and constants, maps of such s-ops, and
+        aggregates and widths over selects whose queries are such s-ops. The original
+        RASP's long addition shifts by `length - aggregate(select(tokens, "+", ==),
+        indices)`, the plus sign's position, so its shifted indices are injective and the
+        select of them against indices picks one key (its value sets had every mean of
+        digits, and it was refused from max_seq_len 7). Memoized."""
+        if node.id not in self._uniform:
+            self._uniform[node.id] = False          # (a cycle cannot prove itself)
+            self._uniform[node.id] = self._find_uniform(node)
+        return self._uniform[node.id]
+
+    def _find_uniform(self, node: ir.Node) -> bool:
+        if self.deps[node.id] <= {LEN}:
+            return True
+        kids = self.graph.children(node)
+        if isinstance(node, ir.Select):
+            return self.uniform(kids[1])            # (the same query value everywhere)
+        if isinstance(node, (ir.SelectAnd, ir.SelectOr, ir.SelectNot, ir.Map)):
+            return all(self.uniform(k) for k in kids)
+        if isinstance(node, (ir.Aggregate, ir.SelectorWidth)):
+            return self.uniform(kids[0])            # (the same keys for every query)
+        return False
 
     def _position_products(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:
         """Value combinations of the s-ops at one position: per position, every combination
@@ -1216,7 +1257,7 @@ class Inference:
             return [sorted_values(int(sel.exact[n - 1][i].sum()) for n in range(i + 1, N + 1)) for i in range(N)]
         lo = 1 if sel.always_self else 0
         hi_by_pos = [N for _ in range(N)]
-        if sel.at_most_one:
+        if sel.one_key:
             return [tuple(range(lo, 2)) for _ in range(N)]
         return [tuple(range(lo, hi_by_pos[i] + 1)) for i in range(N)]
 
@@ -1278,7 +1319,7 @@ class Inference:
             return anchored
         everywhere = union_values(src.by_pos)
         with_default = sorted_values([*everywhere, default]) if not sel.never_empty else everywhere
-        if sel.at_most_one or kind == "copy":
+        if sel.one_key or kind == "copy":
             if tracr and numeric_src:
                 with_default = sorted_values([*(float(v) for v in everywhere),
                                               *([] if sel.never_empty else [default])])
@@ -1802,6 +1843,7 @@ def _sumset_many(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[d
 
 
 _MAX_RANK_ROWS = 2000        # (a rank check costs a few rows**2 operations)
+_MAX_INJECTIVE_ROWS = 100_000   # (an injectivity check over uniform inputs costs one call per row)
 _MAX_FRACTION_SCALE = 1 << 20
 _MAX_FFT_SPAN = 1 << 23
 

@@ -828,3 +828,21 @@ sort_bos("-" if seen else tokens, -freq);
     model = compiler.compile(sop, vocab=list("abc"), max_seq_len=10)
     assert model.num_layers <= 5 and model.d_model < 600
     assert_exact(sop, list("abc"), 10, inputs=random_inputs(list("abc"), 10, 30, seed=3), model=model)
+
+
+def test_shift_by_an_input_wide_offset_selects_one_key():
+    """The original RASP's long addition shifts by the plus sign's position, an aggregate
+    whose selector ignores the query, so it is the same at every position: the shifted
+    indices are injective and the select of them against indices picks one key: its
+    values are the copied ones (every mean of them had been enumerated: 61 at max_len 6)."""
+    sop = compile_text('plus = aggregate(select(tokens, "+", ==), indices);\n'
+                       'numerical(aggregate(select(indices + length - plus, indices, ==), indices * 3, 0));')
+    vocab = list("12+")
+    model = assert_exact(sop, vocab, 7, inputs=random_inputs(vocab, 7, 40))
+    inference = model.program.inference
+    (shift,) = [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Select)
+                and isinstance(model.program.graph.children(n)[0], rasp.ir.Map)]
+    assert inference.sel[shift.id].one_key
+    (mean,) = [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate) and n.name != "plus"]
+    assert len(inference.info[mean.id].values) <= 8
+    assert model.d_model < 40
