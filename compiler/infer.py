@@ -404,7 +404,7 @@ class Inference:
         self.fuzzy: dict[int, frozenset] = {}
         self._sources: dict[int, tuple] = {}
         self._fractions: dict[int, bool] = {}
-        self._injective: dict[int, bool] = {}
+        self._injective: dict[tuple, bool] = {}     # (s-op id, offsets) -> see injective
         self._uniform: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
