@@ -822,6 +822,7 @@ class Inference:
         combination of their sources' values (None if that is more than `cap`)."""
         seen: dict[tuple, tuple] = {}
         done = set()
+        steps, outs = self._evaluation_steps(nodes, sources)
         for p in positions:
             sets = tuple(self.info[src.id].by_pos[p] for src in sources)
             key = tuple(id(x) for x in sets)
@@ -830,23 +831,35 @@ class Inference:
             done.add(key)
             if math.prod(len(x) for x in sets) + len(seen) > cap:
                 return None
+            kept, sets, rest = _collapse_private_steps(steps, outs, len(sources), list(sets))
             for combo in itertools.product(*sets):
-                env = {src.id: v for src, v in zip(sources, combo)}
-                row = tuple(self._evaluate(n, env) for n in nodes)
+                vals = dict(zip(kept, combo))
+                for out_slot, fn, args in rest:
+                    a = [vals[j] for j in args]
+                    vals[out_slot] = _FAILED if any(x is _FAILED for x in a) else _call(fn, a)
+                row = tuple(vals[j] for j in outs)
                 if any(v is _FAILED for v in row):
                     continue        # (a combination some map rejects: unreachable)
                 seen.setdefault(tuple((type(v), v) for v in row), row)
         return list(seen.values())
 
-    def _evaluate(self, node: ir.Node, env: dict) -> Any:
-        if node.id in env:
-            return env[node.id]
-        args = [self._evaluate(k, env) for k in self.graph.children(node)]
-        if any(a is _FAILED for a in args):
-            return _FAILED
-        value = _call(node.fn, args)
-        env[node.id] = value
-        return value
+    def _evaluation_steps(self, nodes: Sequence[ir.Node], sources: list[ir.Node]
+                          ) -> tuple[list[tuple[ir.ElementFn, list[int]]], list[int]]:
+        """The maps between `sources` and `nodes` in evaluation order, each with the slots
+        of its arguments (slot j < len(sources): source j; then one slot per step), and
+        the slots of `nodes`: _lineage_rows evaluates millions of combinations (the
+        original RASP's long addition), where walking the graph for each cost most."""
+        slot = {s.id: j for j, s in enumerate(sources)}
+        steps: list[tuple[ir.ElementFn, list[int]]] = []
+
+        def visit(node: ir.Node) -> int:
+            if node.id not in slot:
+                args = [visit(k) for k in self.graph.children(node)]
+                steps.append((node.fn, args))
+                slot[node.id] = len(sources) + len(steps) - 1
+            return slot[node.id]
+        outs = [visit(n) for n in nodes]
+        return steps, outs
 
     # ---- selectors
     def _selector_from_exact(self, node: ir.Selector, mats: list[np.ndarray]) -> SelectorInfo:
@@ -1650,6 +1663,38 @@ _FAILED = object()
 def _map_over_rows(fn: ir.ElementFn, rows: Iterable[Sequence[Any]]) -> tuple:
     """The values of fn over these input combinations (those where it raises skipped)."""
     return sorted_values([r for r in (_call(fn, list(row)) for row in rows) if r is not _FAILED])
+
+
+def _collapse_private_steps(steps: list, outs: list[int], n_sources: int, sets: list
+                           ) -> tuple[list[int], list, list[tuple[int, ir.ElementFn, list[int]]]]:
+    """Enumerate a map whose arguments nothing else reads over those arguments alone: the
+    rows depend on them only through its value, so its distinct values replace them
+    (`indices > add_index` in long addition: 2 values, not 7 x 109 pairs). Returns the
+    slots still enumerated, their value lists, and the steps left to evaluate per
+    combination (with their result slots)."""
+    uses: dict[int, int] = {}
+    for _, args in steps:
+        for j in args:
+            uses[j] = uses.get(j, 0) + 1
+    for j in outs:
+        uses[j] = uses.get(j, 0) + 1
+    values = {j: list(v) for j, v in enumerate(sets)}       # slot -> value list, while enumerated
+    rest: list[tuple[int, ir.ElementFn, list[int]]] = []
+    for k, (fn, args) in enumerate(steps):
+        slot = n_sources + k
+        if args and all(j in values and uses[j] == 1 for j in args) and len(set(args)) == len(args):
+            seen: dict[tuple, Any] = {}
+            for combo in itertools.product(*(values[j] for j in args)):
+                v = _call(fn, list(combo))
+                if v is not _FAILED:        # (a failing combination drops every row it is in)
+                    seen.setdefault((type(v), v), v)
+            for j in args:
+                del values[j]
+            values[slot] = list(seen.values())
+        else:
+            rest.append((slot, fn, args))
+    kept = list(values)
+    return kept, [values[j] for j in kept], rest
 
 
 def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
