@@ -31,3 +31,13 @@ class CompileError(RaspError):
 class ReadoutError(CompileError):
     """The output's error bound reaches its decoding margin (the pipeline may retry with
     the output computed by one MLP, which resets the errors of its parts)."""
+
+
+class SquareUnfit(CompileError):
+    """An MLP could not tabulate an s-op together with the squared code an equality head
+    reads it by (-(q - k)^2 scores): its large values round past their margin in float32.
+    The pipeline retries with that s-op's equality heads in the table form (one-hot)."""
+
+    def __init__(self, message: str, node: ir.Node) -> None:
+        super().__init__(message, node)
+        self.sop_id = node.id

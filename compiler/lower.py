@@ -34,7 +34,7 @@ from rasp.values import factorize
 
 from .bounds import (TableBound, attention_error, estimate_head_problems, estimate_problems, propagate,
                      readout_errors)
-from .errors import CompileError, ReadoutError
+from .errors import CompileError, ReadoutError, SquareUnfit
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
@@ -242,8 +242,12 @@ def _as_numbers(values: Sequence[Any]) -> np.ndarray:
 
 class Lowering:
     def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan, low_error: bool = False,
-                 output_by_code: bool = False) -> None:
+                 output_by_code: bool = False, no_squares: frozenset = frozenset()) -> None:
         self.graph = graph
+        # s-ops whose equality heads take the table form: an MLP could not also provide
+        # their squared codes exactly (see SquareUnfit)
+        self.no_squares = no_squares
+        self._squared: set[int] = set()     # s-ops whose squared codes a head requested
         self.low_error = low_error      # prefer the table with the smaller output error (see exact_table)
         # read a numerical output by the index of its value, not the value itself (values
         # such as 1 and 1e12 are too far apart in scale for float32 to carry the value)
@@ -883,7 +887,8 @@ class Lowering:
         P = lit.matrix
         A, B, _ = factor_matrix(P)
         rank = A.shape[1]
-        quad = self._quadratic_codes(lit, q_read, k_read, gap)
+        quad = None if {lit.queries.id, lit.keys.id} & self.no_squares else \
+            self._quadratic_codes(lit, q_read, k_read, gap)
         exact_sides = (self.plan.kind[lit.queries.id] in (EMBED_POS, EMBED_TOK, CONST) and
                        self.plan.kind[lit.keys.id] in (EMBED_POS, EMBED_TOK, CONST))
         affine_side = q_read == AFFINE or k_read == AFFINE
@@ -936,11 +941,13 @@ class Lowering:
         s = gap / (delta * delta)
         k_code = self.request(lit.keys, kcode, f"{lit.keys.name}:code")
         k_sq = self.request(lit.keys, kcode ** 2, f"{lit.keys.name}:code^2")
+        self._squared.add(lit.keys.id)
         q_code = self.request(lit.queries, qcode, f"{lit.queries.name}:code")
         if q_read == ANY or not allow_shift:
             # the query's own square makes the best score the same for every query, so the
             # BOS fallback works; a numerical query gets it from an MLP
             q_sq = self.request(lit.queries, qcode ** 2, f"{lit.queries.name}:code^2")
+            self._squared.add(lit.queries.id)
             return _equality_terms(q_code, q_sq, k_code, k_sq, gap, s), False
         # a selection that is never empty needs no BOS fallback: the per-query offset is harmless
         return _equality_terms(q_code, None, k_code, k_sq, gap, s), True
@@ -1299,6 +1306,8 @@ class Lowering:
             return
         if probe:
             raise _TableUnfit()
+        if node.id in self._squared and node.id not in self.no_squares:
+            raise SquareUnfit("its squared code for an equality head cannot be tabulated exactly in float32", node)
         if len(active) == 1:
             sources = self.inf.sources(leaves[active[0]])
             name = sources[0].name if len(sources) == 1 else leaves[active[0]].name

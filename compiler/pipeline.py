@@ -10,7 +10,7 @@ from rasp.errors import RaspInputError
 from rasp.values import token_list
 
 from .assemble import assemble
-from .errors import CompileError, ReadoutError
+from .errors import CompileError, ReadoutError, SquareUnfit
 from .graph import ProgramGraph
 from .infer import Inference, sorted_values
 from .lower import Lowering, finalize
@@ -53,10 +53,17 @@ class Compilation:
         self.graph = ProgramGraph(sop)
         self.inference = Inference(self.graph, vocab, max_seq_len)
         self.plan = Plan(self.graph, self.inference)
-        try:
-            self.lowered = Lowering(self.graph, self.inference, self.plan).run()
-        except ReadoutError as first:
-            self.lowered = self._lower_for_a_tight_readout(first)
+        self.no_squares: frozenset = frozenset()
+        while True:
+            try:
+                self.lowered = self._lower()
+                break
+            except SquareUnfit as err:
+                # (an s-op whose squared code float32 cannot tabulate: its equality heads
+                # read it one-hot instead, at more residual width)
+                if err.sop_id in self.no_squares:
+                    raise
+                self.no_squares |= {err.sop_id}
         problems = self.lowered.problems
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
@@ -66,6 +73,14 @@ class Compilation:
         self.layout = layout(self.lowered, self.schedule)
         self.module = assemble(self.lowered, self.schedule, self.layout)
         self._probes = None
+
+    def _lower(self, **options) -> Lowering:
+        try:
+            return Lowering(self.graph, self.inference, self.plan, no_squares=self.no_squares, **options).run()
+        except ReadoutError as first:
+            if options:
+                raise
+            return self._lower_for_a_tight_readout(first)
 
     def _lower_for_a_tight_readout(self, first: ReadoutError):
         """The output's error bound reached its decoding margin. An output that adds up
@@ -77,20 +92,20 @@ class Compilation:
         if self.plan.kind.get(out.id) == MAP_VIRTUAL:
             plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
             try:
-                lowered = Lowering(self.graph, self.inference, plan).run()
+                lowered = Lowering(self.graph, self.inference, plan, no_squares=self.no_squares).run()
                 self.plan = plan
                 return lowered
             except CompileError:
                 pass
         try:
-            return Lowering(self.graph, self.inference, self.plan, low_error=True).run()
+            return self._lower(low_error=True)
         except ReadoutError:
             pass
         if self.plan.readable.get(out.id) == ANY:
             # (values far apart in scale, 1 and 1e12: an s-op that can provide any function
             # is read by the index of its value)
             try:
-                return Lowering(self.graph, self.inference, self.plan, output_by_code=True).run()
+                return self._lower(output_by_code=True)
             except CompileError:
                 pass
         raise first from None       # (the root cause: the readout's precision)

@@ -24,6 +24,7 @@ import pytest
 
 import compiler
 import rasp
+from compiler.errors import CompileError
 from rasp.errors import RaspError
 
 from .conftest import PROGRAM_NAMES, header, program_path, program_sop
@@ -195,6 +196,28 @@ def test_compiled_on_header_examples(name):
     sop = program_sop(name)
     assert compiler.same_output(rasp.evaluate(sop, h.input), model(h.input))
     assert model.max_seq_len == h.max_len and model.num_layers >= 1
+
+
+LONG = 64
+LONG_PER_LENGTH = 8
+# program -> (reason, exception) for the max_seq_len 64 test
+LONG_XFAIL: dict = {
+    "addition": ("`plus` averages the positions of every '+', so at 64 `length - plus` has 5 million "
+                 "values, past the enumeration cap (a clear refusal)", CompileError),
+}
+
+
+@pytest.mark.parametrize("name", with_xfail(PROGRAM_NAMES, LONG_XFAIL))
+def test_compiled_at_max_len_64(name):
+    # every library program at max_seq_len 64, on random inputs of every length (and the
+    # well-formed ones for programs whose interesting inputs are rare at random)
+    h = header(name)
+    model = compiled(name, LONG)
+    rng = random.Random(f"{name}-long")
+    inputs = [[rng.choice(h.vocab) for _ in range(n)] for n in range(1, LONG + 1) for _ in range(LONG_PER_LENGTH)]
+    inputs += extra_inputs(name, LONG, rng)[::10]
+    checked, _ = check_agreement(name, model, program_sop(name), inputs)
+    assert model.max_seq_len == LONG and checked >= LONG * LONG_PER_LENGTH // 2
 
 
 SMALL = [(name, n) for name in PROGRAM_NAMES for n in (1, 2)]
