@@ -768,20 +768,20 @@ class Inference:
         # value in merged value sets anyway; True == 1 is the collision to avoid)
         plain = not any(isinstance(v, bool) for i in infos for pos in i.by_pos for v in pos)
         plain_seen: dict[tuple, None] = {}
+        distinct_sets = []
         for p in range(self.N):
             sets = tuple(i.by_pos[p] for i in infos)
             key = tuple(id(s) for s in sets)
             if key in cache:
                 continue
             cache.add(key)
-            if math.prod(len(s) for s in sets) + len(seen) + len(plain_seen) > MAX_TUPLES:
-                return None
-            if plain:
-                plain_seen.update(dict.fromkeys(itertools.product(*sets)))
+            if not plain:
+                distinct_sets.append(sets)
                 continue
-            for combo in itertools.product(*sets):
-                seen.setdefault(tuple((type(v), v) for v in combo), combo)
-        return list(plain_seen) if plain else list(seen.values())
+            if math.prod(len(s) for s in sets) + len(plain_seen) > MAX_TUPLES:
+                return None
+            plain_seen.update(dict.fromkeys(itertools.product(*sets)))
+        return list(plain_seen) if plain else _distinct_products(distinct_sets, MAX_TUPLES)
 
     # ---- correlated s-ops: maps of shared sources (f and 1 - f)
     def sources(self, node: ir.Node) -> tuple:
@@ -1660,6 +1660,53 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
 _FAILED = object()
 
 
+def _distinct_products(set_tuples: list[tuple], cap: int) -> Optional[list[tuple]]:
+    """The distinct tuples of itertools.product(*sets) over every entry of `set_tuples`,
+    in first-seen order, values told apart by type (True is not 1); None once an entry's
+    product and the distinct tuples before it number more than `cap`. Each value becomes
+    its index among its column's distinct values and each tuple one mixed-radix integer,
+    so numpy dedupes them: tagging every value of every tuple took 2 s in the original
+    RASP's rover.rasp."""
+    if not set_tuples:
+        return []
+    width = len(set_tuples[0])
+    index: list[dict] = [{} for _ in range(width)]
+    for sets in set_tuples:
+        for j, s in enumerate(sets):
+            for v in s:
+                index[j].setdefault((type(v), v), len(index[j]))
+    radix = [max(1, len(ix)) for ix in index]
+    if math.prod(radix) >= 2 ** 62:
+        seen: dict[tuple, tuple] = {}
+        for sets in set_tuples:
+            if math.prod(len(s) for s in sets) + len(seen) > cap:
+                return None
+            for combo in itertools.product(*sets):
+                seen.setdefault(tuple((type(v), v) for v in combo), combo)
+        return list(seen.values())
+    codes = []
+    distinct = np.zeros(0, dtype=np.int64)
+    for sets in set_tuples:
+        if math.prod(len(s) for s in sets) + len(distinct) > cap:
+            return None
+        code = np.zeros(1, dtype=np.int64)
+        for j, s in enumerate(sets):      # (row-major, like itertools.product)
+            ids = np.fromiter((index[j][(type(v), v)] for v in s), dtype=np.int64, count=len(s))
+            code = (code[:, None] * radix[j] + ids[None, :]).reshape(-1)
+        codes.append(code)
+        distinct = np.union1d(distinct, code)
+    every = np.concatenate(codes)
+    _, first = np.unique(every, return_index=True)
+    kept = every[np.sort(first)]
+    values = [[v for _, v in ix] for ix in index]
+    columns = []
+    for j in range(width - 1, -1, -1):
+        columns.append(kept % radix[j])
+        kept = kept // radix[j]
+    columns.reverse()
+    return list(zip(*([values[j][c] for c in col.tolist()] for j, col in enumerate(columns))))
+
+
 def _map_over_rows(fn: ir.ElementFn, rows: Iterable[Sequence[Any]]) -> tuple:
     """The values of fn over these input combinations (those where it raises skipped)."""
     return sorted_values([r for r in (_call(fn, list(row)) for row in rows) if r is not _FAILED])
@@ -1711,19 +1758,7 @@ def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
 def predicate_table(pred: ir.Predicate, keys: Sequence[Any], queries: Sequence[Any]) -> np.ndarray:
     """pred over every (query, key) pair; None keys/queries never match (unless the
     predicate takes them), errors count as no match."""
-    fast = pred.table(keys, queries)
-    if fast is not None:
-        return fast
-    out = np.zeros((len(queries), len(keys)), dtype=bool)
-    for i, q in enumerate(queries):
-        for j, k in enumerate(keys):
-            if (k is None or q is None) and pred.none_policy != "call":
-                continue
-            try:
-                out[i, j] = bool(pred.py(k, q))
-            except Exception:
-                pass
-    return out
+    return pred.matrix(keys, queries)
 
 
 def _apply_batched(fn: ir.ElementFn, set_list: list[tuple]) -> Optional[list[tuple]]:

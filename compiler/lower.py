@@ -60,6 +60,11 @@ BOS_SELF_SCORE = 60.0
 # (w0, w1) pairs, quadratic in max_seq_len: beyond this many pairs the wide MLP costs more
 # time per sequence than the layer it saves (see _joint_width_plan)
 JOINT_WIDTH_MAX_PAIRS = 160
+# a chain of maps is fused into one MLP (saving layers) unless its leaves may take more
+# than this many value combinations and 16x more than the map's direct inputs: such a
+# table has a row per combination, and only enumerating it took seconds per map before
+# failing (the original RASP's rover.rasp: 194,672 rows of 7 leaves, 6 s each)
+FUSE_MAX_COMBINATIONS = 65536
 # A snap head copies each position's own near-integer features (one-hot indicators) with
 # SNAP_OFFSET added: float32's spacing there is 1, so the sum rounds to the exact integer,
 # and subtracting the offset again is exact (inputs off by up to bounds.SNAP_MARGIN).
@@ -1021,12 +1026,14 @@ class Lowering:
         (too many combinations, or no single numeric coordinate works), compute the
         map's direct inputs in earlier MLPs instead and tabulate over those.
         """
-        try:
-            self._mlp_map_over(node, refs, self._mlp_leaves(node), probe=True)
-            return
-        except _TableUnfit:
-            pass
         kids = self.graph.children(node)
+        fused = self._mlp_leaves(node)
+        if not self._fusion_too_wide(fused, kids):
+            try:
+                self._mlp_map_over(node, refs, fused, probe=True)
+                return
+            except _TableUnfit:
+                pass
         for k in kids:
             if isinstance(k, ir.Map) and self.plan.kind.get(k.id) in (MAP_VIRTUAL, MAP_MLP):
                 self.plan.kind[k.id] = MAP_MLP
@@ -1036,6 +1043,15 @@ class Lowering:
         for ref in refs:
             ref.own, ref.const = {}, 0.0
         self._mlp_map_over(node, refs, list(kids), probe=False)
+
+    def _fusion_too_wide(self, fused: list[ir.SOp], kids: list[ir.Node]) -> bool:
+        """Whether the fused chain's leaves may take far more value combinations than the
+        map's direct inputs (bounded by the product of their value counts): see
+        FUSE_MAX_COMBINATIONS."""
+        if {leaf.id for leaf in fused} == {k.id for k in kids}:
+            return False
+        wide = math.prod(len(self.values(leaf)) for leaf in fused)
+        return wide > FUSE_MAX_COMBINATIONS and wide > 16 * math.prod(len(self.values(k)) for k in kids)
 
     def _mlp_map_over(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], probe: bool) -> None:
         precise = any(id(r) in self._uniform_scores for r in refs)

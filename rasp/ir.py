@@ -90,14 +90,18 @@ class Predicate:
     error (Tracr's Comparison), "call" passes None to the function (Tracr lambdas).
     """
 
-    __slots__ = ("py", "label", "comparison", "none_policy")
+    __slots__ = ("py", "label", "comparison", "none_policy", "tabulate")
 
     def __init__(self, py: Callable[[Any, Any], Any], label: str,
-                 comparison: Optional[str] = None, none_policy: str = "false") -> None:
+                 comparison: Optional[str] = None, none_policy: str = "false",
+                 tabulate: Optional[Callable[[Sequence[Any], Sequence[Any]], Optional["np.ndarray"]]] = None
+                 ) -> None:
         self.py = py
         self.label = label
         self.comparison = comparison
         self.none_policy = none_policy
+        # (the compiler's joint predicates: the whole [query, key] table at once, or None)
+        self.tabulate = tabulate
 
     def __call__(self, key: Any, query: Any) -> bool:
         return bool(self.py(key, query))
@@ -106,6 +110,10 @@ class Predicate:
         """The bool matrix [query, key] over every pair, in one numpy call (a Python loop
         over 40 x 40 index pairs was a third of shift_by's compile); None where a pair
         raises or a None needs the none policy: the caller's loop then decides."""
+        if self.tabulate is not None:
+            fast = self.tabulate(keys, queries)
+            if fast is not None:
+                return fast
         if self.none_policy != "call" and (None in keys or None in queries):
             return None
         if self.comparison is not None:
@@ -121,6 +129,23 @@ class Predicate:
             return np.asarray(out, dtype=object).astype(bool)      # (truth values, as bool() gives)
         except Exception:
             return None
+
+    def matrix(self, keys: Sequence[Any], queries: Sequence[Any]) -> "np.ndarray":
+        """The predicate over every (query, key) pair as the interpreter applies it: a None
+        key or query never matches (unless the predicate takes None), an error is no match."""
+        fast = self.table(keys, queries)
+        if fast is not None:
+            return fast
+        out = np.zeros((len(queries), len(keys)), dtype=bool)
+        for i, q in enumerate(queries):
+            for j, k in enumerate(keys):
+                if (k is None or q is None) and self.none_policy != "call":
+                    continue
+                try:
+                    out[i, j] = bool(self.py(k, q))
+                except Exception:
+                    pass
+        return out
 
     def __repr__(self) -> str:
         return f"Predicate({self.label!r})"

@@ -130,3 +130,51 @@ def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, monkey
         dense = mlp.rounding_error(plan, combos, z, gates)
         monkeypatch.setattr(mlp, "_DENSE_ROUNDING_LIMIT", 0)
         assert np.allclose(mlp.rounding_error(plan, combos, z, gates), dense, rtol=1e-12, atol=0)
+
+
+_MIXED = st.sampled_from([True, False, 0, 1, 2, 1.0, 0.5, None, "a", "1", (1, 2), (True,)])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.lists(_MIXED, min_size=1, max_size=4, unique_by=lambda v: (type(v), v)),
+                         min_size=3, max_size=3), min_size=1, max_size=4))
+def test_distinct_products_match_itertools_told_apart_by_type(set_tuples):
+    # the joint value tuples of s-ops with bools: True is not 1, 1 is not 1.0, first-seen order
+    import itertools
+
+    from compiler.infer import _distinct_products
+    set_tuples = [tuple(tuple(s) for s in sets) for sets in set_tuples]
+    seen: dict = {}
+    for sets in set_tuples:
+        for combo in itertools.product(*sets):
+            seen.setdefault(tuple((type(v), v) for v in combo), combo)
+    got = _distinct_products(set_tuples, cap=10 ** 6)
+    assert [tuple((type(v), v) for v in row) for row in got] == list(seen)
+    smallest = max(len(list(itertools.product(*sets))) for sets in set_tuples)
+    assert _distinct_products(set_tuples, cap=smallest - 1) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_joint_predicate_table_matches_pair_by_pair(data):
+    # an or/not of selects over different pairs becomes one select over tuples, whose
+    # table is built per select and combined by numpy: it must equal the formula's walk
+    import rasp
+    from compiler.graph import ProgramGraph
+    from compiler.infer import Inference
+    ops = ["==", "<", "<=", "!=", ">", ">="]
+    a, b, c = (data.draw(st.sampled_from(ops)) for _ in range(3))
+    src = (f"s = (select(indices, tokens_int, {a}) or not select(tokens_int, indices, {b})) "
+           f"and (select(tokens_int, 2, {c}) or select(indices, indices, ==));\n"
+           "y = aggregate(s, indices);")
+    sop = rasp.parse(src)["y"]
+    graph = ProgramGraph(sop)
+    inf = Inference(graph, [0, 1, 2, 3], 5)
+    sel = graph.children(graph.output)[0]
+    keys, queries = graph.children(sel)
+    kv, qv = inf.info[keys.id].values, inf.info[queries.id].values
+    pred = sel.ir_predicate
+    assert pred.tabulate is not None
+    fast = pred.tabulate(kv, qv)
+    slow = np.array([[bool(pred.py(k, q)) for k in kv] for q in qv], dtype=bool)
+    assert fast is not None and np.array_equal(fast, slow)
