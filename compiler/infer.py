@@ -1660,6 +1660,9 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
 _FAILED = object()
 
 
+_TAG_TUPLES_UP_TO = 4096       # (_distinct_products tags this few tuples one by one)
+
+
 def _distinct_products(set_tuples: list[tuple], cap: int) -> Optional[list[tuple]]:
     """The distinct tuples of itertools.product(*sets) over every entry of `set_tuples`,
     in first-seen order, values told apart by type (True is not 1); None once an entry's
@@ -1671,12 +1674,13 @@ def _distinct_products(set_tuples: list[tuple], cap: int) -> Optional[list[tuple
         return []
     width = len(set_tuples[0])
     index: list[dict] = [{} for _ in range(width)]
-    for sets in set_tuples:
+    small = sum(math.prod(len(s) for s in sets) for sets in set_tuples) <= _TAG_TUPLES_UP_TO
+    for sets in set_tuples if not small else ():
         for j, s in enumerate(sets):
             for v in s:
                 index[j].setdefault((type(v), v), len(index[j]))
     radix = [max(1, len(ix)) for ix in index]
-    if math.prod(radix) >= 2 ** 62:
+    if small or math.prod(radix) >= 2 ** 62:      # (few tuples: tagging them is quicker)
         seen: dict[tuple, tuple] = {}
         for sets in set_tuples:
             if math.prod(len(s) for s in sets) + len(seen) > cap:

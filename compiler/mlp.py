@@ -76,41 +76,36 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     """
     n_out = outputs.shape[1]
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
-    by_combo: dict[tuple, list[int]] = {}
-    if n_gates == 0:                # (no gates: one group, without a pass over the points)
-        by_combo = {(): list(range(len(combos)))} if len(combos) else {}
-    for i, c in enumerate(combos if n_gates else ()):
-        by_combo.setdefault(tuple(c), []).append(i)
+    combo_index: dict[tuple, int] = {}
+    if n_gates:
+        code = np.fromiter((combo_index.setdefault(tuple(c), len(combo_index)) for c in combos),
+                           dtype=np.int64, count=len(combos))
+    else:                           # (no gates: one group, without a pass over the points)
+        code = np.zeros(len(combos), dtype=np.int64)
+        if len(combos):
+            combo_index[()] = 0
+    combos_in_order = list(combo_index)
     z_all = np.asarray(z, dtype=np.float64)
     z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 0.0)
-    # the steps of every combo: its index, midpoint, half width and change of outputs
-    step_combo, step_mid, step_half, step_delta = [], [], [], []
-    combos_in_order = list(by_combo)
+    # per combination (in order of first appearance), its points by z (ties in input order)
+    order = np.lexsort((z_all, code))
+    sc, sz, so = code[order], z_all[order], np.asarray(outputs, dtype=np.float64)[order].reshape(len(order), n_out)
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (sc[1:] != sc[:-1]) | (sz[1:] != sz[:-1])
+    uniq_code, uniq_z, uniq_out = sc[first], sz[first], so[first]
+    # consistency: every point with the same combination and z must give the same outputs
+    if so.size and np.max(np.abs(so - uniq_out[np.cumsum(first) - 1])) > 1e-12:
+        raise InconsistentTable("inconsistent table: one input point maps to different outputs")
+    # the steps: between consecutive reachable z values of one combination whose outputs differ
+    deltas = np.diff(uniq_out, axis=0)
+    changed = np.flatnonzero((uniq_code[1:] == uniq_code[:-1]) & np.any(deltas != 0, axis=1))
+    combo_of = uniq_code[changed]
+    mid = (uniq_z[changed] + uniq_z[changed + 1]) / 2
+    half = (uniq_z[changed + 1] - uniq_z[changed]) / 2
+    delta = deltas[changed].reshape(len(changed), n_out)
     base = np.zeros((len(combos_in_order), n_out))
-    for c, (combo, idx) in enumerate(by_combo.items()):
-        idx = np.asarray(idx)
-        zs = z_all[idx]
-        order = np.argsort(zs, kind="stable")
-        zs_sorted = zs[order]
-        outs_sorted = outputs[idx[order]]
-        uniq_z, first, inverse = np.unique(zs_sorted, return_index=True, return_inverse=True)
-        uniq_out = outs_sorted[first]
-        # consistency: every point with the same z must give the same outputs
-        if outs_sorted.size and np.max(np.abs(outs_sorted - uniq_out[inverse.reshape(-1)])) > 1e-12:
-            raise InconsistentTable("inconsistent table: one input point maps to different outputs")
-        deltas = np.diff(uniq_out, axis=0)
-        changed = np.flatnonzero(np.any(deltas != 0, axis=1))
-        step_combo.append(np.full(len(changed), c))
-        step_mid.append((uniq_z[changed] + uniq_z[changed + 1]) / 2)
-        step_half.append((uniq_z[changed + 1] - uniq_z[changed]) / 2)
-        step_delta.append(deltas[changed])
-        base[c] = uniq_out[0]
-    if not combos_in_order:
-        step_combo, step_mid, step_half, step_delta = [np.zeros(0, dtype=int)], [np.zeros(0)], [np.zeros(0)], \
-            [np.zeros((0, n_out))]
-    combo_of = np.concatenate(step_combo).astype(np.int64)
-    mid, half = np.concatenate(step_mid), np.concatenate(step_half)
-    delta = np.concatenate(step_delta, axis=0).reshape(len(mid), n_out)
+    starts = np.flatnonzero(np.r_[True, uniq_code[1:] != uniq_code[:-1]]) if len(uniq_code) else np.zeros(0, int)
+    base[uniq_code[starts]] = uniq_out[starts]
     # orientation and magnitude of each step: active on the shorter side of the z range
     rise = (z_hi - mid) / half if len(mid) else mid       # activation reach if active above the midpoint
     fall = (mid - z_lo) / half if len(mid) else mid       # ... if active below
@@ -219,40 +214,70 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
 
 # points x units past which rounding_error sorts the units' breakpoints instead of
 # evaluating every unit at every point (17,080 x 34,158 took 10 s per table)
-_DENSE_ROUNDING_LIMIT = 20_000_000
+_DENSE_ROUNDING_LIMIT = 1_000_000
 
 
 def _worst_active_sums(z: np.ndarray, point_code: np.ndarray, unit_code: np.ndarray, coef: np.ndarray,
                        bias: np.ndarray, gate_sum: np.ndarray, W: np.ndarray) -> np.ndarray:
     """rounding_error's largest weighted sum of active units' terms, per output, in
-    O((points + units) log units): a unit is active on one side of its breakpoint
-    z = -(bias + gates) / coef, and its term z*coef + |z*coef| + bias + |bias| + 2*gates is
-    linear in z and |z|, so sorted breakpoints and prefix sums give every point's sum."""
-    worst = np.zeros(W.shape[1])
-    for code in np.unique(point_code).tolist():
-        pts = z[point_code == code]
-        member = (unit_code == -2) | (unit_code == code)
-        c, b, g, w = coef[member], bias[member], gate_sum[member], W[member]
-        const = (b + np.abs(b) + 2 * g)[:, None] * w
-        total = np.zeros((len(pts), W.shape[1]))
-        flat = c == 0
-        total += (const[flat & (b + g > 0)]).sum(axis=0)
-        for side in (1, -1):
-            sel = (c > 0) if side == 1 else (c < 0)
-            t = -(b[sel] + g[sel]) / c[sel]
-            order = np.argsort(t, kind="stable")
-            t_sorted = t[order]
-            parts = [c[sel][:, None] * w[sel], np.abs(c[sel])[:, None] * w[sel], const[sel]]
-            cums = [np.vstack([np.zeros((1, W.shape[1])), np.cumsum(p[order], axis=0)]) for p in parts]
-            if side == 1:       # active where z > t: the units before the point's place
-                k = np.searchsorted(t_sorted, pts, side="left")
-                lin, absl, cst = (cum[k] for cum in cums)
-            else:               # active where z < t: the units after it
-                k = np.searchsorted(t_sorted, pts, side="right")
-                lin, absl, cst = (cum[-1] - cum[k] for cum in cums)
-            total += pts[:, None] * lin + np.abs(pts)[:, None] * absl + cst
-        worst = np.maximum(worst, total.max(axis=0, initial=0.0))
-    return worst
+    O((points + units) log(points + units)): a unit is active on one side of its
+    breakpoint z = -(bias + gates) / coef, and its term z*coef + |z*coef| + bias + |bias|
+    + 2*gates is linear in z and |z|, so breakpoints sorted with the points, per gate
+    combination (segment), and prefix sums give every point's sum. Ungated units count at
+    every point (one segment of their own); a unit of a combination no point has, nowhere.
+    (A Python loop per combination took 40 s for tables of 100,000 combinations.)"""
+    n_out = W.shape[1]
+    const = (bias + np.abs(bias) + 2 * gate_sum)[:, None] * W
+    shared, own = unit_code == -2, unit_code >= 0
+    total = np.zeros((len(z), n_out))
+    flat = coef == 0
+    on = flat & (bias + gate_sum > 0)
+    total += const[on & shared].sum(axis=0)
+    if np.any(on & own):
+        per_code = np.zeros((int(point_code.max(initial=0)) + 1, n_out))
+        ok = on & own & (unit_code <= point_code.max(initial=-1))
+        np.add.at(per_code, unit_code[ok], const[ok])
+        total += per_code[point_code]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = -(bias + gate_sum) / coef
+    for group, p_seg, u_seg in ((shared, np.zeros(len(z), dtype=np.int64), np.zeros(len(coef), dtype=np.int64)),
+                                (own, point_code.astype(np.int64), unit_code.astype(np.int64))):
+        for above in (True, False):
+            sel = group & ((coef > 0) if above else (coef < 0))
+            if not np.any(sel):
+                continue
+            parts = np.concatenate([coef[sel][:, None] * W[sel], np.abs(coef[sel])[:, None] * W[sel], const[sel]],
+                                   axis=1)
+            sums = _segment_sums(z, p_seg, t[sel], u_seg[sel], parts, above)
+            lin, absl, cst = sums[:, :n_out], sums[:, n_out:2 * n_out], sums[:, 2 * n_out:]
+            total += z[:, None] * lin + np.abs(z)[:, None] * absl + cst
+    return total.max(axis=0, initial=0.0) if len(z) else np.zeros(n_out)
+
+
+def _segment_sums(z: np.ndarray, p_seg: np.ndarray, t: np.ndarray, u_seg: np.ndarray, parts: np.ndarray,
+                  above: bool) -> np.ndarray:
+    """Per point, the sum of `parts` over the units of its segment that are active there:
+    breakpoint t < z (`above`) or t > z (a unit exactly at z is inactive either way)."""
+    n_u = len(t)
+    values = np.concatenate([t, z])
+    seg = np.concatenate([u_seg, p_seg])
+    is_point = np.concatenate([np.zeros(n_u, dtype=bool), np.ones(len(z), dtype=bool)])
+    # at a tie, the point sorts before the unit when counting units below it, after it
+    # when counting those above
+    tie = ~is_point if above else is_point
+    order = np.lexsort((tie, values, seg))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    sorted_seg = seg[order]
+    p_rank = rank[n_u:]
+    contrib = np.zeros((len(order) + 1, parts.shape[1]))
+    contrib[1:][rank[:n_u]] = parts
+    cum = np.cumsum(contrib, axis=0)          # cum[i]: the first i sorted entries
+    if above:
+        start = np.searchsorted(sorted_seg, p_seg, side="left")
+        return cum[p_rank] - cum[start]
+    end = np.searchsorted(sorted_seg, p_seg, side="right")
+    return cum[end] - cum[p_rank + 1]
 
 
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,

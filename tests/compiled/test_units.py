@@ -122,10 +122,13 @@ def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, monkey
     from compiler import mlp
     rng = np.random.default_rng(seed)
     for _ in range(40):
-        n, gates = int(rng.integers(2, 50)), int(rng.integers(0, 3))
-        z = np.sort(rng.normal(size=n))
-        combos = [tuple(rng.integers(0, 2, gates).tolist()) for _ in range(n)]
-        plan = build_table(combos, z, rng.integers(0, 4, size=(n, 2)).astype(float), gates)
+        n, gates = int(rng.integers(2, 60)), int(rng.integers(0, 4))
+        z = np.sort(np.round(rng.normal(size=n), 1))      # (repeated z values: ties)
+        combos = [tuple(rng.integers(0, 3, gates).tolist()) for _ in range(n)]
+        table = {}                  # (outputs: a function of the point)
+        outputs = np.array([table.setdefault((c, x), rng.integers(0, 4, 2).tolist()) for c, x in zip(combos, z)],
+                           dtype=float)
+        plan = build_table(combos, z, outputs, gates)
         monkeypatch.setattr(mlp, "_DENSE_ROUNDING_LIMIT", 10 ** 12)
         dense = mlp.rounding_error(plan, combos, z, gates)
         monkeypatch.setattr(mlp, "_DENSE_ROUNDING_LIMIT", 0)
@@ -139,19 +142,25 @@ _MIXED = st.sampled_from([True, False, 0, 1, 2, 1.0, 0.5, None, "a", "1", (1, 2)
 @given(st.lists(st.lists(st.lists(_MIXED, min_size=1, max_size=4, unique_by=lambda v: (type(v), v)),
                          min_size=3, max_size=3), min_size=1, max_size=4))
 def test_distinct_products_match_itertools_told_apart_by_type(set_tuples):
-    # the joint value tuples of s-ops with bools: True is not 1, 1 is not 1.0, first-seen order
+    # the joint value tuples of s-ops with bools: True is not 1, 1 is not 1.0, first-seen
+    # order; both ways (tagged one by one, and as mixed-radix integers deduped by numpy)
     import itertools
 
-    from compiler.infer import _distinct_products
+    from compiler import infer
     set_tuples = [tuple(tuple(s) for s in sets) for sets in set_tuples]
     seen: dict = {}
     for sets in set_tuples:
         for combo in itertools.product(*sets):
             seen.setdefault(tuple((type(v), v) for v in combo), combo)
-    got = _distinct_products(set_tuples, cap=10 ** 6)
-    assert [tuple((type(v), v) for v in row) for row in got] == list(seen)
-    smallest = max(len(list(itertools.product(*sets))) for sets in set_tuples)
-    assert _distinct_products(set_tuples, cap=smallest - 1) is None
+    largest = max(len(list(itertools.product(*sets))) for sets in set_tuples)
+    for tag_up_to in (0, 10 ** 6):
+        infer._TAG_TUPLES_UP_TO, saved = tag_up_to, infer._TAG_TUPLES_UP_TO
+        try:
+            got = infer._distinct_products(set_tuples, cap=10 ** 6)
+            assert [tuple((type(v), v) for v in row) for row in got] == list(seen)
+            assert infer._distinct_products(set_tuples, cap=largest - 1) is None
+        finally:
+            infer._TAG_TUPLES_UP_TO = saved
 
 
 @settings(max_examples=40, deadline=None)
