@@ -260,8 +260,8 @@ def joint_select(sel: ir.Selector, g: "ProgramGraph") -> ir.Select:
 
     def tabulate(keys: Sequence[Any], queries: Sequence[Any]) -> Optional[np.ndarray]:
         """The whole table from each select's own table over the distinct values of its
-        two components, combined by numpy: pair by pair, the formula's Python walk took
-        190 s of 70 in the original RASP's rover.rasp (11 M pairs x 5 selects)."""
+        two components, combined by numpy: the formula's Python walk, pair by pair, was
+        most of the original RASP's rover.rasp compile (11 M pairs of tuples)."""
         try:
             columns = {}
 

@@ -213,7 +213,9 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
 
 
 # points x units past which rounding_error sorts the units' breakpoints instead of
-# evaluating every unit at every point (17,080 x 34,158 took 10 s per table)
+# evaluating every unit at every point (17,080 x 34,158 took 10 s per table; dense
+# evaluation of tables with many gate combinations, where a unit is active at few points,
+# was 15 s of rover.rasp's 36 s compile at max_seq_len 12)
 _DENSE_ROUNDING_LIMIT = 1_000_000
 
 
