@@ -9,7 +9,7 @@ output), and structurally identical nodes (same operation on the same inputs, e.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Hashable, Optional, Sequence
+from typing import Any, Callable, Hashable, Optional, Sequence
 
 import networkx as nx
 import numpy as np
@@ -209,6 +209,24 @@ def _conjunctive(sel: ir.Selector, g: "ProgramGraph", negated: bool = False) -> 
     return False
 
 
+def combined_table(sel: ir.Selector, select_table: Callable[[ir.Select], np.ndarray],
+                   children: Callable[[ir.Node], list]) -> np.ndarray:
+    """A selector built of selects and and/or/not as one bool [query, key] table: each
+    select's own table (`select_table`, once per select) combined by numpy."""
+    tables: dict[int, np.ndarray] = {}
+
+    def table(s: ir.Selector) -> np.ndarray:
+        if s.id not in tables:
+            if isinstance(s, ir.Select):
+                tables[s.id] = select_table(s)
+            else:
+                parts = [table(k) for k in children(s)]
+                tables[s.id] = ~parts[0] if isinstance(s, ir.SelectNot) else \
+                    (parts[0] & parts[1]) if isinstance(s, ir.SelectAnd) else (parts[0] | parts[1])
+        return tables[s.id]
+    return table(sel)
+
+
 def _tuple_fn(arity: int) -> ir.ElementFn:
     return ir.ElementFn(lambda *xs: tuple(xs), arity, "(" + ", ".join(f"x{i}" for i in range(arity)) + ")",
                         op="tuple", takes_none=True)
@@ -275,21 +293,12 @@ def joint_select(sel: ir.Selector, g: "ProgramGraph") -> ir.Select:
                     columns[side, pos] = found, distinct
                 return columns[side, pos]
 
-            tables: dict[int, np.ndarray] = {}
-
-            def table(s: ir.Selector) -> np.ndarray:
-                if s.id not in tables:
-                    if isinstance(s, ir.Select):
-                        k, q = (g.canon[c.id] for c in s.children)
-                        kc, kd = codes(keys, kpos[id(k)], single_k, "key")
-                        qc, qd = codes(queries, qpos[id(q)], single_q, "query")
-                        tables[s.id] = s.ir_predicate.matrix(kd, qd)[np.ix_(qc, kc)]
-                    else:
-                        kids = [table(g.canon[c.id]) for c in s.children]
-                        tables[s.id] = ~kids[0] if isinstance(s, ir.SelectNot) else \
-                            (kids[0] & kids[1]) if isinstance(s, ir.SelectAnd) else (kids[0] | kids[1])
-                return tables[s.id]
-            return table(sel)
+            def select_table(s: ir.Select) -> np.ndarray:
+                k, q = (g.canon[c.id] for c in s.children)
+                kc, kd = codes(keys, kpos[id(k)], single_k, "key")
+                qc, qd = codes(queries, qpos[id(q)], single_q, "query")
+                return s.ir_predicate.matrix(kd, qd)[np.ix_(qc, kc)]
+            return combined_table(sel, select_table, g.children)
         except TypeError:       # (an unhashable value: the caller goes pair by pair)
             return None
 

@@ -34,7 +34,7 @@ from rasp.interpreter import Interpreter
 from rasp.values import array_of, to_python
 
 from .errors import CompileError
-from .graph import ProgramGraph
+from .graph import ProgramGraph, combined_table
 
 # Largest value set we enumerate for one s-op (per position or overall).
 MAX_VALUES = 400_000
@@ -630,13 +630,13 @@ class Inference:
         if pred.comparison in ("TRUE", "FALSE") or not (kf or qf):
             return
         kv, qv = self.info[keys.id].values, self.info[queries.id].values
-        base = predicate_table(pred, kv, qv)
+        base = pred.matrix(kv, qv)
         for side, vals, fz in (("key", kv, kf), ("query", qv, qf)):
             if not fz:
                 continue
             for sign in (1.0, -1.0):
                 moved = [_nudge(v, sign) if v in fz else v for v in vals]
-                other = predicate_table(pred, moved, qv) if side == "key" else predicate_table(pred, kv, moved)
+                other = pred.matrix(moved, qv) if side == "key" else pred.matrix(kv, moved)
                 diff = np.argwhere(other != base)
                 if len(diff):
                     q, k = diff[0]
@@ -977,25 +977,23 @@ class Inference:
         _orders_combinations), with one of the s-ops the selector reads injective, so that
         distinct positions hold distinct combinations."""
         read = self._selector_reads(self.graph.children(node)[0])
-        return read is not None and any(self.injective(leaf) for leaf in read[0]) and \
+        return read is not None and any(self.injective(leaf) for leaf in read) and \
             self._orders_combinations(node) is not None
 
-    def _selector_reads(self, selector: ir.Selector) -> Optional[tuple[list[ir.Node], list[ir.Select]]]:
-        """The s-ops a selector built of selects and and/or/not reads, and its selects."""
+    def _selector_reads(self, selector: ir.Selector) -> Optional[list[ir.Node]]:
+        """The s-ops a selector built of selects and and/or/not reads (None for any other)."""
         leaves: dict[int, ir.Node] = {}
-        selects = []
         stack = [selector]
         while stack:
             sel = stack.pop()
             if isinstance(sel, ir.Select):
-                selects.append(sel)
                 for k in self.graph.children(sel):
                     leaves.setdefault(k.id, k)
             elif isinstance(sel, (ir.SelectAnd, ir.SelectOr, ir.SelectNot)):
                 stack.extend(self.graph.children(sel))
             else:
                 return None
-        return list(leaves.values()), selects
+        return list(leaves.values())
 
     def _orders_combinations(self, node: ir.SelectorWidth, reflexive: bool = False) -> Optional[frozenset]:
         """The ids of the s-ops the width's selector reads, when the selector strictly orders
@@ -1029,27 +1027,19 @@ class Inference:
         if node.id in self._relations:
             return self._relations[node.id]
         self._relations[node.id] = None
-        read = self._selector_reads(self.graph.children(node)[0])
-        if read is None:
+        order = self._selector_reads(self.graph.children(node)[0])
+        if order is None:
             return None
-        order, selects = read
         rows = self._position_products(order)
         if not rows:
             return None
         column = {leaf.id: [row[j] for row in rows] for j, leaf in enumerate(order)}
-        tables: dict[int, np.ndarray] = {}
-        for sel in selects:
-            keys, queries = self.graph.children(sel)
-            tables[sel.id] = predicate_table(sel.ir_predicate, column[keys.id], column[queries.id])
 
-        def relation(sel: ir.Selector) -> np.ndarray:       # [query, key]
-            if isinstance(sel, ir.Select):
-                return tables[sel.id]
-            parts = [relation(k) for k in self.graph.children(sel)]
-            if isinstance(sel, ir.SelectNot):
-                return ~parts[0]
-            return parts[0] & parts[1] if isinstance(sel, ir.SelectAnd) else parts[0] | parts[1]
-        self._relations[node.id] = (order, relation(self.graph.children(node)[0]).T)
+        def select_table(sel: ir.Select) -> np.ndarray:       # [query, key]
+            keys, queries = self.graph.children(sel)
+            return sel.ir_predicate.matrix(column[keys.id], column[queries.id])
+        relation = combined_table(self.graph.children(node)[0], select_table, self.graph.children)
+        self._relations[node.id] = (order, relation.T)
         return self._relations[node.id]
 
     @staticmethod
@@ -1401,7 +1391,7 @@ class Inference:
         query_vals = self.info[queries.id].values
         if len(key_vals) * len(query_vals) > MAX_TUPLES:
             return False
-        return bool(predicate_table(selector.ir_predicate, key_vals, query_vals).all())
+        return bool(selector.ir_predicate.matrix(key_vals, query_vals).all())
 
     def _selected_keys_agree(self, node: ir.Aggregate, src_info: NodeInfo) -> Optional[str]:
         """Whether every key a query selects holds one value of the aggregated s-op, so that
@@ -1757,12 +1747,6 @@ def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
         return fn.py(*args)
     except Exception:
         return _FAILED
-
-
-def predicate_table(pred: ir.Predicate, keys: Sequence[Any], queries: Sequence[Any]) -> np.ndarray:
-    """pred over every (query, key) pair; None keys/queries never match (unless the
-    predicate takes them), errors count as no match."""
-    return pred.matrix(keys, queries)
 
 
 def _apply_batched(fn: ir.ElementFn, set_list: list[tuple]) -> Optional[list[tuple]]:

@@ -26,7 +26,7 @@ from rasp.ops import NP_COMPARE
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, Inference, ValueIndex, predicate_table
+from .infer import IDX, Inference, ValueIndex
 
 
 @dataclass
@@ -60,7 +60,7 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
     fast = _compare_vectorised(pred.comparison, qv, kv)
     if fast is None:
         fast = _read_off_positions(node, keys, queries, kv, qv, inf)
-    return fast if fast is not None else predicate_table(pred, kv, qv)
+    return fast if fast is not None else pred.matrix(kv, qv)
 
 
 def _read_off_positions(node: ir.Select, keys: ir.SOp, queries: ir.SOp, kv: tuple, qv: tuple,
