@@ -35,11 +35,20 @@ def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
             device: Union[str, Any] = "cpu") -> CompiledModel:  # noqa: A001 - the public name DESIGN fixes
     """Compile `sop` for inputs over `vocab` of length 1..max_seq_len.
 
+    `sop` is a program of `rasp` (the text language's IR, `rasp.api`, `rasp.tracr`) or
+    one built with an installed Tracr's own `tracr.rasp.rasp`.
+
     The result agrees with the reference interpreter on every such input; where the
     compiler cannot guarantee that it raises `CompileError` naming the expression.
     """
     from .pipeline import build, normalize_vocab, single_threaded_blas
+    from rasp.tracr import from_tracr, is_tracr_expr
     start = time.perf_counter()
+    if is_tracr_expr(sop):          # (built with an installed tracr-pypi's own rasp module)
+        try:
+            sop = from_tracr(sop)
+        except TypeError as err:
+            raise CompileError(str(err)) from None
     if not isinstance(sop, ir.SOp):
         raise CompileError(f"compile expects an s-op, got {type(sop).__name__}")
     if isinstance(max_seq_len, np.integer):      # (np.int64 from numpy code)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import enum
 import logging
-from typing import (Any, Callable, Dict, Generic, List, Optional, Sequence, TypeVar,
+from typing import (Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar,
                     Union)
 
 import numpy as np
@@ -641,6 +641,100 @@ def _mean(xs: Sequence[VT], default: VT) -> VT:
     return tracr_mean(xs, default)
 
 
+
+# ---- programs built with Tracr's own module ---------------------------------------------
+
+def from_tracr(expr: Any) -> RASPExpr:
+    """This module's copy of a program built with DeepMind's own `tracr.rasp.rasp`.
+
+    Lets a program written against an installed tracr-pypi go straight to our compiler
+    (`compiler.compile` calls this itself), without swapping modules before it is built.
+    The copy keeps the graph's sharing (one copy per Tracr node), every annotation
+    (names, encodings) and the user's own Python functions and predicates. Maps are not
+    re-simplified: Tracr already composed them when the program was built. Matched by
+    class name, so tracr need not be importable here.
+    """
+    copies: Dict[int, RASPExpr] = {}
+    stack: List[Tuple[Any, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in copies:
+            continue
+        children = list(_tracr_children(node))
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in copies)
+            continue
+        copy = _copy_tracr_node(node, [copies[id(child)] for child in children])
+        copy.annotations = {**copy.annotations._values, **_our_annotations(node)}
+        copies[id(node)] = copy
+    return copies[id(expr)]
+
+
+def is_tracr_expr(obj: Any) -> bool:
+    """Whether `obj` is a node of Tracr's own RASP (tracr-pypi), not of this module."""
+    return not isinstance(obj, ir.Node) and any(
+        cls.__name__ == "RASPExpr" and cls.__module__.startswith("tracr.") for cls in type(obj).__mro__)
+
+
+_TRACR_CHILDREN = {
+    "Map": ("inner",), "SequenceMap": ("fst", "snd"), "LinearSequenceMap": ("fst", "snd"),
+    "Select": ("keys", "queries"), "SelectorWidth": ("selector",), "SelectorAnd": ("fst", "snd"),
+    "SelectorOr": ("fst", "snd"), "SelectorNot": ("inner",), "Aggregate": ("selector", "sop"),
+}
+
+
+def _tracr_class(node: Any) -> str:
+    """The name of the Tracr class `node` is an instance of (a user's subclass: its base's)."""
+    for cls in type(node).__mro__:
+        if cls.__module__.startswith("tracr.") and cls.__name__ in _TRACR_BUILDERS:
+            return cls.__name__
+    raise TypeError(f"cannot convert {type(node).__name__} from Tracr: not a Tracr RASP "
+                    f"primitive (expected one of {', '.join(sorted(_TRACR_BUILDERS))})")
+
+
+def _tracr_children(node: Any) -> Sequence[Any]:
+    return [getattr(node, field) for field in _TRACR_CHILDREN.get(_tracr_class(node), ())]
+
+
+def _our_predicate(predicate: Any) -> Any:
+    """Tracr's Comparison members become ours; any other callable is kept as it is."""
+    if isinstance(predicate, enum.Enum) and type(predicate).__name__ == "Comparison":
+        return Comparison[predicate.name]
+    return predicate
+
+
+def _our_annotations(node: Any) -> Dict[str, Any]:
+    """The annotations set on a Tracr node (not the lazily defaulted ones), encodings ours."""
+    annotations = dict(node.annotations)
+    encoding = annotations.get(_ENCODING_KEY)
+    if isinstance(encoding, enum.Enum):
+        annotations[_ENCODING_KEY] = Encoding(encoding.value)
+    return annotations
+
+
+_TRACR_BUILDERS: Dict[str, Callable[[Any, List[RASPExpr]], RASPExpr]] = {
+    "TokensType": lambda node, _: TokensType(),
+    "IndicesType": lambda node, _: IndicesType(),
+    "LengthType": lambda node, _: LengthType(),
+    "Map": lambda node, kids: Map(node.f, kids[0], simplify=False),
+    "LinearSequenceMap": lambda node, kids: LinearSequenceMap(kids[0], kids[1], node.fst_fac, node.snd_fac),
+    "SequenceMap": lambda node, kids: SequenceMap(node.f, kids[0], kids[1]),
+    "Full": lambda node, _: Full(node.fill),
+    "ConstantSOp": lambda node, _: ConstantSOp(node.value, node.check_length),
+    "Select": lambda node, kids: Select(kids[0], kids[1], _our_predicate(node.predicate)),
+    "ConstantSelector": lambda node, _: ConstantSelector(node.value, node.check_length),
+    "SelectorWidth": lambda node, kids: SelectorWidth(kids[0]),
+    "SelectorAnd": lambda node, kids: SelectorAnd(kids[0], kids[1]),
+    "SelectorOr": lambda node, kids: SelectorOr(kids[0], kids[1]),
+    "SelectorNot": lambda node, kids: SelectorNot(kids[0]),
+    "Aggregate": lambda node, kids: Aggregate(kids[0], kids[1], node.default),
+}
+
+
+def _copy_tracr_node(node: Any, children: List[RASPExpr]) -> RASPExpr:
+    return _TRACR_BUILDERS[_tracr_class(node)](node, children)
+
 __all__ = [
     "SelectorValue", "NumericValue", "Value", "VT", "RASPExprT", "SOpT", "T", "DEFAULT_ANNOTATORS",
     "Annotator", "RASPExpr", "annotate", "SOp", "TokensType", "IndicesType", "LengthType", "tokens",
@@ -648,5 +742,5 @@ __all__ = [
     "Predicate", "Comparison", "Selector", "Select", "ConstantSelector", "SelectorWidth", "SelectorAnd",
     "SelectorOr", "SelectorNot", "selector_not", "selector_and", "selector_or", "Aggregate", "Encoding",
     "numerical", "categorical", "get_encoding", "is_numerical", "is_categorical", "default_encoding",
-    "default_name", "RASPEvaluator", "DefaultRASPEvaluator", "evaluate",
+    "default_name", "RASPEvaluator", "DefaultRASPEvaluator", "evaluate", "from_tracr", "is_tracr_expr",
 ]

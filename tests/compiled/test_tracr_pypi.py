@@ -7,7 +7,8 @@ with Tracr's `rasp` module (programs that Tracr's own evaluator runs) and once w
 compiled model must give Tracr's expected output on Tracr's test input, and agree with
 Tracr's evaluator on every input of the domain (or on random inputs of every length
 where the domain is large). That includes `UNSUPPORTED_TEST_CASES`, the programs Tracr's
-compiler rejects. Skipped when tracr-pypi is not installed.
+compiler rejects. The programs Tracr's own module built are also compiled directly
+(`compiler.compile` converts them). Skipped when tracr-pypi is not installed.
 """
 
 from __future__ import annotations
@@ -86,6 +87,41 @@ def test_tracr_case_compiles_to_tracrs_answers(our_cases: ModuleType, group: str
     wrong = [(x, got, want) for x, got, want in zip(inputs, model.run_batch(inputs), expected)
              if not compiler.same_output(got, want)]
     assert not wrong, f"{len(wrong)}/{len(inputs)} inputs differ from Tracr's evaluator, e.g. {wrong[0]}"
+
+
+@pytest.mark.parametrize("group,index,name", _cases(), ids=[f"{g}-{n}" for g, _, n in _cases()])
+def test_programs_built_with_tracr_itself_compile_directly(group: str, index: int, name: str) -> None:
+    """No module swap: `compiler.compile` takes the program Tracr's own `rasp` built."""
+    case: dict[str, Any] = getattr(tracr_cases, group)[index]
+    program = case["program"]
+    assert isinstance(program, tracr_rasp.RASPExpr) and not isinstance(program, ours.RASPExpr)
+    model = compiler.compile(program, vocab=case["vocab"], max_seq_len=case["max_seq_len"])
+    inputs = _domain(case["vocab"], case["max_seq_len"])
+    expected = [tracr_rasp.evaluate(program, x) for x in inputs]
+    wrong = [(x, got, want) for x, got, want in zip(inputs, model.run_batch(inputs), expected)
+             if not compiler.same_output(got, want)]
+    assert not wrong, f"{len(wrong)}/{len(inputs)} inputs differ from Tracr's evaluator, e.g. {wrong[0]}"
+
+
+def test_conversion_keeps_sharing_annotations_and_predicates() -> None:
+    """One copy per Tracr node (a shared subexpression stays one node), names and encodings
+    carried over, Tracr's Comparison members mapped to ours and lambdas kept."""
+    shared = tracr_rasp.numerical(tracr_rasp.Map(lambda x: x + 1, tracr_rasp.tokens)).named("plus_one")
+    select = tracr_rasp.Select(shared, tracr_rasp.indices, tracr_rasp.Comparison.LEQ)
+    custom = tracr_rasp.Select(tracr_rasp.tokens, tracr_rasp.tokens, lambda k, q: (k + q) % 2 == 0)
+    both = tracr_rasp.SelectorAnd(select, tracr_rasp.SelectorNot(custom))
+    program = tracr_rasp.SequenceMap(lambda a, b: a * b, shared,
+                                     tracr_rasp.numerical(tracr_rasp.Aggregate(both, shared, default=0)))
+    copy = ours.from_tracr(program)
+    fst, snd = copy.fst, copy.snd
+    assert fst.name == "plus_one" and ours.is_numerical(fst) and ours.is_numerical(snd)
+    assert snd.children[1] is fst                          # (the shared Map: one node)
+    assert snd.children[0].fst.predicate is ours.Comparison.LEQ
+    assert snd.children[0].snd.inner.predicate is custom.predicate
+    for xs in ([1, 2, 3], [3, 0, 0, 2], [2]):
+        assert compiler.same_output(ours.evaluate(copy, xs), tracr_rasp.evaluate(program, xs))
+    with pytest.raises(compiler.CompileError, match="expects an s-op, got Select"):
+        compiler.compile(select, vocab={1, 2}, max_seq_len=3)
 
 
 def test_the_cases_come_from_tracr(our_cases: ModuleType) -> None:
