@@ -188,6 +188,10 @@ class Builder:
         self.steps = 0
         self.nodes_made = 0
         self.program: Optional[Program] = None
+        # (the REPL's `load`, as in the original REPL: a failing statement of a loaded
+        # file is reported here and skipped, the rest of the file still runs)
+        self.report_load_error: Optional[Callable[[RaspError], None]] = None
+        self.loaded: list[str] = []         # the names the last `load` bound, in order
 
     # ---- helpers
     def origin(self, span: Span) -> ir.Origin:
@@ -212,7 +216,13 @@ class Builder:
     def run_module(self, module: ast.Module, env: Env, top: bool) -> None:
         try:
             for stmt in module.statements:
-                self.exec_stmt(stmt, env, top)
+                if self.report_load_error is None:
+                    self.exec_stmt(stmt, env, top)
+                    continue
+                try:
+                    self.exec_stmt(stmt, env, top)
+                except RaspError as err:
+                    self.report_load_error(err)
         except _Exit:
             pass
 
@@ -229,6 +239,7 @@ class Builder:
             if top and self.program is not None:
                 self.program.out = value
                 self.program.has_out = True
+                env.vars["out"] = value     # (readable afterwards, as in the original REPL)
         elif isinstance(stmt, ast.FuncDef):
             repeated = [p for i, p in enumerate(stmt.params) if p in stmt.params[:i]]
             if repeated:
@@ -315,15 +326,16 @@ class Builder:
         inner = Builder(self.base_env, (*self.load_stack, key))
         inner.steps, inner.nodes_made, inner.call_stack = self.steps, self.nodes_made, list(self.call_stack)
         inner.program = Program(file_env, str(path))
+        inner.report_load_error = self.report_load_error
         inner.run_module(module, file_env, top=True)
         self.steps, self.nodes_made = inner.steps, inner.nodes_made
-        for name in inner.program.defined:
-            if not name.startswith("_"):
-                env.vars[name] = file_env.vars[name]
-                if self.program is not None and env is self.program.env:
-                    if name in self.program.defined:
-                        self.program.defined.remove(name)
-                    self.program.defined.append(name)
+        self.loaded = [name for name in inner.program.defined if not name.startswith("_")]
+        for name in self.loaded:
+            env.vars[name] = file_env.vars[name]
+            if self.program is not None and env is self.program.env:
+                if name in self.program.defined:
+                    self.program.defined.remove(name)
+                self.program.defined.append(name)
 
     def resolve_load(self, name: str, span: Span) -> Path:
         here = Path(span.filename).parent if not span.filename.startswith("<") else Path.cwd()

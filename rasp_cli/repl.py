@@ -15,8 +15,10 @@ session, and every s-op or selector is shown on the running example input:
 
 A statement may span several lines: input is collected until it parses (a `;` ends a
 simple statement, `}` a `def` or `for`); an empty line ends a statement that only
-lacks its `;`. REPL commands besides the language's own (`set example`, `show
-example`, `exit`):
+lacks its `;` (any other goes on past empty lines, as in the original REPL). A `load`
+shows every name the file bound; a failing statement in a loaded file is reported and
+skipped, as in the original. REPL commands besides the language's own (`set example`,
+`show example`, `exit`):
 
     compile NAME [VOCAB] [MAX-LEN]   compile an s-op (default vocab: the example's tokens)
     draw NAME FILE                   write the compiled dataflow graph (.svg/.png/.pdf)
@@ -76,6 +78,7 @@ class ReplSession:
         self.program = Program(self.env, "<repl>")
         self.builder = Builder(base, ("<repl>",))
         self.builder.program = self.program
+        self.builder.report_load_error = self._error
         self.example: list = parse_sequence(example) if example is not None else list(DEFAULT_EXAMPLE)
         self.program.example = self.example
         self.show_examples = True
@@ -103,10 +106,9 @@ class ReplSession:
             if not stripped:
                 return
         if not line.strip():
-            # an empty line ends a statement that only lacks its ';'
-            text = "\n".join(self.buffer)
-            self.buffer = []
-            self._run_text(text, allow_semicolon=True)
+            # an empty line ends a statement that only lacks its ';' (others go on, as a
+            # statement may hold blank lines)
+            self._finish(report=False)
             return
         self.buffer.append(line)
         text = "\n".join(self.buffer)
@@ -122,22 +124,31 @@ class ReplSession:
         self.chunks += 1
         self._run_module(module)
 
+    def finish(self) -> None:
+        """End of input: run the statement in progress if only its ';' is missing, else
+        say why it cannot run."""
+        self._finish(report=True)
+
+    def _finish(self, report: bool) -> None:
+        if not self.buffer:
+            return
+        text = "\n".join(self.buffer)
+        try:
+            module = parse(text.rstrip() + ";", self._filename())
+        except RaspSyntaxError:
+            if report:
+                self.buffer = []
+                try:
+                    parse(text, self._filename())
+                except RaspSyntaxError as err:     # (where the text itself stops, not the ';')
+                    self._error(err)
+            return
+        self.buffer = []
+        self.chunks += 1
+        self._run_module(module)
+
     def _filename(self) -> str:
         return f"<repl {self.chunks + 1}>"
-
-    def _run_text(self, text: str, allow_semicolon: bool) -> None:
-        if not text.strip():
-            return
-        for candidate in ([text, text.rstrip() + ";"] if allow_semicolon else [text]):
-            try:
-                module = parse(candidate, self._filename())
-            except RaspSyntaxError as err:
-                last = err
-                continue
-            self.chunks += 1
-            self._run_module(module)
-            return
-        self._error(last)
 
     def _run_module(self, module: ast.Module) -> None:
         for stmt in module.statements:
@@ -177,11 +188,12 @@ class ReplSession:
                 self.example = list(self.program.example)
             self.write(f"{INDENT}example: {self._show_example()}")
         elif isinstance(stmt, ast.Load):
-            self.write(f"{INDENT}loaded {stmt.path}")
-        elif isinstance(stmt, ast.ForLoop):
-            for name in stmt.names:
-                if name in self.env.vars:
-                    self.show(self.env.vars[name], name)
+            # every name the file bound, in the order of its last assignment (a `for`
+            # loop shows nothing: the original REPL's choice)
+            for name in self.builder.loaded:
+                self.show(self.env.vars[name], name)
+            if not self.builder.loaded:
+                self.write(f"{INDENT}loaded {stmt.path} (it binds no public names)")
 
     def _repl_command(self, stmt: ast.ReplCommand) -> None:
         if stmt.command == "exit":
@@ -374,8 +386,7 @@ def run_repl(history_path: Optional[str] = None, example: Optional[str] = None) 
             session.feed(line.rstrip("\n"))
             if session.done:
                 break
-        if session.pending:
-            session.feed("")
+        session.finish()
         return
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory

@@ -51,6 +51,48 @@ def test_statements_span_lines_until_they_parse():
     assert "s-op: z = [5, 5, 5, 5, 5]" in out and not s.pending
 
 
+def test_blank_lines_inside_a_statement_do_not_end_it():
+    # (the original REPL's whitespace test: a statement runs once it parses)
+    s, out = session("indices+", "", "4;", "select(", "", "indices,", "", "\t\tindices,<);", example="[0, 0, 0]")
+    assert "= [4, 5, 6]" in out and "syntax error" not in out and not s.pending
+    lines = [l.strip() for l in out.splitlines()]
+    assert lines[-3:] == ["0 0 0 0", "0 1 0 0", "0 1 1 0"]
+    # at the end of input, a statement still missing more than its ';' is an error
+    out_lines: list[str] = []
+    s = ReplSession(write=out_lines.append)
+    s.feed("x = select(indices,")
+    s.finish()
+    assert out_lines and "end of input" in out_lines[-1] and not s.pending
+
+
+def test_out_is_the_last_bare_expression():
+    _, out = session("3 + 4;", "out;", "x = out * 2;", "tokens == \"l\";", "y = out;")
+    assert "value: out = 7" in out and "value: x = 14" in out and "s-op: y = [F, F, T, T, F]" in out
+    _, out = session("out = 3;")
+    assert "reserved name 'out'" in out
+
+
+def test_for_loops_show_nothing():
+    _, out = session("a = 3;", "for i in range(4) {", "  a = a + i;", "}", "a;")
+    assert [l.strip() for l in out.splitlines()] == ["value: a = 3", "value: a = 9"]
+
+
+def test_load_skips_failing_statements_and_lists_its_names(tmp_path):
+    """As the original REPL's load_nesteds test: each failing statement of a loaded file
+    is reported and skipped; the file's public names (also those it loaded) are listed,
+    each once, in the order of their last assignment; private names stay in the file."""
+    (tmp_path / "inner.rasp").write_text("g = f;\nb = 7;\n_b = 8;\n_c = a;\n")
+    (tmp_path / "outer.rasp").write_text(f'a = f;\na = 3;\nload "{tmp_path / "inner"}";\nc = b;\nd = _b;\n'
+                                         "_a = 4;\ne = _a;\n")
+    s, out = session("f = 10;", f'load "{tmp_path / "outer.rasp"}";', "d;", "_a;", "e + f;")
+    assert out.count("unknown name 'f'") == 2 and "unknown name 'a'" in out and "unknown name '_b'" in out
+    shown = [l.strip() for l in out.splitlines() if l.strip().startswith("value:")]
+    assert shown == ["value: f = 10", "value: a = 3", "value: b = 7", "value: c = 7", "value: e = 4",
+                     "value: 14"]
+    assert "unknown name 'd'" in out and "unknown name '_a'" in out
+    assert "Traceback" not in out
+
+
 def test_environment_persists_and_example_changes():
     s, out = session("a = tokens_int + 1;", "set example [3, 4]", "b = a * 10;")
     assert "s-op: a" in out and "example: [3, 4]" in out and "s-op: b = [40, 50]" in out
