@@ -209,6 +209,16 @@ def test_out_is_the_last_bare_expression():
     assert same(value("x = 1; x + 1; y = 10;"), 2)
 
 
+def test_out_can_be_read_after_a_bare_expression():
+    # (the original REPL rebinds `out` at every top-level expression; a function body does not)
+    prog = rasp.parse("3 + 4;\nx = out * 2;\ntokens == 'a';\ny = out;\ndef f(v) { v + 1; return out; }\nz = f(0);")
+    assert same(prog["x"], 14)
+    assert rasp.evaluate(prog["y"], "ab") == [True, False]
+    assert prog["z"] is prog["y"]          # (the body's `v + 1;` left `out` alone)
+    with pytest.raises(rasp.RaspNameError, match="unknown name 'out'"):
+        rasp.parse("x = out;")
+
+
 def test_out_falls_back_to_the_last_top_level_assignment():
     assert same(value("x = 1; y = 2;"), 2)
     assert same(value("x, y = 1, 2;"), 2)
