@@ -65,6 +65,9 @@ JOINT_WIDTH_MAX_PAIRS = 160
 # table has a row per combination, and only enumerating it took seconds per map before
 # failing (the original RASP's rover.rasp: 194,672 rows of 7 leaves, 6 s each)
 FUSE_MAX_COMBINATIONS = 65536
+# where a chain is too wide to fuse, a map under it is computed one MLP earlier, fused from
+# its own leaves, if they take at most this many combinations (see Lowering._staged_cut)
+STAGE_MAX_COMBINATIONS = 1024
 # A snap head copies each position's own near-integer features (one-hot indicators) with
 # SNAP_OFFSET added: float32's spacing there is 1, so the sum rounds to the exact integer,
 # and subtracting the offset again is exact (inputs off by up to bounds.SNAP_MARGIN).
@@ -1034,15 +1037,64 @@ class Lowering:
                 return
             except _TableUnfit:
                 pass
-        for k in kids:
+        cut = self._staged_cut(node, kids)
+        if cut is not None:
+            planned = [(k.id, self.plan.kind.get(k.id), self.plan.readable.get(k.id), self.plan.time[k.id])
+                       for k in [node, *cut] if isinstance(k, ir.Map)]
+            self._compute_earlier(node, cut)
+            try:
+                self._mlp_map_over(node, refs, cut, probe=True)
+                return
+            except _TableUnfit:
+                for nid, kind, readable, time in planned:
+                    self.plan.kind[nid], self.plan.readable[nid], self.plan.time[nid] = kind, readable, time
+                for ref in refs:
+                    ref.own, ref.const = {}, 0.0
+        self._compute_earlier(node, list(kids))
+        for ref in refs:
+            ref.own, ref.const = {}, 0.0
+        self._mlp_map_over(node, refs, list(kids), probe=False)
+
+    def _compute_earlier(self, node: ir.Map, leaves: list[ir.SOp]) -> None:
+        """Plan the maps among `leaves` as MLPs of their own, before `node`'s."""
+        for k in leaves:
             if isinstance(k, ir.Map) and self.plan.kind.get(k.id) in (MAP_VIRTUAL, MAP_MLP):
                 self.plan.kind[k.id] = MAP_MLP
                 self.plan.readable[k.id] = ANY
                 self.plan.time[k.id] = max(self.plan.time[k.id], 2)
-        self.plan.time[node.id] = max(self.plan.time[k.id] for k in kids) + 2
-        for ref in refs:
-            ref.own, ref.const = {}, 0.0
-        self._mlp_map_over(node, refs, list(kids), probe=False)
+        self.plan.time[node.id] = max(self.plan.time[k.id] for k in leaves) + 2
+
+    def _staged_cut(self, node: ir.Map, kids: list[ir.Node]) -> Optional[list[ir.SOp]]:
+        """Where a chain of maps is too wide to fuse: the s-ops to compute it from in one
+        more MLP, each map among them fused from its own leaves in the MLP before.
+
+        Going down from `node`, a map whose own leaves fit FUSE_MAX_COMBINATIONS is cut
+        there; a wider one is looked into. So `r = r or (mean_e > 0 and tokens == e)` over
+        several e takes two MLPs (each term, then the `or`s of their bools), where cutting
+        at the direct inputs took one MLP per `or` (the original RASP's rover.rasp: 37
+        layers at max_seq_len 8). None where the cut is the direct inputs, or where the
+        table over it would be too wide itself."""
+        slot = self.plan.time[node.id]
+        cut: dict[int, ir.SOp] = {}
+
+        def descend(y: ir.Node) -> None:
+            for k in self.graph.children(y):
+                if k.id in cut:
+                    continue
+                if self._fused_into(k, slot) and self._fusion_width(self._mlp_leaves(k, slot)) > \
+                        STAGE_MAX_COMBINATIONS:
+                    descend(k)
+                else:
+                    cut[k.id] = k
+        descend(node)
+        if set(cut) == {k.id for k in kids} or \
+                self._fusion_width(list(cut.values())) > STAGE_MAX_COMBINATIONS:
+            return None
+        return list(cut.values())
+
+    def _fusion_width(self, leaves: list[ir.SOp]) -> int:
+        """At most how many value combinations the leaves take (the product of their counts)."""
+        return math.prod(len(self.values(leaf)) for leaf in leaves)
 
     def _fusion_too_wide(self, fused: list[ir.SOp], kids: list[ir.Node]) -> bool:
         """Whether the fused chain's leaves may take far more value combinations than the
@@ -1050,8 +1102,8 @@ class Lowering:
         FUSE_MAX_COMBINATIONS."""
         if {leaf.id for leaf in fused} == {k.id for k in kids}:
             return False
-        wide = math.prod(len(self.values(leaf)) for leaf in fused)
-        return wide > FUSE_MAX_COMBINATIONS and wide > 16 * math.prod(len(self.values(k)) for k in kids)
+        wide = self._fusion_width(fused)
+        return wide > FUSE_MAX_COMBINATIONS and wide > 16 * self._fusion_width(kids)
 
     def _mlp_map_over(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], probe: bool) -> None:
         precise = any(id(r) in self._uniform_scores for r in refs)
@@ -1114,8 +1166,10 @@ class Lowering:
                 basis.remove({f.uid for f in created})
             raise
 
-    def _mlp_leaves(self, node: ir.Map) -> list[ir.SOp]:
-        slot = self.plan.time[node.id]
+    def _mlp_leaves(self, node: ir.Map, slot: Optional[int] = None) -> list[ir.SOp]:
+        """The s-ops an MLP at time `slot` (default: the map's own) computes `node` from:
+        the maps under it that are fused into that MLP are looked through."""
+        slot = self.plan.time[node.id] if slot is None else slot
         leaves: list[ir.SOp] = []
         seen: set[int] = set()
 
@@ -1123,21 +1177,25 @@ class Lowering:
             for k in self.graph.children(y):
                 if k.id in seen:
                     continue
-                kind = self.plan.kind.get(k.id)
-                # a unary virtual map (an affine relabelling such as 2 * x) is looked through
-                # whenever it was computed: the table reads its input instead, which may be
-                # available earlier (a width straight from its head)
-                relabel = kind == MAP_VIRTUAL and len(self.graph.children(k)) == 1 and \
-                    self.plan.kind.get(self.graph.children(k)[0].id) == WIDTH
-                if isinstance(k, ir.Map) and kind in (MAP_VIRTUAL, MAP_MLP) and \
-                        (self.plan.time[k.id] >= slot or relabel):
-                    seen.add(k.id)
+                seen.add(k.id)
+                if self._fused_into(k, slot):
                     walk(k)
                 else:
-                    seen.add(k.id)
                     leaves.append(k)
         walk(node)
         return leaves
+
+    def _fused_into(self, k: ir.Node, slot: int) -> bool:
+        """Whether the map `k` is computed inside the MLP at time `slot` that reads it."""
+        kind = self.plan.kind.get(k.id)
+        if not isinstance(k, ir.Map) or kind not in (MAP_VIRTUAL, MAP_MLP):
+            return False
+        # a unary virtual map (an affine relabelling such as 2 * x) is looked through
+        # whenever it was computed: the table reads its input instead, which may be
+        # available earlier (a width straight from its head)
+        relabel = kind == MAP_VIRTUAL and len(self.graph.children(k)) == 1 and \
+            self.plan.kind.get(self.graph.children(k)[0].id) == WIDTH
+        return self.plan.time[k.id] >= slot or relabel
 
     def _reachable_tuples(self, node: ir.Map, leaves: list[ir.SOp]) -> tuple[int, list[np.ndarray]]:
         """The value combinations the leaves can take at one position, as object columns."""

@@ -280,6 +280,24 @@ def test_product_of_two_means_falls_back_to_one_hot_means(max_len, layers):
     assert model.num_layers == layers
 
 
+@pytest.mark.parametrize("max_len", [8, 16])
+def test_chain_too_wide_to_fuse_takes_two_mlps(max_len):
+    """`res = res or (share > 0.3 and tokens == t)` over four running shares: fused, the
+    chain's table would range over every combination of the four shares (over 65,536);
+    each term is computed from its own share in one MLP and the `or`s of their bools in
+    the next (the original REPL's rover.rasp is built of such chains), where cutting at
+    each `or`'s direct inputs took one MLP per `or` (4 layers)."""
+    prog = rasp.parse('''
+prefix = select(indices, indices, <=);
+res = False;
+for t in ["a", "b", "c", "d"] {
+    share = numerical(aggregate(prefix, indicator(tokens == t), 0));
+    res = res or (share > 0.3 and tokens == t);
+}''', "<t>")
+    model = assert_exact(prog["res"], "abcd", max_len, inputs=random_inputs("abcd", max_len, 40, seed=max_len))
+    assert model.num_layers == 2
+
+
 def test_smooth_function_of_a_fine_grained_mean():
     """x * x of a running fraction at max_len 20 (129 possible values): tabulated by
     interpolation, exact on random inputs of every length."""
