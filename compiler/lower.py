@@ -1068,8 +1068,8 @@ class Lowering:
         """Where a chain of maps is too wide to fuse: the s-ops to compute it from in one
         more MLP, each map among them fused from its own leaves in the MLP before.
 
-        Going down from `node`, a map whose own leaves fit FUSE_MAX_COMBINATIONS is cut
-        there; a wider one is looked into. So `r = r or (mean_e > 0 and tokens == e)` over
+        Going down from `node`, a map whose own leaves take at most STAGE_MAX_COMBINATIONS
+        combinations is cut there; a wider one is looked into. So `r = r or (mean_e > 0 and tokens == e)` over
         several e takes two MLPs (each term, then the `or`s of their bools), where cutting
         at the direct inputs took one MLP per `or` (the original RASP's rover.rasp: 37
         layers at max_seq_len 8). None where the cut is the direct inputs, or where the

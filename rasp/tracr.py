@@ -641,7 +641,6 @@ def _mean(xs: Sequence[VT], default: VT) -> VT:
     return tracr_mean(xs, default)
 
 
-
 # ---- programs built with Tracr's own module ---------------------------------------------
 
 def from_tracr(expr: Any) -> RASPExpr:
@@ -734,6 +733,7 @@ _TRACR_BUILDERS: Dict[str, Callable[[Any, List[RASPExpr]], RASPExpr]] = {
 
 def _copy_tracr_node(node: Any, children: List[RASPExpr]) -> RASPExpr:
     return _TRACR_BUILDERS[_tracr_class(node)](node, children)
+
 
 __all__ = [
     "SelectorValue", "NumericValue", "Value", "VT", "RASPExprT", "SOpT", "T", "DEFAULT_ANNOTATORS",

@@ -188,8 +188,8 @@ class ReplSession:
                 self.example = list(self.program.example)
             self.write(f"{INDENT}example: {self._show_example()}")
         elif isinstance(stmt, ast.Load):
-            # every name the file bound, in the order of its last assignment (a `for`
-            # loop shows nothing: the original REPL's choice)
+            # every name the file bound, in the order of its last assignment, as the
+            # original REPL does (which shows nothing for a `for` loop; neither do we)
             for name in self.builder.loaded:
                 self.show(self.env.vars[name], name)
             if not self.builder.loaded:
