@@ -123,6 +123,14 @@ def test_conversion_keeps_sharing_annotations_and_predicates() -> None:
     with pytest.raises(compiler.CompileError, match="expects an s-op, got Select"):
         compiler.compile(select, vocab={1, 2}, max_seq_len=3)
 
+    class Unknown(tracr_rasp.SOp):          # (not a primitive: nothing says how to compute it)
+        children = ()
+
+        def __call__(self, xs):
+            return xs
+    with pytest.raises(compiler.CompileError, match="cannot convert Unknown from Tracr"):
+        compiler.compile(tracr_rasp.Map(lambda x: x, Unknown()), vocab={1}, max_seq_len=3)
+
 
 def test_the_cases_come_from_tracr(our_cases: ModuleType) -> None:
     """The substitution took: our copies hold rasp.tracr programs, Tracr's hold its own."""
