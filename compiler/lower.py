@@ -1026,8 +1026,9 @@ class Lowering:
 
         First try to compute it straight from the s-ops it is built from (fusing every
         intermediate map into this one MLP). If that table cannot be built exactly
-        (too many combinations, or no single numeric coordinate works), compute the
-        map's direct inputs in earlier MLPs instead and tabulate over those.
+        (too many combinations, or no single numeric coordinate works), compute the maps
+        under it at a narrow cut in the MLP before (see _staged_cut), else its direct
+        inputs in earlier MLPs, and tabulate over those.
         """
         kids = self.graph.children(node)
         fused = self._mlp_leaves(node)
@@ -1048,8 +1049,6 @@ class Lowering:
             except _TableUnfit:
                 for nid, kind, readable, time in planned:
                     self.plan.kind[nid], self.plan.readable[nid], self.plan.time[nid] = kind, readable, time
-                for ref in refs:
-                    ref.own, ref.const = {}, 0.0
         self._compute_earlier(node, list(kids))
         for ref in refs:
             ref.own, ref.const = {}, 0.0

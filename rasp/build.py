@@ -216,12 +216,11 @@ class Builder:
     def run_module(self, module: ast.Module, env: Env, top: bool) -> None:
         try:
             for stmt in module.statements:
-                if self.report_load_error is None:
-                    self.exec_stmt(stmt, env, top)
-                    continue
                 try:
                     self.exec_stmt(stmt, env, top)
                 except RaspError as err:
+                    if self.report_load_error is None:
+                        raise
                     self.report_load_error(err)
         except _Exit:
             pass
