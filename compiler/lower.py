@@ -60,6 +60,9 @@ BOS_SELF_SCORE = 60.0
 # (w0, w1) pairs, quadratic in max_seq_len: beyond this many pairs the wide MLP costs more
 # time per sequence than the layer it saves (see _joint_width_plan)
 JOINT_WIDTH_MAX_PAIRS = 160
+# ... and with the heads' BOS weighed up to about max_seq_len^2 (see _joint_width_plan),
+# whose MLP needs a unit pair per distinct sum only, up to this many pairs (max_seq_len ~200)
+LINEAR_JOINT_MAX_PAIRS = 20_000
 # a chain of maps is fused into one MLP (saving layers) unless its leaves may take more
 # than this many value combinations and 16x more than the map's direct inputs: such a
 # table has a row per combination, and only enumerating it took seconds per map before
@@ -686,8 +689,18 @@ class Lowering:
         refs = self.refs[node.id]
         conjs = self._width_parts(node)
         xfeats = self._width_x_features(node)
+        xs = np.array([float(v) for v in self.values(node)])
+        # two heads decoded at once (see _joint_width_plan), whose BOS may weigh more
+        joint = self._joint_width_plan(node) if len(xfeats) == 2 and \
+            any(affine_fit(xs, ref.vec) is None for ref in refs) else None
+        boost = joint[4] if joint is not None else 0.0
+        if boost:
+            c = math.exp(boost)
+            for t, f_x in enumerate(xfeats):
+                f_x.label = f"{node.name}:{c:.4g}/(w{t}+{c:.4g})"
         for t, (lits, f_x) in enumerate(zip(conjs, xfeats)):
-            self._head(node, sel, [(f_x, {}, 1.0)], width=True, exact_mean=True, literals=lits, part=t)
+            self._head(node, sel, [(f_x, {}, 1.0)], width=True, exact_mean=True, literals=lits, part=t,
+                       bos_boost=boost)
         if not refs:
             return      # only read through its heads' outputs (see _table_over_leaves)
         if len(conjs) == 1:
@@ -699,9 +712,7 @@ class Lowering:
             self._mlp_from_table(node, [], [()] * len(widths), z, {xfeats[0]: 1.0}, outputs, created,
                                  z_err=self._width_x_error(), label=f"decode {node.name}")
             return
-        xs = np.array([float(v) for v in self.values(node)])
-        if len(xfeats) == 2 and any(affine_fit(xs, ref.vec) is None for ref in refs) and \
-                self._decode_joint_widths(node, xfeats, refs):
+        if joint is not None and self._decode_joint_widths(node, xfeats, refs):
             return
         # several disjoint heads: w = sum of their widths; decode each and add
         f_w = Feature(node.name, sop_id=node.id, kind="value", fn=xs)
@@ -709,7 +720,7 @@ class Lowering:
         units_outs = []
         for t, f_x in enumerate(xfeats):
             ws = list(range(0, max_w + 1))
-            z = np.array([1.0 / (w + 1) for w in ws])
+            z = _width_x(np.array(ws, dtype=np.float64), boost)
             outputs = np.array(ws, dtype=np.float64).reshape(-1, 1)
             units_outs.append((z, f_x, outputs))
         self._mlp_sum_of_tables(node, units_outs, f_w, label=f"decode {node.name}")
@@ -724,16 +735,21 @@ class Lowering:
         if nonaffine:
             self._materialize(node, nonaffine, z_feature=f_w)
 
-    def _joint_width_plan(self, node: ir.SOp) -> Optional[tuple[float, np.ndarray, np.ndarray, float]]:
-        """(lam, z, value row per point, z error) for decoding two width heads at once, or None.
+    def _joint_width_plan(self, node: ir.SOp) -> Optional[tuple[float, np.ndarray, np.ndarray, float, float]]:
+        """(lam, z, value row per point, z error, BOS boost) for decoding two width heads at
+        once, or None.
 
         Decoding each head and adding (w = w0 + w1) is linear in the decoded widths, but a
         function of w that is not affine in it (the one-hot features a later select reads)
         would need a second MLP, i.e. one more layer. Instead, one MLP can tabulate any
-        function of w0 + w1 over all pairs (w0, w1) read along z = x0 + lam * x1
-        (x = 1/(w+1), what the heads write), with lam chosen to keep pairs with different
-        sums apart. Used while there are few pairs (JOINT_WIDTH_MAX_PAIRS) and that
-        separation beats the attention error (small max_seq_len); None otherwise.
+        function of w0 + w1 over all pairs (w0, w1) read along z = x0 + lam * x1, with lam
+        chosen to keep pairs with different sums apart. The heads write x = 1/(w+1) (BOS
+        weighs as one key); while there are few pairs (JOINT_WIDTH_MAX_PAIRS) and lam
+        separates them beyond the attention error, that is the plan. Else the heads' BOS
+        score is raised by `boost`, so that BOS weighs c = e^boost ~ max_seq_len^2 keys and
+        x = c/(c+w) is nearly linear in w: with lam = 1, z = 2 - (w0+w1)/c + O(w^2/c^2)
+        keeps the pairs of one sum together and different sums ~1/c apart, so the MLP needs
+        a step per sum, not per pair (sort's target positions from max_seq_len 17 to 160).
         """
         if node.id in self._joint_cache:
             return self._joint_cache[node.id]
@@ -742,34 +758,55 @@ class Lowering:
             return None
         widths = [int(v) for v in self.values(node)]
         max_w = max(widths)
-        pairs = np.array([(a, b) for a in range(max_w + 1) for b in range(max_w + 1 - a)], dtype=np.float64)
-        if len(pairs) > JOINT_WIDTH_MAX_PAIRS:
+        n_pairs = (max_w + 1) * (max_w + 2) // 2
+        if n_pairs > LINEAR_JOINT_MAX_PAIRS:
             return None
-        rows = [self.find(node, int(a + b)) for a, b in pairs]
+        a, b = np.triu_indices(max_w + 1)           # (a, b - a): every pair with sum b <= max_w
+        pairs = np.stack([a, b - a], axis=1).astype(np.float64)
+        rows = [self.find(node, int(t)) for t in b.tolist()]
         keep = np.array([r is not None for r in rows])
         pairs = pairs[keep]
         rows = np.array([r for r in rows if r is not None])
         total = pairs.sum(axis=1)
-        x = 1.0 / (pairs + 1.0)
-        # keep pairs with different sums apart
-        proj = _separating_projection([x[:, 0], x[:, 1]], total[:, None], np.geomspace(0.05, 20.0, 400))
-        if proj is None:
-            return None
-        lam = proj[1]
-        z = x[:, 0] + lam * x[:, 1]
-        z_err = (1.0 + lam) * self._width_x_error()
         onehot = (total[:, None] == np.unique(total)[None, :]).astype(np.float64)
-        if not build_table([()] * len(z), z, onehot, 0).precise_enough(z_err):
-            return None
-        self._joint_cache[node.id] = (lam, z, rows, z_err)
+        for boost in (round(16 * math.log(max(2, self.N))) / 8, 0.0):     # (c ~ N^2, a float32-exact score)
+            x = _width_x(pairs, boost)
+            if boost == 0.0:
+                if n_pairs > JOINT_WIDTH_MAX_PAIRS:
+                    continue
+                # keep pairs with different sums apart
+                proj = _separating_projection([x[:, 0], x[:, 1]], total[:, None], np.geomspace(0.05, 20.0, 400))
+                if proj is None:
+                    continue
+                lam = proj[1]
+            else:
+                lam = 1.0
+            z = x[:, 0] + lam * x[:, 1]
+            z_err = (1.0 + lam) * self._width_x_error()
+            if build_table([()] * len(z), z, onehot, 0).precise_enough(z_err):
+                self._joint_cache[node.id] = (lam, z, rows, z_err, boost)
+                break
         return self._joint_cache[node.id]
+
+    def _joint_decodes_codes(self, node: ir.SOp, code: np.ndarray) -> bool:
+        """Whether a width's heads are decoded apart (no joint plan), or its joint plan's MLP
+        gives the code and its square exactly (only with a raised BOS: the pairs' z then
+        climb with the sum, and the square's steps stay few)."""
+        joint = self._joint_width_plan(node)
+        if joint is None:
+            return True
+        lam, z, rows, z_err, boost = joint
+        if not boost:
+            return False
+        outputs = np.stack([code[rows], code[rows] ** 2], axis=1)
+        return exact_table([()] * len(z), z, outputs, 0, z_err, steps_only=True) is not None
 
     def _decode_joint_widths(self, node: ir.SOp, xfeats: list[Feature], refs: list[Ref]) -> bool:
         """One MLP decoding two width heads into every requested function (see _joint_width_plan)."""
         joint = self._joint_width_plan(node)
         if joint is None:
             return False
-        lam, z, rows, z_err = joint
+        lam, z, rows, z_err, _ = joint
         ref_outputs = np.stack([ref.vec[rows] for ref in refs], axis=1)
         if exact_table([()] * len(z), z, ref_outputs, 0, z_err, steps_only=True) is None:
             return False
@@ -785,7 +822,7 @@ class Lowering:
 
     # ---- heads
     def _head(self, node: ir.SOp, sel: Optional[ir.Selector], outs: list, width: bool, exact_mean: bool,
-              literals: Optional[list[Literal]] = None, part: int = 0) -> None:
+              literals: Optional[list[Literal]] = None, part: int = 0, bos_boost: float = 0.0) -> None:
         if sel is not None and literals is None:
             literals = conjunction(sel, self.graph, self.inf)
             if literals is None:
@@ -826,7 +863,7 @@ class Lowering:
         if width:
             if row_shift:
                 raise CompileError("internal: selector_width needs exact scores", node)
-            bos_score = top
+            bos_score = top + bos_boost         # (BOS weighs e^bos_boost selected keys)
         elif row_shift:
             if not never_empty:
                 raise CompileError("internal: shifted scores need a selection that is never empty", node)
@@ -902,10 +939,10 @@ class Lowering:
         affine_side = q_read == AFFINE or k_read == AFFINE
         use_quad = quad is not None and (affine_side or (rank > 2 and (not need_uniform or exact_sides)))
         if use_quad and not affine_side and any(self.plan.kind[side.id] == WIDTH and
-                                                self._joint_width_plan(side) is not None
-                                                for side in (lit.queries, lit.keys)):
-            # a split width decoded by one MLP gives one-hot features precisely, but not the
-            # large squared codes: the table form keeps the select one layer earlier
+                                                not self._joint_decodes_codes(side, code)
+                                                for side, code in ((lit.queries, quad[0]), (lit.keys, quad[1]))):
+            # a split width decoded by one MLP gives one-hot features precisely, but not
+            # always the large squared codes: the table form keeps the select one layer earlier
             use_quad = False
         if use_quad and need_uniform and affine_side and not exact_sides:
             use_quad = False  # scores from computed numbers are not exact enough for a mean
@@ -1632,18 +1669,29 @@ class Lowering:
         self.mlps.append(MLPBlock(node, units, [(f_out, weights, bias)], label, bounds))
 
 
+def _width_x(widths: np.ndarray, boost: float = 0.0) -> np.ndarray:
+    """What a width head writes for each width: c / (c + w), BOS weighing c = e^boost keys."""
+    c = math.exp(boost)
+    return c / (c + widths)
+
+
 def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
                            lams: Optional[np.ndarray] = None) -> Optional[list[float]]:
     """[1, lam] making z = x0 + lam * x1 keep points with different outputs furthest apart
     (relative to 1 + |lam|, which scales the input error), or None if none separates them.
     `lams`: the candidates (default: +-0.01..100, geometrically spaced)."""
     x0, x1 = (np.asarray(x, dtype=np.float64) for x in xs)
-    _, out_code = np.unique(outputs, axis=0, return_inverse=True)
+    outputs = np.asarray(outputs)
+    if outputs.ndim == 2 and outputs.shape[1] == 1:     # (one column: numpy's row unique is slow)
+        outputs = outputs[:, 0]
+    _, out_code = np.unique(outputs, axis=0 if outputs.ndim == 2 else None, return_inverse=True)
     out_code = out_code.reshape(-1)
     if lams is None:
         lams = np.concatenate([np.geomspace(0.01, 100.0, 300), -np.geomspace(0.01, 100.0, 300)])
     zs = x0[None, :] + lams[:, None] * x1[None, :]
-    order = np.argsort(zs, axis=1, kind="stable")
+    # (any sort: tied points' order changes no gap, since tied points with different
+    # outputs give a gap of 0 whichever way they lie)
+    order = np.argsort(zs, axis=1)
     z_sorted = np.take_along_axis(zs, order, axis=1)
     c_sorted = out_code[order]
     differs = c_sorted[:, 1:] != c_sorted[:, :-1]
