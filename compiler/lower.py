@@ -697,10 +697,12 @@ class Lowering:
         if boost:
             c = math.exp(boost)
             for t, f_x in enumerate(xfeats):
-                f_x.label = f"{node.name}:{c:.4g}/(w{t}+{c:.4g})"
+                f_x.label = f"{node.name}:w{t}/(w{t}+{c:.4g})"
         for t, (lits, f_x) in enumerate(zip(conjs, xfeats)):
-            self._head(node, sel, [(f_x, {}, 1.0)], width=True, exact_mean=True, literals=lits, part=t,
-                       bos_boost=boost)
+            # (1/(w+1): BOS holds 1, the keys 0; with a raised BOS, w/(c+w): BOS holds 0, the
+            # keys 1, a small number whose float32 rounding is small)
+            value = (f_x, {ONE: 1.0}, 0.0) if boost else (f_x, {}, 1.0)
+            self._head(node, sel, [value], width=True, exact_mean=True, literals=lits, part=t, bos_boost=boost)
         if not refs:
             return      # only read through its heads' outputs (see _table_over_leaves)
         if len(conjs) == 1:
@@ -746,10 +748,12 @@ class Lowering:
         chosen to keep pairs with different sums apart. The heads write x = 1/(w+1) (BOS
         weighs as one key); while there are few pairs (JOINT_WIDTH_MAX_PAIRS) and lam
         separates them beyond the attention error, that is the plan. Else the heads' BOS
-        score is raised by `boost`, so that BOS weighs c = e^boost ~ max_seq_len^2 keys and
-        x = c/(c+w) is nearly linear in w: with lam = 1, z = 2 - (w0+w1)/c + O(w^2/c^2)
-        keeps the pairs of one sum together and different sums ~1/c apart, so the MLP needs
-        a step per sum, not per pair (sort's target positions from max_seq_len 17 to 160).
+        score is raised by `boost`, so that BOS weighs c = e^boost ~ max_seq_len^2 keys, and
+        the heads write x = w/(c+w) (keys hold 1, BOS 0), nearly linear in w: with lam = 1,
+        z = (w0+w1)/c + O(w^2/c^2) keeps the pairs of one sum together and different sums
+        ~1/c apart, so the MLP needs a step per sum, not per pair (sort's target positions
+        from max_seq_len 17 to 120). (Not c/(c+w): its values near 1 times the steps' slopes
+        ~2c made float32 round the MLP's activations past what the error bound allows.)
         """
         if node.id in self._joint_cache:
             return self._joint_cache[node.id]
@@ -1670,9 +1674,12 @@ class Lowering:
 
 
 def _width_x(widths: np.ndarray, boost: float = 0.0) -> np.ndarray:
-    """What a width head writes for each width: c / (c + w), BOS weighing c = e^boost keys."""
+    """What a width head writes for each width: 1/(1+w) (BOS holds 1), or where BOS weighs
+    c = e^boost keys, w/(c+w) (the keys hold 1)."""
+    if not boost:
+        return 1.0 / (1.0 + widths)
     c = math.exp(boost)
-    return c / (c + widths)
+    return widths / (c + widths)
 
 
 def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
