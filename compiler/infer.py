@@ -641,7 +641,15 @@ class Inference:
                 if len(diff):
                     q, k = diff[0]
                     shown = f"{keys.name} = {kv[k]!r}" if side == "key" else f"{queries.name} = {qv[q]!r}"
-                    raise CompileError(_rounding_message(shown), node)
+                    raise CompileError(_rounding_message(shown, self._merged_map(keys if side == "key"
+                                                                                  else queries)), node)
+
+    def _merged_map(self, node: ir.SOp) -> Optional[str]:
+        """The name of a map whose own values were merged as rounding variants (distinct
+        floats within 1e-12, such as `x + 1e-14 * i` offsets), when that alone makes it fuzzy."""
+        if isinstance(node, ir.Map) and not any(k.id in self.fuzzy for k in self.graph.children(node)):
+            return node.name
+        return None
 
     def _run(self, nodes: list[ir.Node], inputs: list[list], arrays: bool = False):
         """The interpreter's values of `nodes` on `inputs` (as run_arrays groups if `arrays`)."""
@@ -953,6 +961,11 @@ class Inference:
     def _find_uniform(self, node: ir.Node) -> bool:
         if self.deps[node.id] <= {LEN}:
             return True
+        info = self.info.get(node.id)
+        if info is not None and info.exact is not None:
+            # a structural s-op that happens to hold one value per input (`Map(lambda i: 0,
+            # indices)`, a query Tracr-style programs use for "select where x == 0")
+            return all(len(sorted_values(info.exact[n, :n].tolist())) == 1 for n in range(1, self.N + 1))
         kids = self.graph.children(node)
         if isinstance(node, ir.Select):
             return self.uniform(kids[1])            # (the same query value everywhere)
@@ -1606,7 +1619,13 @@ def _nudge(v: Any, sign: float) -> Any:
     return v + sign * 1e-11 * max(1.0, abs(v))
 
 
-def _rounding_message(shown: str) -> str:
+def _rounding_message(shown: str, merged_map: Optional[str] = None) -> str:
+    if merged_map is not None:
+        return (f"the result depends on the last bits of a float ({shown}): `{merged_map}` takes distinct "
+                "values closer than 1e-12 of their size (offsets such as 1e-14 * indices), which the compiler "
+                "counts as rounding variants of one value (float64 sums along different paths differ in such "
+                "bits), and here a comparison tells them apart; space the values further apart (offsets of "
+                "1e-10 of their size or more)")
     return (f"the result depends on the last bits of a float ({shown}): the interpreter computes it with "
             "float64 sums in an order the compiled model cannot reproduce (a mean of non-integer values, or "
             "values that are equal up to rounding), and here a comparison or rounding falls exactly on it; "

@@ -362,6 +362,35 @@ def test_results_decided_by_float_rounding_are_refused(source, vocab, max_len):
         compiler.compile(sop, vocab=vocab, max_seq_len=max_len)
 
 
+def test_an_index_map_holding_one_value_is_uniform():
+    """`Map(lambda i: 0, indices)` holds one value per input, so a width over a select
+    with it as the query is the same at every position, and `indices + that width` is
+    injective: the select of it against indices picks one key, and the aggregate copies
+    tokens (before, every mean of the tokens was a possible value)."""
+    from rasp import tracr as T
+    zero = T.Map(lambda i: 0, T.indices)
+    count = T.SelectorWidth(T.Select(T.tokens, zero, T.Comparison.EQ))
+    key = T.SequenceMap(lambda i, c: i + c, T.indices, count)
+    shifted = T.Aggregate(T.Select(key, T.indices, T.Comparison.EQ), T.tokens)
+    model = assert_exact(shifted, [0, 1, 2], 6)
+    assert [v for v in model.output.values if v is not None] == [0, 1, 2]
+
+
+def test_tie_breaking_offsets_below_the_merge_tolerance_are_named():
+    """A map that breaks ties with tiny offsets (`x + 1e-14 * i`, as in public Tracr-style
+    programs) has values the compiler merges as rounding variants; the refusal says so and
+    what spacing works, and that spacing compiles exactly."""
+    from rasp import tracr as T
+    for offset, ok in ((1e-14, False), (1e-10, True)):
+        unique = T.SequenceMap(lambda x, y, d=offset: x + y * d, T.tokens, T.indices).named("unique")
+        prog = T.SelectorWidth(T.Select(unique, unique, T.Comparison.LEQ))
+        if not ok:
+            with pytest.raises(compiler.CompileError, match="`unique` takes distinct values closer than 1e-12"):
+                compiler.compile(prog, vocab=[0, 1, 2], max_seq_len=5)
+        else:
+            assert_exact(prog, [0, 1, 2], 5)
+
+
 @pytest.mark.parametrize("source, vocab, max_len", [
     ("f = aggregate(select(indices, indices, <=), tokens_float);\nf > 0.26;", [0.1, 0.2, 0.3], 2),
     ("f = aggregate(select(indices, indices, <=), tokens_float);\nf * 2;", [0.1, 0.2, 0.3], 4),
