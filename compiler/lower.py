@@ -744,16 +744,18 @@ class Lowering:
         Decoding each head and adding (w = w0 + w1) is linear in the decoded widths, but a
         function of w that is not affine in it (the one-hot features a later select reads)
         would need a second MLP, i.e. one more layer. Instead, one MLP can tabulate any
-        function of w0 + w1 over all pairs (w0, w1) read along z = x0 + lam * x1, with lam
-        chosen to keep pairs with different sums apart. The heads write x = 1/(w+1) (BOS
-        weighs as one key); while there are few pairs (JOINT_WIDTH_MAX_PAIRS) and lam
-        separates them beyond the attention error, that is the plan. Else the heads' BOS
-        score is raised by `boost`, so that BOS weighs c = e^boost ~ max_seq_len^2 keys, and
-        the heads write x = w/(c+w) (keys hold 1, BOS 0), nearly linear in w: with lam = 1,
-        z = (w0+w1)/c + O(w^2/c^2) keeps the pairs of one sum together and different sums
-        ~1/c apart, so the MLP needs a step per sum, not per pair (sort's target positions
-        from max_seq_len 17 to 120). (Not c/(c+w): its values near 1 times the steps' slopes
-        ~2c made float32 round the MLP's activations past what the error bound allows.)
+        function of w0 + w1 over all pairs (w0, w1) read along z = x0 + lam * x1, where
+        pairs with different sums lie apart.
+
+        First choice: the heads' BOS score is raised by `boost`, so that BOS weighs
+        c = e^boost ~ max_seq_len^2 keys, and the heads write x = w/(c+w) (keys hold 1, BOS
+        0), nearly linear in w: with lam = 1, z = (w0+w1)/c + O(w^2/c^2) keeps the pairs of
+        one sum together and different sums ~1/c apart, so the MLP needs a step per sum, not
+        per pair (sort: 2 layers to max_seq_len 120, d_mlp 18 at 10). (Not c/(c+w): values
+        near 1 times the steps' slopes ~2c made float32 round the MLP's activations past
+        what the error bound allows.) Else the plain heads' x = 1/(w+1) (BOS weighs as one
+        key), with lam chosen to separate the sums, while there are few pairs
+        (JOINT_WIDTH_MAX_PAIRS): its MLP needs a step per pair. None if neither is exact.
         """
         if node.id in self._joint_cache:
             return self._joint_cache[node.id]
