@@ -708,10 +708,9 @@ class Lowering:
         if len(conjs) == 1:
             # one head: the decoding MLP writes every requested function of the width
             created = self._produce(node, refs)
-            widths = [int(w) for w in self.values(node)]
-            z = np.array([1.0 / (w + 1) for w in widths])
-            outputs = np.stack([f.fn for f in created], axis=1) if created else np.zeros((len(widths), 0))
-            self._mlp_from_table(node, [], [()] * len(widths), z, {xfeats[0]: 1.0}, outputs, created,
+            z = _width_x(xs)
+            outputs = np.stack([f.fn for f in created], axis=1) if created else np.zeros((len(xs), 0))
+            self._mlp_from_table(node, [], [()] * len(xs), z, {xfeats[0]: 1.0}, outputs, created,
                                  z_err=self._width_x_error(), label=f"decode {node.name}")
             return
         if joint is not None and self._decode_joint_widths(node, xfeats, refs):
@@ -1386,7 +1385,7 @@ class Lowering:
             xs, x_refs, x_errs = [], [], []
             for j in coord:
                 if attempt == "heads" and j in head_read:
-                    xs.append(1.0 / (np.array([float(v) for v in cols[j]]) + 1.0))
+                    xs.append(_width_x(np.array([float(v) for v in cols[j]])))
                     x_refs.append(lambda j=j: self._width_x_features(leaves[j])[0])
                     x_errs.append(self._width_x_error())
                     continue
