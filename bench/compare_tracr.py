@@ -1,18 +1,22 @@
 """Our compiler on Tracr's own programs, beside Tracr's reference numbers.
 
-    python bench/compare_tracr.py [--lengths 5,10,20,40,80] [--programs hist,sort] [--inputs 200]
+    python bench/compare_tracr.py [--lengths 5,10,20,40,80] [--programs hist,sort] [--inputs 200] [--tracr-live]
 
 For each program of ../shared/REFERENCE-NUMBERS.md (built with `rasp.tracr`, see
 bench/tracr_programs.py) and each max_seq_len: layers, heads, d_model, d_mlp, params,
 compile seconds (best of 5 after one warm-up compile), microseconds per sequence (CPU, batch 256) and the
 share of random inputs whose whole output equals the reference interpreter, whether the
 forward error bound proves the model exact (`model.exactness()`); then
-Tracr's row where the reference table has one.
+Tracr's row where the reference table has one. With `--tracr-live` (needs the `tracr`
+extra), Tracr's warm compile is also timed here, right after ours, on every row whose
+reference has a Tracr compile time (see bench/tracr_live.py): the last two columns,
+and our compile's ratio against it.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import time
@@ -25,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import compiler  # noqa: E402
 import rasp  # noqa: E402
+import tracr_live  # noqa: E402
 from tracr_programs import PROGRAMS  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "REFERENCE-NUMBERS.md"
@@ -71,11 +76,16 @@ def main() -> None:
     parser.add_argument("--lengths", default="5,10,20,40,80")
     parser.add_argument("--programs", default=",".join(PROGRAMS))
     parser.add_argument("--inputs", type=int, default=200)
+    parser.add_argument("--tracr-live", action="store_true",
+                        help="also time Tracr's warm compile on this machine, beside ours")
     args = parser.parse_args()
+    if args.tracr_live and not tracr_live.available():
+        parser.error("--tracr-live needs tracr-pypi (pip install -e '.[tracr]')")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ref = reference_rows()
     header = ("| program | n | layers | heads | d_model | d_mlp | params | compile s | µs/seq | exact % | proven |"
-              " Tracr layers | Tracr d_model | Tracr params | Tracr exact % | Tracr compile s | Tracr µs/seq |")
+              " Tracr layers | Tracr d_model | Tracr params | Tracr exact % | Tracr compile s | Tracr µs/seq |" +
+              (" Tracr compile s (here) | Tracr / ours (here) |" if args.tracr_live else ""))
     print(header)
     print("|" + "|".join(["---"] * (header.count("|") - 1)) + "|")
     for name in args.programs.split(","):
@@ -85,6 +95,7 @@ def main() -> None:
             vocab = vocab_of(n)
             best = float("inf")
             model = None
+            gc.collect()
             try:
                 compiler.compile(sop, vocab=vocab, max_seq_len=n)   # warm-up (imports, caches)
                 for _ in range(5):
@@ -99,10 +110,24 @@ def main() -> None:
             exact = 100.0 * sum(compiler.same_output(e, g) for e, g in zip(expected, got)) / len(inputs)
             us = time_per_sequence(model, inputs)
             t = ref.get((name, n), [""] * 9)
+            live = ""
+            if args.tracr_live:
+                theirs = tracr_live.warm_compile_seconds(name, vocab, n) if _has_time(t[7]) else None
+                live = f" {theirs:.4f} | {theirs / best:.1f}x |" if theirs is not None else " | |"
             print(f"| {name} | {n} | {model.num_layers} | {model.num_heads} | {model.d_model} | {model.d_mlp} | "
                   f"{model.num_params} | {best:.4f} | {us:.2f} | {exact:.1f} | "
                   f"{'yes' if model.exactness()['proven_exact'] else 'no'} | {t[2]} | {t[4]} | {t[5]} | {t[6]} | "
-                  f"{t[7]} | {t[8] if len(t) > 8 else ''} |", flush=True)
+                  f"{t[7]} | {t[8] if len(t) > 8 else ''} |" + live, flush=True)
+
+
+def _has_time(cell: str) -> bool:
+    """The reference has a Tracr compile time (rows without one did not compile in 120 s,
+    or have no Tracr figure at all: not worth waiting for here)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -93,6 +93,16 @@ def sorted_values(values: Iterable[Any]) -> tuple:
     return tuple(bools) + numbers + rest[len(bools):]
 
 
+def _increasing_values(values: list) -> tuple:
+    """sorted_values of floats that are already strictly increasing (the means of one set
+    of keys), without its set and sort: a third of the cost, which at max_seq_len 40 was
+    a tenth of frac_prevs' compile."""
+    arr = np.array(values, dtype=np.float64)
+    if len(arr) > 1 and not (arr[1:] > arr[:-1]).all():
+        return sorted_values(values)
+    return _merge_near(values, arr, floats_only=True)
+
+
 def _sorted_plain_numbers(values: list) -> Optional[tuple]:
     """Fast path of sorted_values for ints and floats (None if a NaN needs the general path).
 
@@ -1325,8 +1335,12 @@ class Inference:
                 by_len.append(at_length[N] if same else at_length)
                 key = frozenset(seen)
                 if key not in shared:
-                    vals = [v for sets in seen for v in (memo[sets] if sets is not None else [default])]
-                    shared[key] = sorted_values(vals)
+                    if len(seen) == 1 and kind == "numeric" and None not in seen and len(next(iter(seen))) > 1:
+                        # (one key set's means: sums over a count, already increasing)
+                        shared[key] = _increasing_values(memo[next(iter(seen))])
+                    else:
+                        vals = [v for sets in seen for v in (memo[sets] if sets is not None else [default])]
+                        shared[key] = sorted_values(vals)
                 out.append(shared[key])
             self._by_len[node.id] = by_len
             return out

@@ -451,3 +451,33 @@ def test_tracr_evaluate_takes_numpy_inputs():
     mean = tracr.numerical(tracr.Aggregate(tracr.Select(tracr.indices, tracr.indices, tracr.Comparison.LEQ),
                                            tracr.numerical(tracr.Map(lambda x: x, tracr.tokens)), default=0))
     assert tracr.evaluate(mean, np.array([0, 1, 2], dtype=np.int32)) == [0.0, 0.5, 1.0]
+
+
+
+@pytest.mark.parametrize("fn, whole", [
+    (lambda k, q: k == q - 1, True),
+    (lambda k, q: (k + q) % 3, True),              # truthiness of an int
+    (lambda k, q: k == q or k == 0, False),        # `or` on arrays raises
+    (lambda k, q: k % q == 0, False),              # q = 0 raises: no match there
+    (lambda k, q: k == len(str(q)), False),        # one string for the whole array
+    (lambda k, q: True, False),                    # not a table
+    (lambda k, q: k == max(q, 1), False),          # max() on arrays raises
+    (lambda k, q: k + 0 * q == len(q), False),     # a full table, but len(int) raises
+])
+def test_a_lambda_predicate_table_matches_its_pairs(fn, whole):
+    # the compiler tabulates a Tracr lambda by one call on object arrays where that gives
+    # a full table agreeing with single calls; anything else goes pair by pair
+    import numpy as np
+    from rasp import ir
+    pred = ir.Predicate(fn, "f", comparison=None, none_policy="call")
+    keys, queries = [0, 1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 5, 9]
+    assert pred.matrix(keys, queries).tolist() == [[_holds(fn, k, q) for k in keys] for q in queries]
+    as_arrays = pred._called_on_arrays(np.array(keys, dtype=object), np.array(queries, dtype=object))
+    assert (as_arrays is not None) == whole
+
+
+def _holds(fn, k, q) -> bool:
+    try:
+        return bool(fn(k, q))
+    except Exception:
+        return False
