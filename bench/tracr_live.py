@@ -2,10 +2,10 @@
 
 The reference table's Tracr times were measured on another day on "a machine like this
 one"; this machine's speed drifts by 20 % or more between days, and our compiles take
-milliseconds, so a ratio against a copied number can move by that much. Timing Tracr a
-few seconds after our own compile gives a ratio that does not depend on the day. Tracr
-runs in a child process (`python bench/tracr_live.py NAME N VOCAB_JSON`): with JAX
-loaded, our own compiles in the same process measured 15-20 % slower. Needs the `tracr`
+milliseconds, so a ratio against a copied number can move by that much. Timing Tracr in
+the same minutes as our own compiles gives a ratio that does not depend on the day.
+Tracr runs in a child process (rows as JSON on stdin, times as JSON on stdout), one per
+pass over the table, so that JAX never shares a process with our compiles. Needs the `tracr`
 extra (tracr-pypi and JAX); the programs are built by tracr-pypi's own
 `compiler/lib.py`, as in the reference table.
 """
@@ -47,23 +47,26 @@ def available() -> bool:
     return True
 
 
-def warm_compile_seconds(name: str, vocab: list, max_seq_len: int, repeats: int = 5,
-                         timeout: float = 300.0) -> Optional[float]:
-    """Best of `repeats` Tracr compiles after one warm-up (the reference table's settings:
-    BOS "BOS", mlp_exactness 100), timed in a child process; None where Tracr has no such
-    program, refuses it, or takes longer than `timeout` seconds in all."""
+def warm_compile_seconds_many(rows: list[tuple[str, list, int]], repeats: int = 5,
+                              timeout: float = 1800.0) -> list[Optional[float]]:
+    """Per (program name, vocab, max_seq_len): the best of `repeats` Tracr compiles after
+    one warm-up (the reference table's settings: BOS "BOS", mlp_exactness 100), timed in
+    one child process; None where Tracr has no such program or refuses it (all None if
+    the child takes longer than `timeout` seconds)."""
     try:
-        done = subprocess.run([sys.executable, __file__, name, str(max_seq_len), json.dumps(vocab), str(repeats)],
+        done = subprocess.run([sys.executable, __file__, str(repeats)], input=json.dumps(rows),
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return None
-    lines = done.stdout.split()
-    return float(lines[-1]) if done.returncode == 0 and lines else None
+        return [None] * len(rows)
+    lines = done.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if done.returncode == 0 and lines else [None] * len(rows)
 
 
-def _time_here(name: str, vocab: list, max_seq_len: int, repeats: int) -> float:
+def _time_here(name: str, vocab: list, max_seq_len: int, repeats: int) -> Optional[float]:
     from tracr.compiler import compiling
-    build = _builders()[name]
+    build = _builders().get(name)
+    if build is None:
+        return None
 
     def once() -> float:
         program = build(max_seq_len)        # (a fresh program: Tracr annotates it in place)
@@ -72,9 +75,12 @@ def _time_here(name: str, vocab: list, max_seq_len: int, repeats: int) -> float:
                                         compiler_bos="BOS", mlp_exactness=100)
         return time.perf_counter() - start
 
-    once()
-    return min(once() for _ in range(repeats))
+    try:
+        once()
+        return min(once() for _ in range(repeats))
+    except Exception:       # (Tracr's own refusals: unsupported programs or sizes)
+        return None
 
 
 if __name__ == "__main__":
-    print(_time_here(sys.argv[1], json.loads(sys.argv[3]), int(sys.argv[2]), int(sys.argv[4])))
+    print(json.dumps([_time_here(name, vocab, n, int(sys.argv[1])) for name, vocab, n in json.loads(sys.stdin.read())]))

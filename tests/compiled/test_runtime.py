@@ -95,6 +95,21 @@ def test_float32_weights(reverse_model):
     assert all(p.dtype == torch.float32 for p in reverse_model.module.parameters())
 
 
+def test_forward_makes_every_tensor_on_the_input_device(reverse_model):
+    # no GPU here: the meta device (shapes, no data) stands in for one. A forward pass
+    # that made a tensor on the CPU (torch.arange without device=, a numpy round trip)
+    # mixes devices and fails on meta as it would on CUDA; so would inspection's
+    # activation cache, which takes the hooked path through attention
+    import copy
+    ids, mask, _ = reverse_model.encode(["abc", "a"])
+    module = copy.deepcopy(reverse_model.module).to("meta")
+    ids, mask = ids.to("meta"), mask.to("meta")
+    logits = module(ids, mask)
+    assert logits.device.type == "meta" and tuple(logits.shape) == (2, 4, module.shape.d_out)
+    _, cache = module.run_with_cache(ids, mask)
+    assert len(cache) > 10 and all(t.device.type == "meta" for t in cache.values())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
 def test_runs_on_gpu():
     model = compiler.compile(compile_text(REVERSE), vocab="abc", max_seq_len=8, device="cuda")
