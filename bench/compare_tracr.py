@@ -1,16 +1,18 @@
 """Our compiler on Tracr's own programs, beside Tracr's reference numbers.
 
-    python bench/compare_tracr.py [--lengths 5,10,20,40,80] [--programs hist,sort] [--inputs 200] [--tracr-live]
+    python bench/compare_tracr.py [--lengths 5,10,20,40,80] [--programs hist,sort] [--inputs 200]
+                                  [--passes 3] [--tracr-live]
 
 For each program of ../shared/REFERENCE-NUMBERS.md (built with `rasp.tracr`, see
 bench/tracr_programs.py) and each max_seq_len: layers, heads, d_model, d_mlp, params,
-compile seconds (best of 5 after one warm-up compile), microseconds per sequence (CPU, batch 256) and the
+compile seconds (best of 5 after one warm-up compile; with `--passes`, the best over that
+many passes over the whole table), microseconds per sequence (CPU, batch 256) and the
 share of random inputs whose whole output equals the reference interpreter, whether the
 forward error bound proves the model exact (`model.exactness()`); then
 Tracr's row where the reference table has one. With `--tracr-live` (needs the `tracr`
-extra), Tracr's warm compile is also timed here, right after ours, on every row whose
-reference has a Tracr compile time (see bench/tracr_live.py): the last two columns,
-and our compile's ratio against it.
+extra), Tracr's warm compile is also timed here, in each pass after ours, on every row
+whose reference has a Tracr compile time (see bench/tracr_live.py): the last two columns,
+Tracr's time and its ratio to ours.
 """
 
 from __future__ import annotations

@@ -95,8 +95,8 @@ def sorted_values(values: Iterable[Any]) -> tuple:
 
 def _increasing_values(values: list) -> tuple:
     """sorted_values of floats that are already strictly increasing (the means of one set
-    of keys), without its set and sort: a third of the cost, which at max_seq_len 40 was
-    a tenth of frac_prevs' compile."""
+    of keys), without its set and sort: 12 µs instead of 33 for the 41 means of a
+    position at max_seq_len 40, of which a causal mean has one set per position."""
     arr = np.array(values, dtype=np.float64)
     if len(arr) > 1 and not (arr[1:] > arr[:-1]).all():
         return sorted_values(values)

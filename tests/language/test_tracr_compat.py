@@ -453,7 +453,6 @@ def test_tracr_evaluate_takes_numpy_inputs():
     assert tracr.evaluate(mean, np.array([0, 1, 2], dtype=np.int32)) == [0.0, 0.5, 1.0]
 
 
-
 @pytest.mark.parametrize("fn, whole", [
     (lambda k, q: k == q - 1, True),
     (lambda k, q: (k + q) % 3, True),              # truthiness of an int
@@ -463,6 +462,9 @@ def test_tracr_evaluate_takes_numpy_inputs():
     (lambda k, q: True, False),                    # not a table
     (lambda k, q: k == max(q, 1), False),          # max() on arrays raises
     (lambda k, q: k + 0 * q == len(q), False),     # a full table, but len(int) raises
+    # branches on the type: the array call gives k <= q, single calls k == q, which the
+    # check of two spots per row finds apart
+    (lambda k, q: k == q if isinstance(q, int) else k <= q, False),
 ])
 def test_a_lambda_predicate_table_matches_its_pairs(fn, whole):
     # the compiler tabulates a Tracr lambda by one call on object arrays where that gives
