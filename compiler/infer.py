@@ -269,11 +269,29 @@ class ValueIndex:
     """
 
     def __init__(self, values: Sequence[Any]) -> None:
-        self.exact = {(type(v), v): i for i, v in enumerate(values)}
+        self._values = values
+        self._exact: Optional[dict] = None
+        if values and all(type(v) is float or type(v) is int for v in values):
+            # (plain numbers, the common case: sorted by numpy; a map over means has
+            # thousands of values, and the index is built for every rounding check)
+            xs = np.fromiter(values, dtype=np.float64, count=len(values))
+            if not np.isnan(xs).any():
+                order = np.argsort(xs, kind="stable")
+                self.xs = xs[order]
+                self.where = order.tolist()
+                return
         pairs = sorted(((float(v), isinstance(v, bool), i) for i, v in enumerate(values)
                         if isinstance(v, (int, float))), key=lambda p: (p[0], p[1]))
         self.xs = np.array([p[0] for p in pairs])
         self.where = [p[2] for p in pairs]
+
+    @property
+    def exact(self) -> dict:
+        """(type, value) -> position; built on first use (find_many over plain numbers
+        needs only the sorted numbers)."""
+        if self._exact is None:
+            self._exact = {(type(v), v): i for i, v in enumerate(self._values)}
+        return self._exact
 
     def find(self, value: Any) -> Optional[int]:
         hit = self.exact.get((type(value), value))
@@ -405,6 +423,7 @@ class Inference:
         self.sel: dict[int, SelectorInfo] = {}
         self.deps: dict[int, frozenset] = {}
         self._numeric_parts: dict[tuple, tuple] = {}
+        self._value_index: dict[int, tuple] = {}     # node id -> (its value list, ValueIndex of it)
         # aggregates over structural selectors: per position, {length: values} (or one
         # list for every length), so that `length * mean` pairs each length with its own means
         self._by_len: dict[int, list] = {}
@@ -574,12 +593,16 @@ class Inference:
     # ---- float rounding: values the compiled model cannot match to the last bit
     def _note_fuzzy(self, node: ir.SOp, values: Iterable[Any]) -> None:
         """Mark these of node's values fuzzy (matched to its value list with the merge tolerance)."""
-        floats = [v for v in values if isinstance(v, float)]
+        floats = [v for v in values if type(v) is float]     # (float subclasses are numpy's)
+        floats += [float(v) for v in values if isinstance(v, float) and type(v) is not float]
         if not floats:
             return
         vals = self.info[node.id].values
-        index = ValueIndex(vals)
-        found = {vals[i] for v in floats if (i := index.find(v)) is not None and isinstance(vals[i], float)}
+        cached = self._value_index.get(node.id)
+        if cached is None or cached[0] is not vals:
+            cached = self._value_index[node.id] = (vals, ValueIndex(vals))
+        hits = cached[1].find_many(floats)
+        found = {vals[i] for i in hits[hits >= 0].tolist() if isinstance(vals[i], float)}
         if found:
             self.fuzzy[node.id] = self.fuzzy.get(node.id, frozenset()) | frozenset(found)
 
