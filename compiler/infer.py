@@ -424,6 +424,7 @@ class Inference:
         self.deps: dict[int, frozenset] = {}
         self._numeric_parts: dict[tuple, tuple] = {}
         self._value_index: dict[int, tuple] = {}     # node id -> (its value list, ValueIndex of it)
+        self._joint_cache: dict[tuple, Optional[list[tuple]]] = {}    # node ids -> joint_tuples
         # aggregates over structural selectors: per position, {length: values} (or one
         # list for every length), so that `length * mean` pairs each length with its own means
         self._by_len: dict[int, list] = {}
@@ -716,6 +717,15 @@ class Inference:
         values: a float computed along another path (2/3 + 2 against 1/6 + 5/2) is replaced
         by the listed one it was merged into, else one value would pass for two.
         """
+        key = tuple(n.id for n in nodes)
+        if key not in self._joint_cache:
+            # (value sets never change once inferred; lowering asks again for the same leaves
+            # when a fused table is tried and refused: shuffle_dyck2's two balances)
+            self._joint_cache[key] = self._snapped_joint_tuples(nodes)
+        rows = self._joint_cache[key]
+        return None if rows is None else list(rows)
+
+    def _snapped_joint_tuples(self, nodes: Sequence[ir.Node]) -> Optional[list[tuple]]:
         rows = self._joint_tuples(nodes)
         if rows is None or not rows or not any(self._has_fractions(n) for n in nodes):
             return rows

@@ -1347,6 +1347,7 @@ class Lowering:
             decoded_at = min(self.plan.time[leaves[j].id] for j in head_read)
             if any(self.plan.time[leaves[j].id] >= decoded_at for j in active if j not in head_read):
                 head_read = set()
+        tried: set[tuple] = set()
         for attempt in ("heads", "values", "codes", "gates", "mean_gates"):
             if attempt == "heads":
                 if not head_read:
@@ -1382,6 +1383,12 @@ class Lowering:
                     break
                 coord = [j for j in active if j not in gates]
                 by_value = set(affine) - set(gates)
+            signature = (tuple(coord), frozenset(by_value), tuple(gates), attempt == "heads")
+            if signature in tried:
+                # (the table of an earlier attempt again: where every number is affine, "codes"
+                # reads what "values" read, and a refused fused table was built twice)
+                continue
+            tried.add(signature)
             xs, x_refs, x_errs = [], [], []
             for j in coord:
                 if attempt == "heads" and j in head_read:
