@@ -594,8 +594,7 @@ class Inference:
     # ---- float rounding: values the compiled model cannot match to the last bit
     def _note_fuzzy(self, node: ir.SOp, values: Iterable[Any]) -> None:
         """Mark these of node's values fuzzy (matched to its value list with the merge tolerance)."""
-        floats = [v for v in values if type(v) is float]     # (float subclasses are numpy's)
-        floats += [float(v) for v in values if isinstance(v, float) and type(v) is not float]
+        floats = [v if type(v) is float else float(v) for v in values if isinstance(v, float)]
         if not floats:
             return
         vals = self.info[node.id].values
