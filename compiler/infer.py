@@ -598,13 +598,19 @@ class Inference:
         if not floats:
             return
         vals = self.info[node.id].values
-        cached = self._value_index.get(node.id)
-        if cached is None or cached[0] is not vals:
-            cached = self._value_index[node.id] = (vals, ValueIndex(vals))
-        hits = cached[1].find_many(floats)
+        hits = self._index_of(node).find_many(floats)
         found = {vals[i] for i in hits[hits >= 0].tolist() if isinstance(vals[i], float)}
         if found:
             self.fuzzy[node.id] = self.fuzzy.get(node.id, frozenset()) | frozenset(found)
+
+    def _index_of(self, node: ir.Node) -> ValueIndex:
+        """The ValueIndex of node's value list, built once per list (rounding checks and
+        snapped joint tuples ask for the same node many times)."""
+        vals = self.info[node.id].values
+        cached = self._value_index.get(node.id)
+        if cached is None or cached[0] is not vals:
+            cached = self._value_index[node.id] = (vals, ValueIndex(vals))
+        return cached[1]
 
     def _track_rounding(self, node: ir.SOp, merged: list) -> None:
         """node's fuzzy values: merged ones, means of non-integers, and results of fuzzy
@@ -744,7 +750,7 @@ class Inference:
         """Replace, in place, floats of `col` that are not listed values of `node` by the
         listed value they were merged into; whether any was replaced."""
         vals = self.info[node.id].values
-        index = ValueIndex(vals)
+        index = self._index_of(node)
         if set(map(type, col)) <= {int, float}:
             found = index.find_many(col)
             listed = np.array([float(v) if isinstance(v, (int, float)) else np.nan for v in vals])
@@ -1367,9 +1373,10 @@ class Inference:
                 by_len.append(at_length[N] if same else at_length)
                 key = frozenset(seen)
                 if key not in shared:
-                    if len(seen) == 1 and kind == "numeric" and None not in seen and len(next(iter(seen))) > 1:
+                    only = next(iter(seen)) if len(seen) == 1 else None
+                    if only is not None and kind == "numeric" and len(only) > 1:
                         # (one key set's means: sums over a count, already increasing)
-                        shared[key] = _increasing_values(memo[next(iter(seen))])
+                        shared[key] = _increasing_values(memo[only])
                     else:
                         vals = [v for sets in seen for v in (memo[sets] if sets is not None else [default])]
                         shared[key] = sorted_values(vals)
