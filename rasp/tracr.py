@@ -653,7 +653,25 @@ def from_tracr(expr: Any) -> RASPExpr:
     re-simplified: Tracr already composed them when the program was built. Matched by
     class name, so tracr need not be importable here.
     """
+    return _copy_program(expr, causal=False)
+
+
+def causal(expr: Any) -> RASPExpr:
+    """The program as Tracr's `compile_rasp_to_model(..., causal=True)` computes it.
+
+    Tracr's causal model masks every attention layer, so each query sees only the keys at
+    or before it: every `Select` (those under a `SelectorWidth` or a `make_length` too)
+    acts as if and-ed with `Select(indices, indices, LEQ)`. The copy says so explicitly,
+    so that the interpreter and the (non-causal) compiler both compute the causal
+    program. Takes a program built with this module or with tracr-pypi's own; returns a
+    copy built with this module.
+    """
+    return _copy_program(expr, causal=True)
+
+
+def _copy_program(expr: Any, causal: bool) -> RASPExpr:
     copies: Dict[int, RASPExpr] = {}
+    mask: List[ir.Selector] = []      # (one shared `keys <= query` select per copy)
     stack: List[Tuple[Any, bool]] = [(expr, False)]
     while stack:
         node, expanded = stack.pop()
@@ -666,6 +684,11 @@ def from_tracr(expr: Any) -> RASPExpr:
             continue
         copy = _copy_tracr_node(node, [copies[id(child)] for child in children])
         copy.annotations = {**copy.annotations._values, **_our_annotations(node)}
+        if causal and isinstance(copy, Select):
+            if not mask:
+                positions = IndicesType()
+                mask.append(Select(positions, positions, Comparison.LEQ).named("causal_mask"))
+            copy = SelectorAnd(copy, mask[0])
         copies[id(node)] = copy
     return copies[id(expr)]
 
@@ -686,7 +709,7 @@ _TRACR_CHILDREN = {
 def _tracr_class(node: Any) -> str:
     """The name of the Tracr class `node` is an instance of (a user's subclass: its base's)."""
     for cls in type(node).__mro__:
-        if cls.__module__.startswith("tracr.") and cls.__name__ in _TRACR_BUILDERS:
+        if (cls.__module__.startswith("tracr.") or cls.__module__ == __name__) and cls.__name__ in _TRACR_BUILDERS:
             return cls.__name__
     raise TypeError(f"cannot convert {type(node).__name__} from Tracr: not a Tracr RASP "
                     f"primitive (expected one of {', '.join(sorted(_TRACR_BUILDERS))})")
@@ -742,5 +765,5 @@ __all__ = [
     "Predicate", "Comparison", "Selector", "Select", "ConstantSelector", "SelectorWidth", "SelectorAnd",
     "SelectorOr", "SelectorNot", "selector_not", "selector_and", "selector_or", "Aggregate", "Encoding",
     "numerical", "categorical", "get_encoding", "is_numerical", "is_categorical", "default_encoding",
-    "default_name", "RASPEvaluator", "DefaultRASPEvaluator", "evaluate", "from_tracr", "is_tracr_expr",
+    "default_name", "RASPEvaluator", "DefaultRASPEvaluator", "evaluate", "from_tracr", "causal", "is_tracr_expr",
 ]

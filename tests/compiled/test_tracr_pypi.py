@@ -34,7 +34,8 @@ from tracr.rasp import rasp as tracr_rasp  # noqa: E402
 from .helpers import modules_replaced  # noqa: E402
 
 # (causal-only cases: Tracr's expected output assumes its causal=True compilation, in which
-# a query sees only earlier keys; RASP's semantics, and Tracr's evaluator, see all keys)
+# a query sees only earlier keys; RASP's semantics, and Tracr's evaluator, see all keys;
+# test_causal_cases_through_tracrs_entry_point compiles them causally)
 GROUPS = ("TEST_CASES", "UNSUPPORTED_TEST_CASES", "CAUSAL_TEST_CASES")
 UNIVERSAL = {case["testcase_name"] for case in tracr_cases.UNIVERSAL_TEST_CASES}
 
@@ -139,3 +140,23 @@ def test_the_cases_come_from_tracr(our_cases: ModuleType) -> None:
     assert isinstance(tracr_cases.TEST_CASES[0]["program"], tracr_rasp.RASPExpr)
     assert sys.modules["tracr.rasp.rasp"] is tracr_rasp
     assert importlib.import_module("tracr.compiler.lib").rasp is tracr_rasp
+
+
+@pytest.mark.parametrize("index,name", [(i, c["testcase_name"]) for i, c in enumerate(tracr_cases.CAUSAL_TEST_CASES)],
+                         ids=[c["testcase_name"] for c in tracr_cases.CAUSAL_TEST_CASES])
+def test_causal_cases_through_tracrs_entry_point(index: int, name: str) -> None:
+    """Tracr's causal test cases, compiled as Tracr's harness does (`compile_rasp_to_model(...,
+    causal=True)`, `apply([bos, *input]).decoded`): Tracr's expected output (which its causal
+    model computes; the selector_width case counts only earlier keys), and on the domain the
+    causal program's own evaluation."""
+    from compiler import tracr_compat
+    case: dict[str, Any] = tracr_cases.CAUSAL_TEST_CASES[index]
+    model = tracr_compat.compile_rasp_to_model(case["program"], vocab=case["vocab"],
+                                               max_seq_len=case["max_seq_len"], causal=True, compiler_bos="BOS")
+    decoded = model.apply(["BOS", *case["test_input"]]).decoded
+    assert decoded[0] == "BOS" and compiler.same_output(decoded[1:], case["expected_output"])
+    causal = ours.causal(case["program"])
+    inputs = _domain(case["vocab"], case["max_seq_len"])
+    wrong = [(x, got) for x, got in zip(inputs, model.run_batch(inputs))
+             if not compiler.same_output(got, ours.evaluate(causal, x))]
+    assert not wrong, f"{len(wrong)}/{len(inputs)} inputs differ from the causal program, e.g. {wrong[0]}"
