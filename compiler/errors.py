@@ -33,6 +33,12 @@ class ReadoutError(CompileError):
     the output computed by one MLP, which resets the errors of its parts)."""
 
 
+class TableRefused(CompileError):
+    """No MLP table computes this map exactly in float32. The pipeline retries with the
+    maps that read it computed by MLPs of their own where they had been folded into its
+    table (`w % 2` asked of `w`'s table: a sawtooth over every value of `w`)."""
+
+
 class SquareUnfit(CompileError):
     """An MLP could not tabulate an s-op together with the squared code an equality head
     reads it by (-(q - k)^2 scores): its large values round past their margin in float32.

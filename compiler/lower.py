@@ -34,7 +34,7 @@ from rasp.values import factorize
 
 from .bounds import (TableBound, attention_error, estimate_head_problems, estimate_problems, propagate,
                      readout_errors)
-from .errors import CompileError, ReadoutError, SquareUnfit
+from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
@@ -1433,15 +1433,27 @@ class Lowering:
         if len(active) == 1:
             sources = self.inf.sources(leaves[active[0]])
             name = sources[0].name if len(sources) == 1 else leaves[active[0]].name
-            raise CompileError(f"no MLP can tabulate this function of `{name}` exactly in float32: its inputs "
+            raise TableRefused(f"no MLP can tabulate this function of `{name}` exactly in float32: its inputs "
                                "or outputs lie too close together for float32 rounding (use a smaller "
-                               "vocabulary or max_seq_len)", node)
+                               "vocabulary or max_seq_len)", node, notes=(self._inputs_note([leaves[active[0]]]),))
         integral = all(isinstance(v, (int, float)) and float(v).is_integer() for v in self.values(node))
         hint = ("; its values are whole numbers: round(...) it, so that the table only steps where the "
                 "result changes by 1" if integral and not _is_round(node) else "")
-        raise CompileError("this elementwise computation depends on several s-ops in a way no single MLP "
+        raise TableRefused("this elementwise computation depends on several s-ops in a way no single MLP "
                            "can tabulate exactly in float32 (use a smaller vocabulary or max_seq_len"
-                           f"{hint})", node)
+                           f"{hint})", node, notes=(self._inputs_note([leaves[j] for j in active]),))
+
+    def _inputs_note(self, inputs: list[ir.SOp]) -> str:
+        """What a refused table read: each input with its number of values (an aggregate
+        the compiler cannot show selects one key takes every mean of the values it may
+        select, which is usually why such a table is too fine for float32)."""
+        parts = []
+        for leaf in inputs:
+            text = leaf.source_text
+            label = f"{leaf.name} = `{text}`" if text and leaf.has_user_name and leaf.name != text else \
+                f"`{text or leaf.name}`"
+            parts.append(f"{label} ({len(self.values(leaf))} values)")
+        return ("  its inputs: " if len(parts) > 1 else "  its input: ") + ", ".join(parts)
 
     def _snapped_table(self, node: ir.SOp, leaves: list[ir.SOp], active: list[int], cols: list[np.ndarray],
                        codes: list[np.ndarray], outputs: np.ndarray, created: list[Feature],

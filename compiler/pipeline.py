@@ -10,7 +10,7 @@ from rasp.errors import RaspInputError
 from rasp.values import token_list
 
 from .assemble import assemble
-from .errors import CompileError, ReadoutError, SquareUnfit
+from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
 from .graph import ProgramGraph
 from .infer import Inference, sorted_values
 from .lower import Lowering, finalize
@@ -64,6 +64,12 @@ class Compilation:
                 if err.sop_id in self.no_squares:
                     raise
                 self.no_squares |= {err.sop_id}
+            except TableRefused as err:
+                # (maps folded into the refused table, computed after it instead: a layer more)
+                folded = self._folded_readers(err.node)
+                if not folded:
+                    raise
+                self.plan = Plan(self.graph, self.inference, tabulate=self.plan.tabulate | folded)
         problems = self.lowered.problems
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
@@ -73,6 +79,17 @@ class Compilation:
         self.layout = layout(self.lowered, self.schedule)
         self.module = assemble(self.lowered, self.schedule, self.layout)
         self._probes = None
+
+    def _folded_readers(self, node: ir.Node) -> frozenset:
+        """The maps reading `node` that are virtual, so that any function of `node` they need
+        is an output of `node`'s own table (`w % 2` of `w`); each one more output can make
+        that table too fine for float32, where `node`'s value alone, and the map's table
+        after it, are exact."""
+        if node is None:
+            return frozenset()
+        return frozenset(user.id for user in self.graph.users(node)
+                         if isinstance(user, ir.Map) and self.plan.kind.get(user.id) == MAP_VIRTUAL
+                         and user.id not in self.plan.tabulate)
 
     def _lower(self, **options) -> Lowering:
         try:

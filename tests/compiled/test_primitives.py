@@ -155,6 +155,32 @@ def test_output_numbers_closer_than_float32_can_tell_apart_are_refused():
     assert "cannot be decoded exactly in float32" in str(err.value)
 
 
+FINE_MEANS = (
+    'fa = numerical(aggregate(select(indices, indices, <=), indicator(tokens == "a"), 0));\n'
+    'fb = numerical(aggregate(select(indices, indices, <), indicator(tokens == "b"), 0));\n'
+    'ga = aggregate(select(tokens, tokens, ==), indices, 0);\n')
+
+
+def test_a_map_too_fine_to_fold_into_its_inputs_table_gets_an_mlp_of_its_own():
+    """`w % 2` is any function of `w`, so it was asked of `w`'s own table: a sawtooth over
+    235 values of `(fa + ga)`, gated by a token, whose float32 rounding passed its margin,
+    and the program was refused. `w`'s value alone is exact, and so is `w % 2` from it in
+    the next MLP (one layer more)."""
+    prog = rasp.parse(FINE_MEANS + 'w = (fa + ga) * (tokens == "c");\nx = w % 2;', "<t>")
+    model = assert_exact(prog["x"], "abc", 6)
+    assert model.num_layers == 2 and model.exactness()["proven_exact"]
+
+
+def test_a_refused_table_names_the_map_and_its_inputs_value_counts():
+    # (after the retry above: the map that cannot be tabulated, not the one it was folded into)
+    prog = rasp.parse(FINE_MEANS + "w = fa if fb > 0.3 else ga;\nx = w * w;", "<t>")
+    with pytest.raises(compiler.CompileError) as err:
+        compiler.compile(prog["x"], vocab="abc", max_seq_len=7)
+    text = str(err.value)
+    assert "in x = `w * w`: no MLP can tabulate this function of `w`" in text
+    assert "its input: w = `fa if fb > 0.3 else ga` (" in text and " values)" in text
+
+
 @pytest.mark.parametrize("name", ["p", "is_none", "is_two", "r", "is_false"])
 def test_numerical_mean_with_a_non_number_default(name):
     """A mean whose default is a string or False: a flag feature marks the default, and
