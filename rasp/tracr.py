@@ -661,7 +661,8 @@ def causal(expr: Any) -> RASPExpr:
 
     Tracr's causal model masks every attention layer, so each query sees only the keys at
     or before it: every `Select` (those under a `SelectorWidth` or a `make_length` too)
-    acts as if and-ed with `Select(indices, indices, LEQ)`. The copy says so explicitly,
+    acts as if and-ed with `Select(indices, indices, LEQ)`, and `length` (which Tracr
+    does not compile) is the length so far, `indices + 1`. The copy says so explicitly,
     so that the interpreter and the (non-causal) compiler both compute the causal
     program. Takes a program built with this module or with tracr-pypi's own; returns a
     copy built with this module.
@@ -671,7 +672,9 @@ def causal(expr: Any) -> RASPExpr:
 
 def _copy_program(expr: Any, causal: bool) -> RASPExpr:
     copies: Dict[int, RASPExpr] = {}
-    mask: List[ir.Selector] = []      # (one shared `keys <= query` select per copy)
+    if causal:
+        positions = IndicesType()
+        mask = Select(positions, positions, Comparison.LEQ).named("causal_mask")    # (shared by every select)
     stack: List[Tuple[Any, bool]] = [(expr, False)]
     while stack:
         node, expanded = stack.pop()
@@ -683,12 +686,13 @@ def _copy_program(expr: Any, causal: bool) -> RASPExpr:
             stack.extend((child, False) for child in children if id(child) not in copies)
             continue
         copy = _copy_tracr_node(node, [copies[id(child)] for child in children])
+        if causal and isinstance(copy, LengthType):
+            # (a causal model cannot see the whole input: the length so far, as make_length
+            # gives under Tracr's causal mask)
+            copy = Map(lambda i: i + 1, positions, simplify=False)
         copy.annotations = {**copy.annotations._values, **_our_annotations(node)}
         if causal and isinstance(copy, Select):
-            if not mask:
-                positions = IndicesType()
-                mask.append(Select(positions, positions, Comparison.LEQ).named("causal_mask"))
-            copy = SelectorAnd(copy, mask[0])
+            copy = SelectorAnd(copy, mask)
         copies[id(node)] = copy
     return copies[id(expr)]
 

@@ -30,6 +30,11 @@ def running_max_of_earlier() -> tr.SOp:
                                      tr.numerical(tr.Map(lambda x: x, smaller)), default=0))
 
 
+def position_times_length() -> tr.SOp:
+    """`length` itself (Tracr cannot compile it): under causal, the length so far."""
+    return tr.SequenceMap(lambda i, n: i * n, tr.indices, tr.length)
+
+
 def test_apply_decodes_like_tracr_with_the_bos_token_first() -> None:
     model = compiling.compile_rasp_to_model(make_reverse(), vocab={"a", "b", "c"}, max_seq_len=5,
                                             compiler_bos="BOS")
@@ -55,7 +60,7 @@ def test_tracr_input_rules_are_kept() -> None:
         model.apply(["compiler_bos", "z"])
 
 
-@pytest.mark.parametrize("build", [make_length, make_reverse, running_max_of_earlier])
+@pytest.mark.parametrize("build", [make_length, make_reverse, running_max_of_earlier, position_times_length])
 def test_causal_program_sees_only_earlier_keys(build) -> None:
     """The causal copy computes, on every input, what the program computes on each prefix
     at that prefix's last position (a causal model's defining property), and the model
