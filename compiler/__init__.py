@@ -66,7 +66,11 @@ def compile(sop: ir.SOp, vocab: Iterable[Any], max_seq_len: int,
         # a compile allocates many small objects (collections made it ~20 % slower) and
         # solves small least-squares problems (see single_threaded_blas)
         with gc_paused(), single_threaded_blas():
-            model = build(sop, tokens, max_seq_len)
+            try:
+                model = build(sop, tokens, max_seq_len)
+            except MemoryError:     # (outside the stages that name their node)
+                from .infer import out_of_memory
+                raise out_of_memory(None) from None
     model.info["compile_seconds"] = time.perf_counter() - start
     return model.to(device)
 

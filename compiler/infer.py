@@ -40,6 +40,23 @@ from .graph import ProgramGraph, combined_table
 MAX_VALUES = 400_000
 # Largest product of input value sets we enumerate for one elementwise map.
 MAX_TUPLES = 400_000
+# Largest select table (key values x query values) we build: the original RASP's rover.rasp
+# reaches 43 M cells at max_seq_len 16 and peaks near 11 GB; a table 100x that size was
+# asked for all at once (a raw MemoryError) or left a compile running for minutes.
+MAX_TABLE_CELLS = 1 << 26
+
+
+def out_of_memory(node: Optional[ir.Node]) -> CompileError:
+    return CompileError("the compiler ran out of memory analysing this at this max_seq_len (its value sets "
+                        "or select tables grow too fast with it); use a smaller vocabulary or max_seq_len", node)
+
+
+def check_table_size(n_keys: int, n_queries: int, node: ir.Node) -> None:
+    """Refuse a select whose table over its key and query values is too large to build."""
+    if n_keys * n_queries > MAX_TABLE_CELLS:
+        raise CompileError(f"this select compares {n_keys:,} key values with {n_queries:,} query values "
+                           f"({n_keys * n_queries:,} pairs), more than the {MAX_TABLE_CELLS:,} the compiler "
+                           "tabulates in memory (use a smaller vocabulary or max_seq_len)", node)
 
 TOK, IDX, LEN, SEL = "tokens", "indices", "length", "attention"
 
@@ -463,6 +480,8 @@ class Inference:
             raise CompileError(f"this s-op can take a value that is not a string, number, boolean, None or "
                                f"tuple ({err}); the compiler tabulates values, so they must be atoms",
                                self._current) from None
+        except MemoryError:
+            raise out_of_memory(self._current) from None
         self._check_finite()
 
     def _check_finite(self) -> None:
@@ -629,7 +648,12 @@ class Inference:
             mean = not sel.one_key and aggregate_rule(src.values, tracr) != "copy"
             if mean and (src_fuzzy or _exact_sum_scale(nums, self.N) is None):
                 # (an integer-valued mean too: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...)
-                self._note_fuzzy(node, [v for v in self.info[node.id].values if isinstance(v, float)])
+                fuzzy = [v for v in self.info[node.id].values if isinstance(v, float)]
+                if (all(float(v) >= 0 for v in nums) or all(float(v) <= 0 for v in nums)) and \
+                        not any(v == 0 for v in src_fuzzy):
+                    # a mean of numbers of one sign is 0 only where every one is 0: exactly 0
+                    fuzzy = [v for v in fuzzy if v != 0]
+                self._note_fuzzy(node, fuzzy)
             elif src_fuzzy:
                 self._note_fuzzy(node, src_fuzzy)
 
@@ -669,6 +693,7 @@ class Inference:
         if pred.comparison in ("TRUE", "FALSE") or not (kf or qf):
             return
         kv, qv = self.info[keys.id].values, self.info[queries.id].values
+        check_table_size(len(kv), len(qv), node)
         base = pred.matrix(kv, qv)
         for side, vals, fz in (("key", kv, kf), ("query", qv, qf)):
             if not fz:
@@ -1092,7 +1117,7 @@ class Inference:
         if order is None:
             return None
         rows = self._position_products(order)
-        if not rows:
+        if not rows or len(rows) ** 2 > MAX_TABLE_CELLS:
             return None
         column = {leaf.id: [row[j] for row in rows] for j, leaf in enumerate(order)}
 

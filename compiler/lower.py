@@ -37,7 +37,7 @@ from .bounds import (TableBound, attention_error, estimate_head_problems, estima
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
-from .infer import MAX_TUPLES, Inference, ValueIndex, is_number
+from .infer import MAX_TUPLES, Inference, ValueIndex, is_number, out_of_memory
 from .mlp import EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, rounding_error
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
@@ -88,6 +88,11 @@ FINE_MEAN_ERROR = 5e-5
 # the largest value list of an input a snapped table reads one-hot, and its most units
 SNAP_GATE_VALUES = 256
 SNAP_MAX_UNITS = 8192
+# most functions of one s-op its readers may ask for: each is expressed in the s-op's basis
+# (an incremental QR, cubic in their number); programs seen need at most ~800 (the original
+# RASP's rover.rasp at max_seq_len 16), and an `and` of `or`s of selects over four widths asked
+# for 5,832 at max_seq_len 8 and ran for many minutes towards a d_model above 10,000
+MAX_FUNCTIONS_PER_SOP = 4096
 
 
 class Ref:
@@ -370,6 +375,8 @@ class Lowering:
                 raise CompileError("no MLP can compute this exactly: two reachable inputs it cannot tell apart "
                                    "need different outputs (values that differ only by float rounding?)",
                                    node) from None
+            except MemoryError:
+                raise out_of_memory(node) from None
         problems = estimate_problems(self.mlps, resolve) + estimate_head_problems(self.heads, self.err, resolve)
         if not problems:
             self._check_readout(readout)
@@ -576,6 +583,11 @@ class Lowering:
     # ---- features produced by a block (heads and MLPs): one basis per s-op
     def _produce(self, node: ir.SOp, refs: list[Ref]) -> list[Feature]:
         """Express every ref in the node's feature basis, creating features as needed."""
+        if len(refs) > MAX_FUNCTIONS_PER_SOP:
+            raise CompileError(f"the blocks reading this s-op ask for {len(refs):,} different functions of its "
+                               f"{len(self.values(node)):,} values (residual directions), more than the "
+                               f"{MAX_FUNCTIONS_PER_SOP:,} the compiler builds for one s-op (use a smaller "
+                               "vocabulary or max_seq_len)", node)
         basis = self.node_basis.setdefault(node.id, Basis(len(self.values(node))))
         before = len(basis.features)
         # (a snap head rounds each partial sum of its read, and an exact gate must sum

@@ -26,7 +26,7 @@ from rasp.ops import NP_COMPARE
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, Inference, ValueIndex
+from .infer import IDX, Inference, ValueIndex, check_table_size
 
 
 @dataclass
@@ -56,6 +56,7 @@ def _predicate_matrix(node: ir.Select, graph: ProgramGraph, inf: Inference) -> n
     keys, queries = graph.children(node)
     kv = inf.info[keys.id].values
     qv = inf.info[queries.id].values
+    check_table_size(len(kv), len(qv), node)
     pred = node.ir_predicate
     fast = _compare_vectorised(pred.comparison, qv, kv)
     if fast is None:

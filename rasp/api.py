@@ -32,28 +32,62 @@ length = ir.Length()
 _ABSENT = object()
 
 
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _sop_arg(value: Any, what: str) -> ir.SOp:
+    """An s-op argument (an atom becomes a constant); anything else is the caller's mistake,
+    said here rather than as a numpy error or a wrong model later (the text language
+    checks the same when it builds)."""
+    if isinstance(value, ir.SOp):
+        return value
+    if isinstance(value, ir.Node):
+        raise TypeError(f"{what} must be an s-op or an atom, got the selector {value.name}")
+    if not isinstance(value, _ATOMS):
+        raise TypeError(f"{what} must be an s-op or an atom (str, int, float, bool or None), "
+                        f"got {type(value).__name__}")
+    return to_sop(value)
+
+
+def _selector_arg(value: Any, what: str) -> ir.Selector:
+    if isinstance(value, ir.Selector):
+        return value
+    got = f"the s-op {value.name}" if isinstance(value, ir.Node) else type(value).__name__
+    raise TypeError(f"{what} must be a selector (made by select, and/or/not of selects), got {got}")
+
+
 def select(keys: Any, queries: Any, op: str) -> ir.Select:
     """Query i selects key j iff `keys[j] op queries[i]`; atoms become constants."""
-    if op not in _COMPARE_PY or op in ("TRUE", "FALSE"):
+    if not isinstance(op, str) or op not in _COMPARE_PY or op in ("TRUE", "FALSE"):
         raise ValueError(f"select's comparison must be one of == != < <= > >=, got {op!r}")
-    return ir.Select(to_sop(keys), to_sop(queries), ir.Predicate(_COMPARE_PY[op], op, comparison=op))
+    return ir.Select(_sop_arg(keys, "select's keys"), _sop_arg(queries, "select's queries"),
+                     ir.Predicate(_COMPARE_PY[op], op, comparison=op))
 
 
 def aggregate(selector: ir.Selector, sop: Any, default: Any = _ABSENT) -> ir.Aggregate:
     """Mean of `sop` over the selected positions; `default` (0, or None for text) elsewhere."""
-    sop = to_sop(sop)
+    selector = _selector_arg(selector, "aggregate's first argument")
+    sop = _sop_arg(sop, "aggregate's second argument")
     if default is _ABSENT:
         default = None if is_text_type(static_type(sop)) else 0
+    elif not isinstance(default, _ATOMS):
+        raise TypeError(f"aggregate's default must be an atom (str, int, float, bool or None), "
+                        f"got {type(default).__name__}")
     return ir.Aggregate(selector, sop, default)
 
 
 def selector_width(selector: ir.Selector) -> ir.SelectorWidth:
-    return ir.SelectorWidth(selector)
+    return ir.SelectorWidth(_selector_arg(selector, "selector_width's argument"))
 
 
-def map(fn: Callable[..., Any], *sops: ir.SOp, label: Optional[str] = None) -> ir.Map:  # noqa: A001
-    """Apply a Python function elementwise to one or more s-ops."""
-    return ir.Map(python_fn(fn, len(sops), label), sops)
+def map(fn: Callable[..., Any], *sops: Any, label: Optional[str] = None) -> ir.Map:  # noqa: A001
+    """Apply a Python function elementwise to one or more s-ops (atoms become constants)."""
+    if not callable(fn) or isinstance(fn, ir.Node):
+        raise TypeError(f"map's first argument must be a Python function, got {type(fn).__name__}")
+    if not sops:
+        raise TypeError("map needs at least one s-op to apply the function to")
+    inputs = tuple(_sop_arg(s, f"map's input {i + 1}") for i, s in enumerate(sops))
+    return ir.Map(python_fn(fn, len(inputs), label), inputs)
 
 
 def constant(value: Any) -> ir.Constant:

@@ -488,9 +488,13 @@ class Selector(Node):
     kind = "selector"
 
     def __and__(self, other: "Selector") -> "Selector":
+        if not isinstance(other, Selector):
+            return NotImplemented       # (an s-op's own operator then says what is wrong)
         return SelectAnd(self, other)
 
     def __or__(self, other: "Selector") -> "Selector":
+        if not isinstance(other, Selector):
+            return NotImplemented
         return SelectOr(self, other)
 
     def __invert__(self) -> "Selector":

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .ir import ElementFn, Map, Origin, SOp, Constant
+from .ir import ElementFn, Map, Node, Origin, SOp, Constant
 
 # ---- static value types ---------------------------------------------------------------
 # A static type is a frozenset of Python types a value may have; ANY means unknown.
@@ -448,6 +448,10 @@ def python_fn(f: Callable[..., Any], arity: int, label: Optional[str] = None) ->
 def binary_map(op: str, a: Any, b: Any, origin: Optional[Origin] = None) -> SOp:
     """`a op b` where at least one side is an s-op; atoms are baked into the function."""
     a_sop, b_sop = isinstance(a, SOp), isinstance(b, SOp)
+    for side in (a, b):
+        if isinstance(side, Node) and not isinstance(side, SOp):
+            raise TypeError(f"`{op}` combines s-ops and atoms elementwise, not the selector {side.name} "
+                            "(selectors combine with and/or/not among themselves)")
     if a_sop and b_sop:
         return Map(binary_fn(op), (a, b), origin)
     if a_sop:

@@ -10,7 +10,7 @@ def read_source_file(path: "str | Path") -> str:
     """The text of a RASP file; a missing or non-UTF-8 file is a RaspValueError naming it."""
     from .errors import RaspValueError   # (errors imports this module)
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")     # (a BOM some editors write is no text)
     except OSError as exc:
         raise RaspValueError(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

@@ -946,3 +946,68 @@ digits - 3 if digits > 2 else digits;
     vocab = list("012+")
     model = compiler.compile(sop, vocab=vocab, max_seq_len=7)
     assert_exact(sop, vocab, 7, inputs=random_inputs(vocab, 7, 60, seed=8), model=model)
+
+
+WIDTHS_OR_AND = (
+    'w1 = selector_width(select(tokens, "a", ==) and select(indices, indices, <));\n'
+    'w2 = selector_width(select(tokens, "b", ==) and select(indices, indices, <));\n'
+    's = select(w1, w1, <) or select(w2, w2, ==);\n'
+    'res = aggregate(s, tokens, "_");')
+
+
+def test_a_select_table_past_the_cap_is_refused_before_it_is_built(monkeypatch):
+    """An `or` of selects over two widths is one select over their joint values; past
+    MAX_TABLE_CELLS its table is refused at once (an `and` of `or`s over four widths asked
+    numpy for 5.75 GiB at max_seq_len 16 and died with a raw MemoryError)."""
+    from compiler import infer
+    prog = rasp.parse(WIDTHS_OR_AND, "<t>")
+    assert_exact(prog["res"], "abc", 4)
+    monkeypatch.setattr(infer, "MAX_TABLE_CELLS", 100)
+    with pytest.raises(compiler.CompileError, match=r"this select compares [\d,]+ key values with [\d,]+ query "
+                                                    r"values \([\d,]+ pairs\), more than the 100"):
+        compiler.compile(prog["res"], vocab="abc", max_seq_len=4)
+
+
+def test_an_s_op_asked_for_too_many_functions_is_refused(monkeypatch):
+    # (four widths at max_seq_len 8: 5,832 functions, many minutes towards d_model 10,000+)
+    from compiler import lower
+    prog = rasp.parse(WIDTHS_OR_AND, "<t>")
+    monkeypatch.setattr(lower, "MAX_FUNCTIONS_PER_SOP", 5)
+    with pytest.raises(compiler.CompileError, match=r"ask for [\d,]+ different functions of its [\d,]+ values"):
+        compiler.compile(prog["res"], vocab="abc", max_seq_len=4)
+
+
+def test_running_out_of_memory_is_a_compile_error_naming_the_expression(monkeypatch):
+    from compiler import lower
+    prog = rasp.parse(WIDTHS_OR_AND, "<t>")
+
+    def exhausted(self, node):
+        raise MemoryError()
+    monkeypatch.setattr(lower.Lowering, "_lower_node", exhausted)
+    with pytest.raises(compiler.CompileError, match="ran out of memory") as err:
+        compiler.compile(prog["res"], vocab="abc", max_seq_len=4)
+    assert err.value.span is not None and "<t>" in str(err.value)
+
+
+@pytest.mark.parametrize("reader", ["a > 0", "a == 0", "aggregate(select(a, 0, ==), indices, -1)"])
+def test_a_mean_of_one_signed_numbers_is_exactly_zero_only_where_all_are(reader):
+    """Means of tenths are fuzzy (their float sums depend on the order), but 0.0 is a mean of
+    non-negative numbers only where every one is 0, which every order sums to 0 exactly: a
+    test against 0 was refused as depending on the last bits of a float."""
+    prog = rasp.parse(f"a = aggregate(select(indices, indices, <=), tokens_int / 10);\nb = {reader};", "<t>")
+    assert_exact(prog["b"], [0, 1, 2, 3], 4)
+
+
+def test_a_mean_of_mixed_signs_tested_against_zero_is_still_refused():
+    # (0.1 + 0.2 - 0.3 is 5.6e-17 in float64: zero depends on the order there)
+    prog = rasp.parse("a = aggregate(select(indices, indices, <=), tokens_int / 10 - 0.1);\nb = a > 0;", "<t>")
+    with pytest.raises(compiler.CompileError, match="last bits of a float"):
+        compiler.compile(prog["b"], vocab=[0, 1, 2, 3], max_seq_len=4)
+
+
+def test_large_integer_outputs_below_2_to_24_decode_exactly():
+    """A read that adds integer multiples of integer-valued features below 2**24 rounds
+    nothing in float32; it was charged 1.07 against a margin of 1/2 and refused."""
+    sop = compile_text("tokens_int * 1000003 + indices;")
+    model = assert_exact(sop, [0, 1, 2, 9], 5)
+    assert model.exactness()["proven_exact"] and model.exactness()["output_error_bound"] == 0.0

@@ -247,3 +247,35 @@ def test_command_line_sequences_are_json_token_lists_or_characters():
     assert parse_sequence("[1, 2]") == [1, 2] and parse_sequence('["a", "bc"]') == ["a", "bc"]
     assert parse_sequence("[[]]") == list("[[]]") and parse_sequence("[]") == ["[", "]"]
     assert parse_sequence("[null, 1]") == list("[null, 1]") and parse_sequence("abc") == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: r.aggregate(r.tokens, r.tokens), "aggregate's first argument must be a selector"),
+    (lambda: r.selector_width(r.tokens), "selector_width's argument must be a selector"),
+    (lambda: r.aggregate(r.select(r.tokens, r.tokens, "=="), r.select(r.tokens, r.tokens, "==")),
+     "aggregate's second argument must be an s-op or an atom, got the selector"),
+    (lambda: r.select(r.select(r.tokens, r.tokens, "=="), r.tokens, "=="), "select's keys must be an s-op"),
+    (lambda: r.select(r.tokens, [1, 2], "=="), "select's queries must be an s-op or an atom"),
+    (lambda: r.aggregate(r.select(r.tokens, r.tokens, "=="), r.tokens, [1]), "default must be an atom"),
+    (lambda: r.map(lambda x: x), "map needs at least one s-op"),
+    (lambda: r.map(r.tokens, r.tokens), "map's first argument must be a Python function"),
+    (lambda: r.tokens & r.select(r.tokens, r.tokens, "=="), "not the selector"),
+    (lambda: r.select(r.tokens, r.tokens, "==") & r.tokens, "not the selector"),
+])
+def test_api_arguments_of_the_wrong_kind_are_refused_when_built(build, message):
+    """A selector where an s-op belongs (or the reverse) was taken as a constant or read
+    as one: a raw numpy error at evaluation, a KeyError when compiling, or a model whose
+    outputs were Select objects. The text language refuses these when it builds."""
+    with pytest.raises(TypeError, match=message):
+        build()
+
+
+def test_api_atoms_still_become_constants():
+    assert r.evaluate(r.map(lambda x: x + 1, 5), "ab") == [6, 6]
+    assert r.evaluate(r.selector_width(r.select(r.tokens, "a", "==")), "aba") == [2, 2, 2]
+
+
+def test_a_file_with_a_byte_order_mark_and_windows_line_ends_loads(tmp_path):
+    path = tmp_path / "bom.rasp"
+    path.write_bytes('\ufeffx = tokens;\r\ny = x == "a";\r\n'.encode("utf-8"))
+    assert rasp.evaluate(rasp.load(path)["y"], "ab") == [True, False]
