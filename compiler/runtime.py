@@ -181,6 +181,9 @@ class CompiledModel:
     def logits(self, batch: Sequence[Input]) -> tuple[np.ndarray, list[int]]:
         ids, mask, lengths = self.encode(batch)
         out = self.module(ids, mask)
+        if out.device.type == "meta":
+            raise RaspInputError("the model is on the meta device, which computes shapes but holds no "
+                                 "values (compile with device=\"cpu\" or \"cuda\" to run it)")
         return out.float().cpu().numpy(), lengths
 
     def run_batch(self, batch: Sequence[Input], batch_size: int = 1024) -> list[list]:

@@ -211,3 +211,10 @@ def test_cli_run_reads_digits_as_an_integer_vocabulary(tmp_path):
     run = _cli("run", str(src), "--input", "01", "--json")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["output"] == [1, 2]
+
+
+def test_running_a_model_on_the_meta_device_is_a_clear_error():
+    sop = rasp.parse("x = selector_width(select(tokens, tokens, ==));")["x"]
+    model = compiler.compile(sop, vocab="ab", max_seq_len=3, device="meta")
+    with pytest.raises(rasp.RaspInputError, match="meta device, which computes shapes but holds no values"):
+        model("ab")
