@@ -17,8 +17,9 @@ call this function, and `causal=True` needs a rewrite of the program that
 Where it differs from Tracr: `mlp_exactness` is accepted and ignored (every MLP here is
 exact); numerical outputs come back snapped to the value the program computes, not as
 raw floats; `causal=True` is compiled as the program Tracr's causal model computes
-(`rasp.tracr.causal`: every select also requires key index <= query index), not with
-an attention mask, so the model's outputs are Tracr's causal ones.
+(`rasp.tracr.causal`: every select also requires key index <= query index, and `length`,
+which Tracr cannot compile, is the length so far), not with an attention mask, so the
+model's outputs are Tracr's causal ones.
 """
 
 from __future__ import annotations
@@ -93,4 +94,3 @@ def compile_rasp_to_model(program: Any, vocab: Iterable[Any], max_seq_len: int, 
                                "`select(indices, indices, <=)`, which is what causal means") from None
     model = compile_sop(program, vocab=vocab, max_seq_len=max_seq_len, device=device)
     return TracrStyleModel(model, compiler_bos, compiler_pad)
-

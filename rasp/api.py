@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 from . import ir
 from .build import _COMPARE_PY
 from .interpreter import evaluate, evaluate_batch
@@ -43,6 +45,8 @@ def _sop_arg(value: Any, what: str) -> ir.SOp:
         return value
     if isinstance(value, ir.Node):
         raise TypeError(f"{what} must be an s-op or an atom, got the selector {value.name}")
+    if isinstance(value, np.generic):       # (a numpy scalar: the Python value it equals)
+        value = value.item()
     if not isinstance(value, _ATOMS):
         raise TypeError(f"{what} must be an s-op or an atom (str, int, float, bool or None), "
                         f"got {type(value).__name__}")
@@ -70,6 +74,8 @@ def aggregate(selector: ir.Selector, sop: Any, default: Any = _ABSENT) -> ir.Agg
     sop = _sop_arg(sop, "aggregate's second argument")
     if default is _ABSENT:
         default = None if is_text_type(static_type(sop)) else 0
+    elif isinstance(default, np.generic):
+        default = default.item()
     elif not isinstance(default, _ATOMS):
         raise TypeError(f"aggregate's default must be an atom (str, int, float, bool or None), "
                         f"got {type(default).__name__}")
