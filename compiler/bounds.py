@@ -500,9 +500,11 @@ def readout_errors(readout, err: dict[int, float]) -> list[tuple[float, float]]:
         read = ref.read()
         inputs = sum(abs(c) * err.get(f.uid, 0.0) for f, c in read.terms.items())
         size = sum(abs(c) * _magnitude(f) for f, c in read.terms.items())
-        # integer multiples of integer-valued features whose sizes add up below 2**24: every
-        # partial sum is an integer float32 holds, so the read itself rounds nothing (a token
-        # code times 1,000,003 plus the position was charged 1.07 against a margin of 1/2)
-        rounding = 0.0 if integer_combination(read.terms) and size < 2.0 ** 24 else EPS32 * size
+        # exact integer multiples of integer-valued features whose sizes add up below 2**24:
+        # every partial sum is an integer float32 holds, so the read itself rounds nothing (a
+        # token code times 1,000,003 plus the position was charged 1.07 against a margin of
+        # 1/2); inputs off by a little round again in the sum
+        exact = inputs == 0.0 and integer_combination(read.terms) and size < 2.0 ** 24
+        rounding = 0.0 if exact else EPS32 * size
         out.append((inputs + rounding, margin))
     return out

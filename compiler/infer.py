@@ -47,8 +47,9 @@ MAX_TABLE_CELLS = 1 << 26
 
 
 def out_of_memory(node: Optional[ir.Node]) -> CompileError:
-    return CompileError("the compiler ran out of memory analysing this at this max_seq_len (its value sets "
-                        "or select tables grow too fast with it); use a smaller vocabulary or max_seq_len", node)
+    what = "this s-op" if node is not None else "this program"
+    return CompileError(f"the compiler ran out of memory on {what} at this max_seq_len (its value sets or "
+                        "select tables grow too fast with it); use a smaller vocabulary or max_seq_len", node)
 
 
 def check_table_size(n_keys: int, n_queries: int, node: ir.Node) -> None:

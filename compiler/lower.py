@@ -584,10 +584,12 @@ class Lowering:
     def _produce(self, node: ir.SOp, refs: list[Ref]) -> list[Feature]:
         """Express every ref in the node's feature basis, creating features as needed."""
         if len(refs) > MAX_FUNCTIONS_PER_SOP:
-            raise CompileError(f"the blocks reading this s-op ask for {len(refs):,} different functions of its "
-                               f"{len(self.values(node)):,} values (residual directions), more than the "
-                               f"{MAX_FUNCTIONS_PER_SOP:,} the compiler builds for one s-op (use a smaller "
-                               "vocabulary or max_seq_len)", node)
+            distinct = len({ref.vec.tobytes() for ref in refs})     # (a request may repeat another)
+            if distinct > MAX_FUNCTIONS_PER_SOP:
+                raise CompileError(f"the blocks reading this s-op ask for {distinct:,} different functions of its "
+                                   f"{len(self.values(node)):,} values (residual directions), more than the "
+                                   f"{MAX_FUNCTIONS_PER_SOP:,} the compiler builds for one s-op (use a smaller "
+                                   "vocabulary or max_seq_len)", node)
         basis = self.node_basis.setdefault(node.id, Basis(len(self.values(node))))
         before = len(basis.features)
         # (a snap head rounds each partial sum of its read, and an exact gate must sum

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from rasp import ir
 from rasp.errors import RaspInputError
@@ -137,6 +137,31 @@ class Compilation:
         return self._probes
 
 
+def _only_floats(values) -> bool:
+    """Floats but no ints among the numbers (bools are not counted)."""
+    types = set(map(type, values))
+    return float in types and int not in types
+
+
+def _floats_at(graph: ProgramGraph, inference: Inference) -> Optional[list]:
+    """OutputSpec.floats_at of the program's output: where a structural selector fixes how
+    many keys each query averages, a number is a float exactly where it averages several
+    (the mean of every position is an int at length 1 and a float from 2); otherwise from
+    the output's values at each position (every value a float there)."""
+    out = graph.output
+    N = inference.N
+    sel = inference.sel[graph.children(out)[0].id] if isinstance(out, ir.Aggregate) else None
+    flags: list = []
+    for i in range(N):
+        if sel is not None and sel.exact is not None and out.semantics == "rasp":
+            per_length = [int(sel.exact[n - 1][i].sum()) > 1 for n in range(i + 1, N + 1)]
+        else:
+            at = inference.info[out.id].by_pos[i]
+            per_length = [_only_floats(at)]
+        flags.append(per_length[0] if len(set(per_length)) == 1 else per_length)
+    return flags if any(f is True or isinstance(f, list) for f in flags) else None
+
+
 _blas_controller = None
 
 
@@ -159,6 +184,7 @@ def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
         spec = OutputSpec("numeric", values, none_flag=len(readout.reads) > 1)
     else:
         spec = OutputSpec(readout.mode, list(readout.values))
+    spec.floats_at = _floats_at(comp.graph, comp.inference)
     info = {
         "blocks": [[h.label for h in comp.schedule.heads[l]] + [m.label for m in comp.schedule.mlps[l]]
                    for l in range(comp.schedule.num_layers)],

@@ -52,9 +52,28 @@ class OutputSpec:
     mode: str                      # "onehot": argmax; "code": round to an index; "numeric": snap to `values`
     values: list                   # the possible output values (numeric: sorted by value)
     none_flag: bool = False        # numeric mode: logit 1 says "None"
+    # per position, whether every value it can hold is a float (a list over lengths i+1..N
+    # where that depends on the length), or None if nowhere: the value list keeps the int
+    # 1 for 1 and 1.0, and a mean of several keys is the float 1.0 (one key: the int)
+    floats_at: Optional[list] = None
 
     def decode(self, logits: np.ndarray) -> list:
-        """logits: [positions, d_out] -> list of values."""
+        """logits: [positions, d_out] (the positions of one input) -> list of values."""
+        return self._typed(self._values(logits))
+
+    def _typed(self, out: list) -> list:
+        if self.floats_at is None:
+            return out
+        n = len(out)
+        typed = []
+        for i, v in enumerate(out):
+            flag = self.floats_at[i] if i < len(self.floats_at) else False
+            if isinstance(flag, list):
+                flag = flag[n - i - 1]
+            typed.append(float(v) if flag and type(v) is int else v)
+        return typed
+
+    def _values(self, logits: np.ndarray) -> list:
         if self.mode == "onehot":
             idx = np.argmax(logits, axis=-1)
             return [self.values[i] for i in idx]
@@ -228,7 +247,7 @@ class CompiledModel:
             "vocab": [encode_value(v) for v in self.vocab],
             "max_seq_len": self.max_seq_len,
             "output": {"mode": self.output.mode, "values": [encode_value(v) for v in self.output.values],
-                       "none_flag": self.output.none_flag},
+                       "none_flag": self.output.none_flag, "floats_at": self.output.floats_at},
             "features": self.feature_labels,
             "info": self.info,
         }
@@ -279,7 +298,8 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Co
     module = Transformer(shape)
     module.load_state_dict(load_file(str(path)))
     out = info["output"]
-    spec = OutputSpec(out["mode"], [decode_value(v) for v in out["values"]], out.get("none_flag", False))
+    spec = OutputSpec(out["mode"], [decode_value(v) for v in out["values"]], out.get("none_flag", False),
+                      out.get("floats_at"))
     model = CompiledModel(module, [decode_value(v) for v in info["vocab"]], info["max_seq_len"], spec,
                           info["features"], info.get("info", {}))
     return model.to(device)

@@ -17,9 +17,9 @@ call this function, and `causal=True` needs a rewrite of the program that
 Where it differs from Tracr: `mlp_exactness` is accepted and ignored (every MLP here is
 exact); numerical outputs come back snapped to the value the program computes, not as
 raw floats; `causal=True` is compiled as the program Tracr's causal model computes
-(`rasp.tracr.causal`: every select also requires key index <= query index, and `length`,
-which Tracr cannot compile, is the length so far), not with an attention mask, so the
-model's outputs are Tracr's causal ones.
+(`rasp.tracr.causal`: every aggregate's and width's selector also requires key index <=
+query index, and `length`, which Tracr cannot compile, is the length so far), not with an
+attention mask, so the model's outputs are Tracr's causal ones.
 """
 
 from __future__ import annotations

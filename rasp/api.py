@@ -34,7 +34,7 @@ length = ir.Length()
 _ABSENT = object()
 
 
-_ATOMS = (str, int, float, bool, type(None))
+_ATOMS = (str, int, float, bool, type(None), tuple)     # (tuples: values of joint s-ops)
 
 
 def _sop_arg(value: Any, what: str) -> ir.SOp:
@@ -48,7 +48,7 @@ def _sop_arg(value: Any, what: str) -> ir.SOp:
     if isinstance(value, np.generic):       # (a numpy scalar: the Python value it equals)
         value = value.item()
     if not isinstance(value, _ATOMS):
-        raise TypeError(f"{what} must be an s-op or an atom (str, int, float, bool or None), "
+        raise TypeError(f"{what} must be an s-op or an atom (str, int, float, bool, None or a tuple), "
                         f"got {type(value).__name__}")
     return to_sop(value)
 
@@ -77,7 +77,7 @@ def aggregate(selector: ir.Selector, sop: Any, default: Any = _ABSENT) -> ir.Agg
     elif isinstance(default, np.generic):
         default = default.item()
     elif not isinstance(default, _ATOMS):
-        raise TypeError(f"aggregate's default must be an atom (str, int, float, bool or None), "
+        raise TypeError(f"aggregate's default must be an atom (str, int, float, bool, None or a tuple), "
                         f"got {type(default).__name__}")
     return ir.Aggregate(selector, sop, default)
 

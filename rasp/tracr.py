@@ -644,7 +644,8 @@ def _mean(xs: Sequence[VT], default: VT) -> VT:
 # ---- programs built with Tracr's own module ---------------------------------------------
 
 def from_tracr(expr: Any) -> RASPExpr:
-    """This module's copy of a program built with DeepMind's own `tracr.rasp.rasp`.
+    """This module's copy of a program built with DeepMind's own `tracr.rasp.rasp` (or with
+    this module: a fresh copy).
 
     Lets a program written against an installed tracr-pypi go straight to our compiler
     (`compiler.compile` calls this itself), without swapping modules before it is built.
@@ -660,8 +661,8 @@ def causal(expr: Any) -> RASPExpr:
     """The program as Tracr's `compile_rasp_to_model(..., causal=True)` computes it.
 
     Tracr's causal model masks every attention layer, so each query sees only the keys at
-    or before it: every `Select` (those under a `SelectorWidth` or a `make_length` too)
-    acts as if and-ed with `Select(indices, indices, LEQ)`, and `length` (which Tracr
+    or before it: the selector of every `Aggregate` and `SelectorWidth` (a `make_length`'s
+    too) acts as if and-ed with `Select(indices, indices, LEQ)`, and `length` (which Tracr
     does not compile) is the length so far, `indices + 1`. The copy says so explicitly,
     so that the interpreter and the (non-causal) compiler both compute the causal
     program. Takes a program built with this module or with tracr-pypi's own; returns a
@@ -685,14 +686,17 @@ def _copy_program(expr: Any, causal: bool) -> RASPExpr:
             stack.append((node, True))
             stack.extend((child, False) for child in children if id(child) not in copies)
             continue
-        copy = _copy_tracr_node(node, [copies[id(child)] for child in children])
+        kids = [copies[id(child)] for child in children]
+        if causal and _tracr_class(node) in ("Aggregate", "SelectorWidth"):
+            # (masked where the selector is used, as attention is: a mask on each Select
+            # would be undone by a SelectorNot above it)
+            kids[0] = SelectorAnd(kids[0], mask)
+        copy = _copy_tracr_node(node, kids)
         if causal and isinstance(copy, LengthType):
             # (a causal model cannot see the whole input: the length so far, as make_length
             # gives under Tracr's causal mask)
             copy = Map(lambda i: i + 1, positions, simplify=False)
         copy.annotations = {**copy.annotations._values, **_our_annotations(node)}
-        if causal and isinstance(copy, Select):
-            copy = SelectorAnd(copy, mask)
         copies[id(node)] = copy
     return copies[id(expr)]
 

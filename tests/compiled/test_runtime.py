@@ -218,3 +218,23 @@ def test_running_a_model_on_the_meta_device_is_a_clear_error():
     model = compiler.compile(sop, vocab="ab", max_seq_len=3, device="meta")
     with pytest.raises(rasp.RaspInputError, match="meta device, which computes shapes but holds no values"):
         model("ab")
+
+
+@pytest.mark.parametrize("source", ['aggregate(select(indices, indices, <=), indicator(tokens == "a"));',
+                                    "aggregate(select(1, 1, ==), 3);",
+                                    "aggregate(select(indices, indices, <=), tokens_int) + 1;"])
+def test_outputs_have_the_interpreters_number_types(source, tmp_path):
+    """A mean of several keys is a float even where it is whole (1.0), a single key's value
+    stays an int; the value list keeps one of 1 and 1.0, so the decoder types each
+    position by how many keys its query averages at that length (structural selectors)."""
+    import itertools
+    vocab = [1, 2] if "tokens_int" in source else ["a", "b"]
+    sop = rasp.parse(source)["out"]
+    model = compiler.compile(sop, vocab=vocab, max_seq_len=3)
+    model.save(tmp_path / "m.safetensors")
+    loaded = compiler.load(tmp_path / "m.safetensors")
+    inputs = [list(t) for n in range(1, 4) for t in itertools.product(vocab, repeat=n)]
+    for m in (model, loaded):
+        for x, got in zip(inputs, m.run_batch(inputs)):
+            want = rasp.evaluate(sop, x)
+            assert got == want and [type(v) for v in got] == [type(v) for v in want], (x, got, want)

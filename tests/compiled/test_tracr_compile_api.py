@@ -35,6 +35,13 @@ def position_times_length() -> tr.SOp:
     return tr.SequenceMap(lambda i, n: i * n, tr.indices, tr.length)
 
 
+def mean_of_the_others() -> tr.SOp:
+    """A `SelectorNot`: masking its Select alone would let `not` select every later key."""
+    others = tr.SelectorNot(tr.Select(tr.indices, tr.indices, tr.Comparison.EQ))
+    is_a = tr.numerical(tr.Map(lambda x: 1 if x == "a" else 0, tr.tokens))
+    return tr.numerical(tr.Aggregate(others, is_a, default=0))
+
+
 def test_apply_decodes_like_tracr_with_the_bos_token_first() -> None:
     model = compiling.compile_rasp_to_model(make_reverse(), vocab={"a", "b", "c"}, max_seq_len=5,
                                             compiler_bos="BOS")
@@ -60,7 +67,8 @@ def test_tracr_input_rules_are_kept() -> None:
         model.apply(["compiler_bos", "z"])
 
 
-@pytest.mark.parametrize("build", [make_length, make_reverse, running_max_of_earlier, position_times_length])
+@pytest.mark.parametrize("build", [make_length, make_reverse, running_max_of_earlier, position_times_length,
+                                   mean_of_the_others])
 def test_causal_program_sees_only_earlier_keys(build) -> None:
     """The causal copy computes, on every input, what the program computes on each prefix
     at that prefix's last position (a causal model's defining property), and the model

@@ -272,6 +272,8 @@ def test_api_arguments_of_the_wrong_kind_are_refused_when_built(build, message):
 
 def test_api_atoms_still_become_constants():
     assert r.evaluate(r.map(lambda x: x + 1, 5), "ab") == [6, 6]
+    pairs = r.map(lambda t: (t,), r.tokens)        # (tuples are values too: of joint s-ops)
+    assert r.evaluate(r.selector_width(r.select(pairs, ("a",), "==")), "ab") == [1, 1]
     assert r.evaluate(r.selector_width(r.select(r.tokens, "a", "==")), "aba") == [2, 2, 2]
 
 
