@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional
 
+import numpy as np
+
 from rasp import ir
 from rasp.errors import RaspInputError
 from rasp.values import token_list
@@ -151,14 +153,16 @@ def _floats_at(graph: ProgramGraph, inference: Inference) -> Optional[list]:
     out = graph.output
     N = inference.N
     sel = inference.sel[graph.children(out)[0].id] if isinstance(out, ir.Aggregate) else None
-    flags: list = []
-    for i in range(N):
-        if sel is not None and sel.exact is not None and out.semantics == "rasp":
-            per_length = [int(sel.exact[n - 1][i].sum()) > 1 for n in range(i + 1, N + 1)]
-        else:
-            at = inference.info[out.id].by_pos[i]
-            per_length = [_only_floats(at)]
-        flags.append(per_length[0] if len(set(per_length)) == 1 else per_length)
+    if sel is not None and sel.exact is not None and out.semantics == "rasp":
+        several = np.zeros((N, N), dtype=bool)        # [length - 1, position]
+        for n in range(1, N + 1):
+            several[n - 1, :n] = np.asarray(sel.exact[n - 1]).sum(axis=1) > 1
+        flags: list = []
+        for i in range(N):
+            column = several[i:, i]          # (lengths i + 1 .. N)
+            flags.append(bool(column[0]) if column.all() or not column.any() else column.tolist())
+    else:
+        flags = [_only_floats(at) for at in inference.info[out.id].by_pos]
     return flags if any(f is True or isinstance(f, list) for f in flags) else None
 
 
