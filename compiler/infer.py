@@ -727,8 +727,11 @@ class Inference:
             node = getattr(err, "node", None)
             if span is None and node is not None:
                 span = self._first_use_span(node)
-            raise CompileError(f"evaluating the program on the vocabulary failed: {err.message}",
-                               span=span) from None
+            raise CompileError(f"evaluating the program on the vocabulary failed: {err.message}", span=span,
+                               notes=("  (this part depends only on positions, the length or single tokens, so it "
+                                      "fails on every input with that length or token; the model must agree with "
+                                      "the interpreter on all of them: guard it, e.g. "
+                                      "`x / (y if y != 0 else 1)`)",)) from None
 
     def _first_use_span(self, node: ir.Node):
         """Where a builtin (tokens_int, ...), which has no source of its own, is first used."""

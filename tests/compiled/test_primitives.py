@@ -1011,3 +1011,12 @@ def test_large_integer_outputs_below_2_to_24_decode_exactly():
     sop = compile_text("tokens_int * 1000003 + indices;")
     model = assert_exact(sop, [0, 1, 2, 9], 5)
     assert model.exactness()["proven_exact"] and model.exactness()["output_error_bound"] == 0.0
+
+
+def test_a_structural_division_by_zero_is_refused_with_the_guard_to_write():
+    """`indices / (length - 1)` fails on every input of length 1, where the model would
+    still have to answer: the error says so and how to guard it; guarded, it compiles."""
+    with pytest.raises(compiler.CompileError, match="division by zero") as err:
+        compiler.compile(compile_text("indices / (length - 1);"), vocab="ab", max_seq_len=4)
+    assert "`x / (y if y != 0 else 1)`" in str(err.value)
+    assert_exact(compile_text("indices / (length - 1 if length > 1 else 1);"), "ab", 4)
