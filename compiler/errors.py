@@ -18,14 +18,17 @@ class CompileError(RaspError):
         if span is None and node is not None and node.origin is not None:
             span = node.origin.user_span()
         if node is not None:
-            text = node.source_text
-            label = node.name
-            where = f"`{text}`" if text else f"`{label}`"
-            if text and node.has_user_name and label != text:
-                where = f"{label} = `{text}`"
-            message = f"in {where}: {message}"
+            message = f"in {expression_label(node)}: {message}"
         self.node = node
         super().__init__(message, span, notes)
+
+
+def expression_label(node: ir.Node) -> str:
+    """How errors name an expression: its source text, with the name it was assigned to."""
+    text = node.source_text
+    if text and node.has_user_name and node.name != text:
+        return f"{node.name} = `{text}`"
+    return f"`{text or node.name}`"
 
 
 class ReadoutError(CompileError):

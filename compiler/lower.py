@@ -34,7 +34,7 @@ from rasp.values import factorize
 
 from .bounds import (TableBound, attention_error, estimate_head_problems, estimate_problems, propagate,
                      readout_errors)
-from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
+from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused, expression_label
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number, out_of_memory
@@ -1461,12 +1461,7 @@ class Lowering:
         """What a refused table read: each input with its number of values (an aggregate
         the compiler cannot show selects one key takes every mean of the values it may
         select, which is usually why such a table is too fine for float32)."""
-        parts = []
-        for leaf in inputs:
-            text = leaf.source_text
-            label = f"{leaf.name} = `{text}`" if text and leaf.has_user_name and leaf.name != text else \
-                f"`{text or leaf.name}`"
-            parts.append(f"{label} ({len(self.values(leaf))} values)")
+        parts = [f"{expression_label(leaf)} ({len(self.values(leaf))} values)" for leaf in inputs]
         return ("  its inputs: " if len(parts) > 1 else "  its input: ") + ", ".join(parts)
 
     def _snapped_table(self, node: ir.SOp, leaves: list[ir.SOp], active: list[int], cols: list[np.ndarray],

@@ -675,7 +675,7 @@ def _copy_program(expr: Any, causal: bool) -> RASPExpr:
     copies: Dict[int, RASPExpr] = {}
     if causal:
         positions = IndicesType()
-        mask = Select(positions, positions, Comparison.LEQ).named("causal_mask")    # (shared by every select)
+        mask = Select(positions, positions, Comparison.LEQ).named("causal_mask")    # (one, shared by every use)
     stack: List[Tuple[Any, bool]] = [(expr, False)]
     while stack:
         node, expanded = stack.pop()
