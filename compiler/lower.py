@@ -1148,8 +1148,17 @@ class Lowering:
         return list(cut.values())
 
     def _fusion_width(self, leaves: list[ir.SOp]) -> int:
-        """At most how many value combinations the leaves take (the product of their counts)."""
-        return math.prod(len(self.values(leaf)) for leaf in leaves)
+        """At most how many value combinations the leaves take: the product of their
+        counts, or, where smaller, the sum over positions of the product of the counts each
+        can hold there. (Two prefix means and the position, as in the RASP paper's Dyck
+        programs, hold 81 * 81 * 16 combinations in all at max_seq_len 16 but about 1,500
+        position by position; the coarse bound split their one MLP into three.)"""
+        whole = math.prod(len(self.values(leaf)) for leaf in leaves)
+        if whole <= STAGE_MAX_COMBINATIONS:
+            return whole
+        by_pos = [self.inf.info[leaf.id].by_pos for leaf in leaves]
+        per_position = sum(math.prod(len(sets[i]) for sets in by_pos) for i in range(self.N))
+        return min(whole, per_position)
 
     def _fusion_too_wide(self, fused: list[ir.SOp], kids: list[ir.Node]) -> bool:
         """Whether the fused chain's leaves may take far more value combinations than the

@@ -1020,3 +1020,23 @@ def test_a_structural_division_by_zero_is_refused_with_the_guard_to_write():
         compiler.compile(compile_text("indices / (length - 1);"), vocab="ab", max_seq_len=4)
     assert "`x / (y if y != 0 else 1)`" in str(err.value)
     assert_exact(compile_text("indices / (length - 1 if length > 1 else 1);"), "ab", 4)
+
+
+def test_paper_dyck1_prefix_counts_fuse_into_one_mlp():
+    """The RASP paper's Dyck-1 counts brackets as `(indices + 1) * aggregate(prefix, ...)`
+    and tests the balance in one MLP over the position and two prefix means. Their value
+    counts multiply to 17 * 81 * 81 at max_seq_len 16, past the fusion cap, though a
+    position holds at most 17 * 17 * 17 of them: bounded by the product, the MLP was split
+    into three (4 layers, the paper says 2)."""
+    source = """
+up_to_self = select(indices, indices, <=);
+n_opens = (indices + 1) * aggregate(up_to_self, indicator(tokens == "("));
+n_closes = (indices + 1) * aggregate(up_to_self, indicator(tokens == ")"));
+balance = n_opens - n_closes;
+prev_imbalances = aggregate(up_to_self, indicator(balance < 0));
+"F" if prev_imbalances > 0 else ("T" if balance == 0 else "P");
+"""
+    sop = compile_text(source)
+    vocab = list("()x")
+    model = assert_exact(sop, vocab, 16, inputs=random_inputs(vocab, 16, 30, seed=5))
+    assert model.num_layers == 2 and model.d_mlp < 20
