@@ -4,6 +4,7 @@ needed; tests/compiled/test_tracr_pypi.py runs Tracr's own causal test cases).""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import compiler
@@ -99,3 +100,47 @@ def test_causal_refuses_a_text_language_program_clearly() -> None:
     program = rasp.parse("earlier = aggregate(select(indices, indices, <), tokens, 0);")["earlier"]
     with pytest.raises(compiler.CompileError, match="causal=True takes a program built with the Tracr API"):
         compiling.compile_rasp_to_model(program, vocab={"a"}, max_seq_len=3, causal=True)
+
+
+def test_the_rest_of_tracrs_model_surface() -> None:
+    """A harness written for Tracr also reads the config, residual labels, params, encoders
+    and the activations of `apply`; each is this model's own."""
+    model = compiling.compile_rasp_to_model(make_reverse(), vocab={"a", "b", "c"}, max_seq_len=5,
+                                            compiler_bos="BOS")
+    cfg = model.model_config
+    assert (cfg.num_layers, cfg.num_heads, cfg.mlp_hidden_size) == (model.num_layers, model.num_heads, model.d_mlp)
+    assert not cfg.layer_norm and not cfg.causal and cfg.key_size >= 1
+    assert len(model.residual_labels) == model.d_model
+    assert sum(a.size for group in model.params.values() for a in group.values()) == model.num_params
+    enc = model.input_encoder
+    assert enc.encode(["BOS", "c", "a"]) == [enc.bos_encoding, enc.encoding_map["c"], enc.encoding_map["a"]]
+    assert enc.decode(enc.encode(["BOS", "b"])) == ["BOS", "b"] and enc.pad_token == "compiler_pad"
+    with pytest.raises(ValueError, match="BOS"):
+        enc.encode(["a"])
+    with pytest.raises(ValueError, match="longer than"):
+        enc.encode(["BOS"] + ["a"] * 6)
+
+    out = model.apply(["BOS", "a", "b", "c", "compiler_pad"])
+    assert out.decoded == ["BOS", "c", "b", "a", None]
+    dec = model.output_encoder
+    assert out.unembedded.tolist() == [[-1, dec.encoding_map["c"], dec.encoding_map["b"], dec.encoding_map["a"], -1]]
+    T, D = 5, model.d_model
+    assert len(out.residuals) == len(out.layer_outputs) == 2 * model.num_layers
+    assert all(r.shape == (1, T, D) for r in out.residuals) and out.transformer_output.shape == (1, T, D)
+    assert np.allclose(out.input_embeddings + sum(out.layer_outputs), out.transformer_output, atol=1e-5)
+    assert np.all(out.transformer_output[0, -1] == 0)          # the padding position
+    assert [a.shape for a in out.attn_logits] == [(1, h, T, T) for h in model.heads_per_layer]
+    # the same activations as the inspection API's, for the unpadded input
+    from compiler.inspect import residuals
+    ours, _ = residuals(model.model, [["a", "b", "c"]])
+    assert np.allclose(out.residuals[-1][0, :4], ours[2 * model.num_layers][0], atol=1e-6)
+
+
+def test_a_numerical_output_has_tracrs_identity_encoder() -> None:
+    frac = tr.numerical(tr.Aggregate(tr.Select(tr.indices, tr.indices, tr.Comparison.LEQ),
+                                     tr.numerical(tr.Map(lambda x: 1 if x == "a" else 0, tr.tokens)), default=0))
+    model = compiling.compile_rasp_to_model(frac, vocab={"a", "b"}, max_seq_len=4, compiler_bos="BOS", causal=True)
+    assert model.output_encoder.encoding_map is None and model.model_config.causal
+    out = model.apply(["BOS", "a", "b", "a"])
+    assert out.decoded[1:] == pytest.approx([1.0, 0.5, 2 / 3])
+    assert out.unembedded[0, 1:] == pytest.approx([1.0, 0.5, 2 / 3]) and np.isnan(out.unembedded[0, 0])
