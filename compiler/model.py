@@ -13,9 +13,10 @@ This module knows tensors and shapes only; nothing here knows about RASP.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -128,6 +129,37 @@ class Block(nn.Module):
         return _hook(hooks, f"{prefix}.hook_resid_post", x)
 
 
+@contextlib.contextmanager
+def full_float32(device: torch.device) -> Iterator[None]:
+    """On CUDA, float32 products computed as float32: no TF32 (which `torch.set_float32_
+    matmul_precision("high")` turns on for the whole process, with a 10-bit mantissa) and
+    attention by the plain kernel (matmul, softmax, matmul), not a fused one whose
+    arithmetic is the kernel's own. A compiled model's error bound assumes float32
+    arithmetic. The settings are restored afterwards; elsewhere this does nothing."""
+    if device.type != "cuda":
+        yield
+        return
+    precision, cudnn_tf32 = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        with _plain_attention():
+            yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+
+
+def _plain_attention():
+    """scaled_dot_product_attention restricted to its math kernel (torch >= 2.3 has
+    torch.nn.attention; 2.2 the older switch)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:             # pragma: no cover - torch 2.2
+        return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_mem_efficient=False, enable_math=True)
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 def _hook(hooks: dict, name: str, value: torch.Tensor) -> torch.Tensor:
     fn = hooks.get(name)
     if fn is None:
@@ -156,14 +188,15 @@ class Transformer(nn.Module):
         hooks = hooks or {}
         if mask is None:
             mask = torch.ones_like(tokens, dtype=torch.bool)
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        embed = _hook(hooks, "hook_embed", self.W_E[tokens])
-        pos = _hook(hooks, "hook_pos_embed", self.W_pos[positions][None, :, :].expand_as(embed))
-        x = embed + pos
-        for i, block in enumerate(self.blocks):
-            x = block(x, mask, hooks, f"blocks.{i}")
-        x = _hook(hooks, "hook_resid_final", x)
-        return x @ self.W_U + self.b_U
+        with full_float32(tokens.device):
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+            embed = _hook(hooks, "hook_embed", self.W_E[tokens])
+            pos = _hook(hooks, "hook_pos_embed", self.W_pos[positions][None, :, :].expand_as(embed))
+            x = embed + pos
+            for i, block in enumerate(self.blocks):
+                x = block(x, mask, hooks, f"blocks.{i}")
+            x = _hook(hooks, "hook_resid_final", x)
+            return x @ self.W_U + self.b_U
 
     def run_with_cache(self, tokens: torch.Tensor, mask: Optional[torch.Tensor] = None,
                        hooks: Optional[dict[str, Hook]] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

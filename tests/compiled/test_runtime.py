@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 
 import compiler
 import rasp
+from rasp.header import read_header_file
 
 from .helpers import compile_text
 
@@ -114,6 +116,49 @@ def test_forward_makes_every_tensor_on_the_input_device(reverse_model):
 def test_runs_on_gpu():
     model = compiler.compile(compile_text(REVERSE), vocab="abc", max_seq_len=8, device="cuda")
     assert model("abc") == ["c", "b", "a"]
+
+
+DEVICE_PROGRAMS = ["sort", "most_freq", "shuffle_dyck2", "pair_balance", "addition"]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", DEVICE_PROGRAMS)
+def test_library_programs_are_exact_on_the_device_even_where_tf32_is_on(name, device):
+    # a user who turned TF32 on for their own work (10-bit mantissa products on CUDA)
+    # still gets exact outputs: the forward pass computes in float32 (model.full_float32)
+    path = Path(__file__).resolve().parents[2] / "programs" / f"{name}.rasp"
+    h = read_header_file(path)
+    program = rasp.load(path)
+    sop = program[h.output or program.result_name]
+    model = compiler.compile(sop, vocab=h.vocab, max_seq_len=h.max_len, device=device)
+    rng = random.Random(name)
+    inputs = [[rng.choice(h.vocab) for _ in range(rng.randint(1, h.max_len))] for _ in range(400)]
+    good, expected = rasp.evaluate_accepted(sop, inputs)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        got = model.run_batch(good)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert len(good) > 100
+    assert all(compiler.same_output(e, g) for e, g in zip(expected, got))
+
+
+def test_full_float32_turns_tf32_off_on_cuda_and_restores_the_users_settings():
+    from compiler.model import full_float32
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with full_float32(torch.device("cuda")):        # (settings only: no GPU is needed)
+            assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "high" and torch.backends.cudnn.allow_tf32
+        with full_float32(torch.device("cpu")):
+            assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
 
 
 def _cli(*args):
