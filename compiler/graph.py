@@ -9,7 +9,7 @@ output), and structurally identical nodes (same operation on the same inputs, e.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Hashable, Optional, Sequence
+from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
 
 import networkx as nx
 import numpy as np
@@ -114,7 +114,9 @@ def _stable_repr(value: Any) -> str:
 class ProgramGraph:
     """The deduplicated dataflow graph of one output s-op."""
 
-    def __init__(self, output: ir.SOp) -> None:
+    def __init__(self, output: ir.SOp, replace: Optional[Mapping[int, ir.Node]] = None) -> None:
+        """`replace`: canonical node id -> a node computing the same values (see
+        compiler.rewrite), used wherever the original is; its new nodes join the graph."""
         self.canon: dict[int, ir.Node] = {}
         seen: dict[Hashable, ir.Node] = {}
         order = ir.topological_order([output])
@@ -129,6 +131,8 @@ class ProgramGraph:
                 self.canon[node.id] = node
                 if key is not None:
                     seen[key] = node
+        if replace:
+            self._replace(replace)
         self.output = self.canon[output.id]
         self._joint_selectors(order)
         self.graph = nx.DiGraph()
@@ -143,6 +147,14 @@ class ProgramGraph:
                     seen.add(child.id)
                     stack.append(child)
 
+    def _replace(self, replace: Mapping[int, ir.Node]) -> None:
+        for new in replace.values():
+            for node in ir.topological_order([new]):
+                self.canon.setdefault(node.id, node)
+        for nid, canonical in list(self.canon.items()):
+            if canonical.id in replace:
+                self.canon[nid] = replace[canonical.id]
+
     def _joint_selectors(self, order: list[ir.Node]) -> None:
         """Rewrite `or`s of selects over different s-ops used by aggregates into one select.
 
@@ -155,7 +167,7 @@ class ProgramGraph:
             if not isinstance(node, ir.Aggregate) or self.canon[node.id] is not node:
                 continue
             sel = self.canon[node.children[0].id]
-            if _conjunctive(sel, self):
+            if conjunctive(sel, self):
                 continue
             joint = joint_select(sel, self)
             for nid, canonical in list(self.canon.items()):
@@ -195,17 +207,17 @@ def _pair_key(s: ir.Select, g: "ProgramGraph") -> tuple[int, int]:
     return (g.canon[s.children[0].id].id, g.canon[s.children[1].id].id)
 
 
-def _conjunctive(sel: ir.Selector, g: "ProgramGraph", negated: bool = False) -> bool:
+def conjunctive(sel: ir.Selector, g: "ProgramGraph", negated: bool = False) -> bool:
     """Mirror of selectors.conjunction: realisable as a conjunction of single-pair literals."""
     if len({_pair_key(s, g) for s in _pairs(sel, g)}) <= 1:
         return True
     kids = [g.canon[c.id] for c in sel.children]
     if isinstance(sel, ir.SelectNot):
-        return _conjunctive(kids[0], g, not negated)
+        return conjunctive(kids[0], g, not negated)
     if isinstance(sel, ir.SelectAnd) and not negated:
-        return all(_conjunctive(k, g) for k in kids)
+        return all(conjunctive(k, g) for k in kids)
     if isinstance(sel, ir.SelectOr) and negated:
-        return all(_conjunctive(k, g, True) for k in kids)
+        return all(conjunctive(k, g, True) for k in kids)
     return False
 
 

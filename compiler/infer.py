@@ -456,6 +456,9 @@ class Inference:
         self._uniform: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
+        # aggregates that are c / (number of selected keys): the value is c at position 0,
+        # which every query selects, and 0 elsewhere (see compiler.rewrite)
+        self.anchored_widths: dict[int, Any] = {}
         self._relations: dict[int, Optional[tuple]] = {}   # see _combination_relation
         self._compute_deps()
         self._current: Optional[ir.Node] = None     # the node being analysed, for errors
@@ -1467,6 +1470,9 @@ class Inference:
                 [total / k for k in range(len(held) + 1, n + 1)]
             for i in range(n):
                 per_pos[i].extend(means)
+        if nonzero == [0] and len({(type(src.exact[n, 0]), src.exact[n, 0]) for n in range(1, N + 1)}) == 1 \
+                and type(src.exact[1, 0]) in (int, float):
+            self.anchored_widths[node.id] = src.exact[1, 0]
         return [sorted_values(vals) for vals in per_pos]
 
     def _always_selects(self, selector: ir.Selector, p: int) -> bool:

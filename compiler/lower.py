@@ -292,6 +292,9 @@ class Lowering:
         self._shared_heads: dict[tuple, HeadBlock] = {}
         self._parts_cache: dict[int, list] = {}
         self._joint_cache: dict[int, Optional[tuple]] = {}
+        # two-head widths a table reads straight from their heads along the joint plan's
+        # coordinate: their heads must write what the plan assumed (its BOS boost)
+        self._joint_heads_read: set[int] = set()
         self._width_x: dict[int, list[Feature]] = {}   # width node -> its heads' 1/(w+1) features
         self._done: set[int] = set()
         self._snap_heads: dict[int, HeadBlock] = {}      # s-op id -> the head snapping its indicators
@@ -706,7 +709,7 @@ class Lowering:
         xs = np.array([float(v) for v in self.values(node)])
         # two heads decoded at once (see _joint_width_plan), whose BOS may weigh more
         joint = self._joint_width_plan(node) if len(xfeats) == 2 and \
-            any(affine_fit(xs, ref.vec) is None for ref in refs) else None
+            (node.id in self._joint_heads_read or any(affine_fit(xs, ref.vec) is None for ref in refs)) else None
         boost = joint[4] if joint is not None else 0.0
         if boost:
             c = math.exp(boost)
@@ -806,6 +809,23 @@ class Lowering:
                 self._joint_cache[node.id] = (lam, z, rows, z_err, boost)
                 break
         return self._joint_cache[node.id]
+
+    def _joint_width_rows(self, node: ir.SOp, col: np.ndarray) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """For a table reading a two-head width along its joint plan's coordinate: each of
+        the table's rows (its width `col[r]`) once per split (w0, w1) of that width, as
+        (row index, plan point index) arrays; (None, None) where a width has no split."""
+        _, _, point_rows, _, _ = self._joint_width_plan(node)
+        by_value: dict[int, list[int]] = defaultdict(list)
+        for p, i in enumerate(point_rows.tolist()):
+            by_value[i].append(p)
+        rows, points = [], []
+        for r, v in enumerate(col.tolist()):
+            splits = by_value.get(self.find(node, v), [])
+            if not splits:
+                return None, None
+            rows.extend([r] * len(splits))
+            points.extend(splits)
+        return np.array(rows, dtype=np.int64), np.array(points, dtype=np.int64)
 
     def _joint_decodes_codes(self, node: ir.SOp, code: np.ndarray) -> bool:
         """Whether a width's heads are decoded apart (no joint plan), or its joint plan's MLP
@@ -1360,7 +1380,8 @@ class Lowering:
         # widths read straight from their head (x = 1/(w+1)), so that the table runs in the
         # same layer as the heads instead of one MLP after the widths' decoders
         head_read = {j for j in active if self.plan.kind.get(leaves[j].id) == WIDTH
-                     and len(self._width_parts(leaves[j])) == 1} if not precise else set()
+                     and (len(self._width_parts(leaves[j])) == 1 or self._joint_width_plan(leaves[j]) is not None)
+                     } if not precise else set()
         if precise and self._snapped_table(node, leaves, active, cols, codes, outputs, created, snap_copies):
             return
         if snapped_only:
@@ -1412,41 +1433,62 @@ class Lowering:
                 # reads what "values" read, and a refused fused table was built twice)
                 continue
             tried.add(signature)
+            rows = None         # (a two-head width read from its heads: one table row per split)
+            if attempt == "heads":
+                joint = [j for j in coord if j in head_read and len(self._width_parts(leaves[j])) == 2]
+                if len(joint) > 1:
+                    continue
+                if joint:
+                    rows, points = self._joint_width_rows(leaves[joint[0]], cols[joint[0]])
+                    if rows is None:
+                        continue
+            t_cols = cols if rows is None else [c[rows] for c in cols]
+            t_codes = codes if rows is None else [c[rows] for c in codes]
+            t_outputs = outputs if rows is None else outputs[rows]
             xs, x_refs, x_errs = [], [], []
             for j in coord:
+                if attempt == "heads" and j in head_read and len(self._width_parts(leaves[j])) == 2:
+                    lam_w, z_w, _, z_err_w, _ = self._joint_width_plan(leaves[j])
+                    xs.append(z_w[points])
+                    x_refs.append(lambda j=j, lam_w=lam_w: dict(zip(self._width_x_features(leaves[j]), (1.0, lam_w))))
+                    x_errs.append(z_err_w)
+                    continue
                 if attempt == "heads" and j in head_read:
-                    xs.append(_width_x(np.array([float(v) for v in cols[j]])))
+                    xs.append(_width_x(np.array([float(v) for v in t_cols[j]])))
                     x_refs.append(lambda j=j: self._width_x_features(leaves[j])[0])
                     x_errs.append(self._width_x_error())
                     continue
                 if j in by_value:
-                    xs.append(self._coordinates(leaves[j], cols[j]))
+                    xs.append(self._coordinates(leaves[j], t_cols[j]))
                     x_refs.append(lambda j=j: self.request(leaves[j], self._value_coordinate(leaves[j]),
                                                            leaves[j].name))
                 else:
-                    xs.append(codes[j].astype(np.float64))
+                    xs.append(t_codes[j].astype(np.float64))
                     x_refs.append(lambda j=j: self._code_ref(leaves[j], cols[j], codes[j]))
                 x_errs.append(self._leaf_error_estimate(leaves[j], coded=j not in by_value))
-            combos = list(zip(*(cols[g] for g in gates))) if gates else [()] * n
+            combos = list(zip(*(t_cols[g] for g in gates))) if gates else [()] * len(t_outputs)
             n_aff = sum(1 for j in coord if j in by_value)
             if attempt == "heads" and len(xs) == 2:
-                lam = _separating_projection(xs, outputs)
+                lam = _separating_projection(xs, t_outputs)
             else:
-                lam = self._projection(xs, n_aff, combos, outputs) if len(xs) > 1 else [1.0] * len(xs)
+                lam = self._projection(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [1.0] * len(xs)
             if lam is None:
                 continue
             z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
             err = sum(abs(l) * e for l, e in zip(lam, x_errs))
-            plan = exact_table(combos, z, outputs, len(gates), err, low_error=self.low_error,
+            plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
                                precision=SCORE_PRECISION if precise else None)
             if plan is None:
                 continue
             z_lin: Lin = {}
             for l, make in zip(lam, x_refs):
-                ref = make()
-                z_lin[ref] = z_lin.get(ref, 0.0) + l
+                made = make()
+                for ref, k in (made.items() if isinstance(made, dict) else ((made, 1.0),)):
+                    z_lin[ref] = z_lin.get(ref, 0.0) + l * k
+            if rows is not None:
+                self._joint_heads_read.update(leaves[j].id for j in coord if j in head_read)
             gate_leaves = [leaves[g] for g in gates]
-            self._mlp_from_table(node, gate_leaves, combos, z, z_lin, outputs, created, z_err=err,
+            self._mlp_from_table(node, gate_leaves, combos, z, z_lin, t_outputs, created, z_err=err,
                                  label=f"compute {node.name}", plan=plan)
             return
         if probe:

@@ -18,6 +18,7 @@ from .infer import Inference, sorted_values
 from .lower import Lowering, finalize
 from .plan import ANY, MAP_VIRTUAL, Plan
 from .residual import layout
+from .rewrite import replacements
 from .runtime import CompiledModel, OutputSpec
 from .schedule import schedule
 
@@ -54,6 +55,10 @@ class Compilation:
         self.sop = sop
         self.graph = ProgramGraph(sop)
         self.inference = Inference(self.graph, vocab, max_seq_len)
+        replace = replacements(self.inference)
+        if replace:
+            self.graph = ProgramGraph(sop, replace=replace)
+            self.inference = Inference(self.graph, vocab, max_seq_len)
         self.plan = Plan(self.graph, self.inference)
         self.no_squares: frozenset = frozenset()
         while True:

@@ -116,12 +116,53 @@ def _literal_of(node: ir.Selector, graph: ProgramGraph, inf: Inference) -> Liter
 
 def conjunction(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> Optional[list[Literal]]:
     """The selector as a conjunction of literals, or None if it needs a disjunction."""
+    lits = _conjunction(sel, graph, inf)
+    return None if lits is None else merge_constant_sides(lits, inf)
+
+
+def merge_constant_sides(lits: list[Literal], inf: Inference) -> list[Literal]:
+    """A conjunction with fewer literals, each a head dimension set: two literals over the
+    same keys and queries are one (the Shannon expansion of `a or (b and c)` puts `not a`
+    beside `b` on the same pair); a literal whose queries are one constant value is a test
+    of the key alone (`select(indices, 0, !=)`), which joins another literal over the same
+    keys (and no key read that the other literal's codes would have to express); likewise
+    for one constant key value."""
+    out = list(lits)
+    merged = True
+    while merged:
+        merged = False
+        for i, lit in enumerate(out):
+            const_q = len(inf.info[lit.queries.id].values) == 1 and not inf.deps[lit.queries.id]
+            const_k = len(inf.info[lit.keys.id].values) == 1 and not inf.deps[lit.keys.id]
+            for j, other in enumerate(out):
+                if j == i:
+                    continue
+                if other.keys.id == lit.keys.id and other.queries.id == lit.queries.id:
+                    matrix = other.matrix & lit.matrix
+                elif const_q and const_k:
+                    continue
+                elif const_q and other.keys.id == lit.keys.id:
+                    matrix = other.matrix & lit.matrix[0:1, :]
+                elif const_k and other.queries.id == lit.queries.id:
+                    matrix = other.matrix & lit.matrix[:, 0:1]
+                else:
+                    continue
+                out[j] = Literal(other.keys, other.queries, matrix, other.source)
+                del out[i]
+                merged = True
+                break
+            if merged:
+                break
+    return out
+
+
+def _conjunction(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> Optional[list[Literal]]:
     if len(_pairs(sel, graph)) == 1:
         return [_literal_of(sel, graph, inf)]
     if isinstance(sel, ir.SelectAnd):
         out = []
         for c in graph.children(sel):
-            part = conjunction(c, graph, inf)
+            part = _conjunction(c, graph, inf)
             if part is None:
                 return None
             out.extend(part)
@@ -135,7 +176,7 @@ def conjunction_not(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> Op
     if len(_pairs(sel, graph)) == 1:
         return [_literal_of(sel, graph, inf).negated()]
     if isinstance(sel, ir.SelectNot):
-        return conjunction(graph.children(sel)[0], graph, inf)
+        return _conjunction(graph.children(sel)[0], graph, inf)
     if isinstance(sel, ir.SelectOr):
         a, b = graph.children(sel)
         pa, pb = conjunction_not(a, graph, inf), conjunction_not(b, graph, inf)
@@ -234,11 +275,11 @@ def disjoint_conjunctions(sel: ir.Selector, graph: ProgramGraph, inf: Inference)
         if f.op == "false":
             return
         if f.op == "true":
-            out.append(list(prefix))
+            out.append(merge_constant_sides(prefix, inf))
             return
         conj = _as_conjunction(f)
         if conj is not None:
-            out.append(prefix + conj)
+            out.append(merge_constant_sides(prefix + conj, inf))
             return
         if depth > 8:
             raise CompileError("this selector combination is too complex to split into attention heads", sel)

@@ -7,6 +7,7 @@ import pytest
 
 import compiler
 import rasp
+from compiler.graph import conjunctive
 
 from .helpers import assert_exact, compile_text, random_inputs
 
@@ -867,16 +868,22 @@ def width_with_bos(s) {
 """
 
 
-def test_width_with_bos_idiom_averages_one_anchor():
+def test_width_with_bos_idiom_is_compiled_as_a_selector_width():
     """The original RASP's selector width with BOS: position 0 is selected by every query
-    and is the only nonzero value, so the mean is 1 / count, never another fraction."""
+    and is the only nonzero value, so the mean is 1 / count, never another fraction; it is
+    compiled as 1 / (1 + the width of `s and not select(indices, 0, ==)`), a selector
+    width (compiler.rewrite), in one layer where the mean and its MLP took two."""
     max_len = 10
     sop = compile_text(WIDTH_WITH_BOS + "width_with_bos(select(tokens, tokens, ==));")
     model = assert_exact(sop, list("abc"), max_len, inputs=random_inputs(list("abc"), max_len, 30))
-    inference = model.program.inference
-    (mean,) = [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
-    assert sorted(float(v) for v in inference.info[mean.id].values) == sorted(1 / k for k in range(1, max_len + 1))
-    assert model.num_layers == 2 and model.exactness()["proven_exact"]
+    graph, inference = model.program.graph, model.program.inference
+    assert not [n for n in graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
+    (width,) = [n for n in graph.nodes() if isinstance(n, rasp.ir.SelectorWidth)]
+    (mean,) = graph.users(width)
+    # (the width of `s and not ...` is at most max_len - 1 on an input; inference allows max_len)
+    means = {float(v) for v in inference.info[mean.id].values}
+    assert {1 / k for k in range(1, max_len + 1)} <= means <= {1 / k for k in range(1, max_len + 2)}
+    assert model.num_layers == 1 and model.exactness()["proven_exact"]
     # not anchored: a nonzero value at a key a query may skip (position 1) mixes fractions
     loose = compile_text("numerical(aggregate(select(tokens, tokens, ==) or select(indices, 0, ==), "
                          "indicator(indices < 2)));")
@@ -905,6 +912,11 @@ sort_bos("-" if seen else tokens, -freq);
     model = compiler.compile(sop, vocab=list("abc"), max_seq_len=10)
     assert model.num_layers <= 5 and model.d_model < 600
     assert_exact(sop, list("abc"), 10, inputs=random_inputs(list("abc"), 10, 30, seed=3), model=model)
+    # as selector widths (compiler.rewrite); as means, the paper's own version took 7 layers
+    # and d_model 1,325 at max_seq_len 16
+    model = compiler.compile(sop, vocab=list("abc"), max_seq_len=20)
+    assert model.num_layers <= 5 and model.d_model < 250
+    assert_exact(sop, list("abc"), 20, inputs=random_inputs(list("abc"), 20, 10, seed=4), model=model)
 
 
 def test_shift_by_an_input_wide_offset_selects_one_key():
@@ -1040,3 +1052,79 @@ prev_imbalances = aggregate(up_to_self, indicator(balance < 0));
     vocab = list("()x")
     model = assert_exact(sop, vocab, 16, inputs=random_inputs(vocab, 16, 30, seed=5))
     assert model.num_layers == 2 and model.d_mlp < 20
+
+
+# Counts with BOS (compiler.rewrite): (source, vocab, max_len, whether the width replaces the mean)
+ANCHORED = [
+    # the anchor's value c = 3: one key keeps the int 3, several give 3 / k
+    ("aggregate(select(tokens, tokens, ==) or select(indices, 0, ==), 3 * indicator(indices == 0));",
+     "abc", 5, True),
+    # z written another way, and first
+    ("aggregate(select(indices, 0, <=) or select(tokens, \"a\", ==), indicator(indices == 0));", "ab", 6, True),
+    # an `or` of three parts (the paper's sort key) with z
+    ("aggregate((select(tokens, tokens, <) or (select(tokens, tokens, ==) and select(indices, indices, <))) "
+     "or select(indices, 0, ==), indicator(indices == 0));", "abc", 5, True),
+    # position 0 always selected, but not as `or z`: the width of the whole selector
+    ("aggregate(not (select(indices, 0, !=) and select(tokens, tokens, !=)), indicator(indices == 0));",
+     "abc", 5, True),
+    # the original REPL library's selector_width, round(1 / mean - 1 + mean over `s and z`)
+    ("at0 = select(indices, 0, ==);\ns = select(tokens, tokens, <);\n"
+     "round((1 / aggregate(s or at0, indicator(indices == 0))) - 1 + aggregate(s and at0, 1, 0));", "abc", 5, True),
+    # a constant over an `or` of different selects (has_focus): d where nothing is selected
+    ("aggregate(select(tokens, tokens, <) or select(indices, 2, ==), 1, 0);", "abc", 5, True),
+    ("aggregate(select(tokens, \"a\", ==) or select(indices, indices, <), \"x\", \"none\");", "ab", 5, True),
+    ("has_focus(select(tokens, tokens, <) or select(indices, 2, ==)) and tokens == \"b\";", "abc", 5, True),
+    # a float constant's mean rounds by its count: an ordinary mean
+    ("aggregate(select(tokens, \"a\", ==) or select(indices, indices, <), 0.1, 0);", "ab", 5, False),
+    # a nonzero value away from position 0: an ordinary mean
+    ("aggregate(select(tokens, tokens, ==) or select(indices, 0, ==), indicator(indices < 2));", "ab", 5, False),
+    # position 0 not always selected: an ordinary mean
+    ("aggregate(select(tokens, tokens, ==), indicator(indices == 0));", "ab", 5, False),
+]
+
+
+@pytest.mark.parametrize("source, vocab, max_len, rewritten", ANCHORED)
+def test_a_mean_of_a_bos_indicator_or_a_constant_is_a_width_with_the_interpreters_values(
+        source, vocab, max_len, rewritten):
+    sop = compile_text(source)
+    model = assert_exact(sop, list(vocab), max_len)
+    graph = model.program.graph
+    # (a constant's mean over a conjunction stays a copy: one head, read at once)
+    means = [n for n in graph.nodes() if isinstance(n, rasp.ir.Aggregate)
+             and ("indices" in (graph.children(n)[1].source_text or "")
+                  or graph.children(n)[1].name.startswith("constant") and not conjunctive(n.selector, graph))]
+    assert (not means) == rewritten
+
+
+def test_a_two_head_width_is_read_from_its_heads_by_a_table_in_its_own_layer():
+    """A table over a width whose `or` takes two heads and an earlier s-op: one MLP reads
+    the heads along the joint decode's coordinate, one row per split of each width (as a
+    one-head width's table does), instead of decoding the width first (a layer more)."""
+    source = """
+w = selector_width(select(tokens, tokens, <) or (select(tokens, tokens, ==) and select(indices, indices, <)));
+x = aggregate(select(indices, 0, ==), tokens);
+w if x == "a" else -1;
+"""
+    sop = compile_text(source)
+    assert assert_exact(sop, list("abc"), 5).num_layers == 1
+    model = assert_exact(sop, list("abc"), 16, inputs=random_inputs(list("abc"), 16, 40, seed=2))
+    assert model.num_layers == 1 and model.exactness()["proven_exact"]
+
+
+def test_a_bos_width_under_tracrs_rule_is_a_float_everywhere():
+    from rasp import tracr as tr
+    first = tr.numerical(tr.Map(lambda i: 1 if i == 0 else 0, tr.indices))
+    sel = tr.SelectorOr(tr.Select(tr.tokens, tr.tokens, tr.Comparison.EQ),
+                        tr.Select(tr.indices, tr.Full(0), tr.Comparison.EQ))
+    mean = tr.numerical(tr.Aggregate(sel, first, default=0))
+    model = assert_exact(mean, ["a", "b"], 5)
+    assert not [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
+    out = model(["a"])
+    assert out == [1.0] and type(out[0]) is float
+    # a constant under Tracr's rule: a float wherever a key is selected
+    seen = tr.numerical(tr.Aggregate(tr.SelectorOr(tr.Select(tr.tokens, tr.tokens, tr.Comparison.LT),
+                                                   tr.Select(tr.indices, tr.Full(1), tr.Comparison.EQ)),
+                                     tr.numerical(tr.Full(1)), default=0))
+    model = assert_exact(seen, ["a", "b"], 5)
+    assert not [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
+    assert [type(v) for v in model(["b", "a"])] == [float, float]

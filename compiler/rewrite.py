@@ -1,0 +1,128 @@
+"""Rewrites of a program that keep every value the interpreter computes, found by value
+inference and applied by rebuilding the graph (`ProgramGraph(..., replace=...)`): two kinds
+of `aggregate` that are really selector widths.
+
+The original RASP counts with BOS: its paper's `_with_bos_selector_width` and the REPL
+library's own `selector_width` average `indicator(indices == 0)` over `s or select(indices,
+0, ==)`. Every query selects position 0, the only key holding a nonzero value c, so the
+mean is c divided by the number of selected keys. And the REPL's `has_focus` averages a
+constant over a selector: the constant, or the default where nothing is selected. As
+means, the `or`s in their selectors had to become one select over tuples of all their
+inputs, built by an MLP and read one-hot (the paper's sort_by_most_freq: d_model 2,757 and
+7 layers at max_seq_len 24); as widths, each disjoint part of an `or` is a head and the
+parts add up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from rasp import ir
+from rasp.errors import RaspError
+from rasp.interpreter import Interpreter
+
+from .graph import conjunctive
+from .infer import Inference
+
+
+def anchored_width_map(node: ir.Aggregate, c: Any, inference: Inference) -> ir.Map:
+    """`c / selector_width(node's selector)`, typed as the interpreter types the mean: one
+    selected key gives c itself (an int stays an int; Tracr's rule makes every mean a
+    float), several give the float quotient. Where the selector is `s or z` with z
+    selecting position 0 alone, the width is 1 + the width of `s and not z`: one head
+    fewer (the disjoint parts of `s or z` count z apart), and two heads are decoded by
+    one MLP together, where three are decoded apart and summed by a second."""
+    rest = _without_position_zero(node.selector, inference)
+    if rest is not None:
+        width, offset = ir.SelectorWidth(rest, origin=node.origin), 1
+    else:
+        width, offset = ir.SelectorWidth(node.selector, origin=node.origin), 0
+    if node.semantics == "tracr":
+        def fn(w: int) -> float:
+            return float(c) if w + offset <= 1 else c / (w + offset)
+    else:
+        def fn(w: int) -> Any:
+            # (a width of 0 cannot occur, as position 0 is always selected; it maps to c
+            # so that the function is total)
+            return c if w + offset <= 1 else c / (w + offset)
+    return _named_like(ir.Map(ir.ElementFn(fn, 1, f"{c!r} / width"), [width], origin=node.origin), node)
+
+
+def _without_position_zero(sel: ir.Selector, inference: Inference) -> Optional[ir.Selector]:
+    """`s and not z` for a selector `s or z` (either order, as written) whose z selects key 0
+    alone, for every query at every length; else None."""
+    if not isinstance(sel, ir.SelectOr):
+        return None
+    first, second = sel.children
+    for s, z in ((first, second), (second, first)):
+        if _selects_position_zero_alone(z, inference):
+            return ir.SelectAnd(s, ir.SelectNot(z, origin=z.origin), origin=sel.origin)
+    return None
+
+
+def _selects_position_zero_alone(z: ir.Node, inference: Inference) -> bool:
+    """Whether a selector that reads no token selects key 0 and only it, at every length
+    up to max_seq_len (by running the interpreter on it)."""
+    if not isinstance(z, ir.Selector) or any(isinstance(n, ir.Tokens) for n in ir.topological_order([z])):
+        return False
+    N, dummy = inference.N, inference.vocab[0]
+    try:
+        rows = Interpreter([z]).run([[dummy] * n for n in range(1, N + 1)], [z])[z.id]
+    except RaspError:
+        return False
+    for n, matrix in zip(range(1, N + 1), rows):
+        want = np.zeros((n, n), dtype=bool)
+        want[:, 0] = True
+        if not np.array_equal(np.asarray(matrix, dtype=bool).reshape(n, n), want):
+            return False
+    return True
+
+
+def constant_mean_map(node: ir.Aggregate, c: Any) -> Optional[ir.Map]:
+    """`aggregate(s, c, d)` of a constant c over an `or` of selects of different s-ops (the
+    original RASP's `has_focus`): d where `s` selects nothing, else c, as
+    `selector_width(s)` mapped. As a mean, `s` is one select over tuples of its inputs,
+    which an MLP computes first (a layer); as a width, one head per disjoint part. Typed as
+    the interpreter types it: one key keeps c, several average to float(c) (an integer c
+    sums exactly), a string is copied. None for other constants (a float's sum rounds)."""
+    d = node.default
+    if type(c) is int and abs(c) >= 2 ** 53:       # (its float sums round)
+        return None
+    if node.semantics == "rasp" and type(c) is int:
+        def fn(w: int) -> Any:
+            return d if w == 0 else (c if w == 1 else float(c))
+    elif node.semantics == "rasp" and type(c) is str:
+        def fn(w: int) -> Any:
+            return d if w == 0 else c
+    elif node.semantics == "tracr" and type(c) in (int, bool):
+        def fn(w: int) -> Any:
+            return d if w == 0 else float(c)
+    else:
+        return None
+    width = ir.SelectorWidth(node.selector, origin=node.origin)
+    return _named_like(ir.Map(ir.ElementFn(fn, 1, f"{d!r} if width == 0 else {c!r}"), [width], origin=node.origin),
+                       node)
+
+
+def _named_like(new: ir.Map, node: ir.Aggregate) -> ir.Map:
+    new.annotations = dict(node.annotations._values)
+    new.named(node.name)
+    return new
+
+
+def replacements(inference: Inference) -> dict[int, ir.Node]:
+    """Aggregate id -> the node computing the same values more cheaply."""
+    graph = inference.graph
+    out: dict[int, ir.Node] = {agg_id: anchored_width_map(graph.node(agg_id), c, inference)
+                               for agg_id, c in inference.anchored_widths.items()}
+    for node in graph.nodes():
+        if not isinstance(node, ir.Aggregate) or node.id in out or conjunctive(node.selector, graph):
+            continue
+        info = inference.info[graph.children(node)[1].id]
+        if info.constant and len(info.values) == 1:
+            new = constant_mean_map(node, info.values[0])
+            if new is not None:
+                out[node.id] = new
+    return out
