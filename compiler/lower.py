@@ -281,6 +281,9 @@ class Lowering:
         # ... of a mean whose values lie close together, even where its selected keys hold
         # one key value (exact unless a copy would need snapping, see _mlp_map_over)
         self._fine_scores: set[int] = set()
+        # ... of such a mean (keys of different values) whose values lie close together
+        # (_fine_mean): only exact (snapped) score features will do; see _mlp_map_over
+        self._exact_scores: dict[int, ir.SOp] = {}
         self._identity: dict[int, Optional[np.ndarray]] = {}
         self._coordinate_cache: dict[int, np.ndarray] = {}
         self._number_masks: dict[int, np.ndarray] = {}
@@ -1013,6 +1016,8 @@ class Lowering:
                     self._fine_scores.update((id(qref), id(kref)))
                 if uneven_matters:
                     self._uniform_scores.update((id(qref), id(kref)))
+                    if fine:
+                        self._exact_scores.update({id(qref): node, id(kref): node})
                     if mean:
                         # a mean's are read as integer combinations of integer-valued
                         # features (0/1 patterns times the gap), which float32 sums exactly
@@ -1203,6 +1208,19 @@ class Lowering:
             except (_TableUnfit, CompileError):
                 for ref in refs:
                     ref.own, ref.const = {}, 0.0
+            mean = next((self._exact_scores[id(r)] for r in refs if id(r) in self._exact_scores), None)
+            if mean is not None:
+                # (a table from inputs that are not exact indicators rounds its outputs; the
+                # selected keys would weigh apart by that, and a mean whose values lie this
+                # close together would come out wrong: a mean of a running mean over an `or`
+                # keyed on another mean was wrong on 125 of 2,046 inputs)
+                raise CompileError(
+                    "the attention scores of this mean cannot be computed exactly enough: its selected keys "
+                    "hold different key values, and its values lie so close together that the keys must "
+                    "weigh the same to float32 precision, which needs their key and query features from "
+                    f"exact one-hot inputs (at most {SNAP_GATE_VALUES} values each), but `{node.name}` is "
+                    "computed from an average or a finer input", mean,
+                    notes=(self._inputs_note(sources),))
         self._tabulate(node, refs, leaves, probe, precise)
 
     def _through_virtual(self, leaves: list[ir.SOp]) -> list[ir.SOp]:

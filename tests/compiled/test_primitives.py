@@ -1128,3 +1128,36 @@ def test_a_bos_width_under_tracrs_rule_is_a_float_everywhere():
     model = assert_exact(seen, ["a", "b"], 5)
     assert not [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
     assert [type(v) for v in model(["b", "a"])] == [float, float]
+
+
+@pytest.mark.parametrize("source, literals_per_head", [
+    # the Shannon split of `a or (b and c)`: `not a` and `b` are on the same pair, one literal
+    ("selector_width(select(tokens, tokens, <) or (select(tokens, tokens, ==) and select(indices, indices, <)));",
+     [1, 2]),
+    # a constant query tests the key alone: joined to the literal over the same keys
+    ("selector_width(select(tokens, tokens, ==) and select(indices, indices, <) and select(indices, 0, !=));", [2]),
+    ("aggregate(select(indices, indices, <) and select(indices, 1, >) and select(tokens, \"a\", ==), "
+     "indicator(tokens == \"b\"), 0);", [2]),
+])
+def test_a_conjunction_merges_literals_over_one_pair_and_constant_sides(source, literals_per_head):
+    model = assert_exact(compile_text(source), list("abc"), 5)
+    heads = [h for h in model.program.lowered.heads if not h.snap]
+    assert [len(h.literals) for h in heads] == literals_per_head
+
+
+def test_a_fine_mean_keyed_on_another_mean_is_refused_not_wrong():
+    """helper-29's reduction of a random Tracr-style program: a mean of a running mean,
+    selected by an `or` keyed on a mean of integer tokens (Tracr's rule averages them).
+    The keys' features came from a table over that mean (34 values, no exact one-hot
+    input), the keys weighed apart, and the model was wrong on 125 of 2,046 inputs."""
+    from rasp import tracr as tr
+    t, i, cmp = tr.tokens, tr.indices, tr.Comparison
+    same = tr.SelectorWidth(tr.Select(t, t, cmp.EQ))
+    other = tr.SelectorWidth(tr.Select(t, t, cmp.NEQ))
+    mean_token = tr.Aggregate(tr.Select(other, other, cmp.NEQ), t, default=-1)
+    running = tr.numerical(tr.Aggregate(tr.Select(i, i, cmp.LEQ), tr.numerical(tr.Map(lambda x: x > 1, t)),
+                                        default=0))
+    program = tr.numerical(tr.Aggregate(tr.SelectorOr(tr.Select(mean_token, same, cmp.EQ),
+                                                      tr.Select(i, other, cmp.EQ)), running, default=0))
+    with pytest.raises(compiler.CompileError, match="cannot be computed exactly enough"):
+        compiler.compile(program, vocab=[1, 2], max_seq_len=10)
