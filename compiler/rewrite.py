@@ -8,7 +8,7 @@ library's own `selector_width` average `indicator(indices == 0)` over `s or sele
 mean is c divided by the number of selected keys. And the REPL's `has_focus` averages a
 constant over a selector: the constant, or the default where nothing is selected. As
 means, the `or`s in their selectors had to become one select over tuples of all their
-inputs, built by an MLP and read one-hot (the paper's sort_by_most_freq: d_model 2,757 and
+inputs, built by an MLP and read one-hot (the paper's sort_by_most_freq: d_model 2,481 and
 7 layers at max_seq_len 24); as widths, each disjoint part of an `or` is a head and the
 parts add up.
 """

@@ -913,7 +913,7 @@ sort_bos("-" if seen else tokens, -freq);
     assert model.num_layers <= 5 and model.d_model < 600
     assert_exact(sop, list("abc"), 10, inputs=random_inputs(list("abc"), 10, 30, seed=3), model=model)
     # as selector widths (compiler.rewrite); as means, the paper's own version took 7 layers
-    # and d_model 1,325 at max_seq_len 16
+    # and d_model 1,145 at max_seq_len 16
     model = compiler.compile(sop, vocab=list("abc"), max_seq_len=20)
     assert model.num_layers <= 5 and model.d_model < 250
     assert_exact(sop, list("abc"), 20, inputs=random_inputs(list("abc"), 20, 10, seed=4), model=model)
