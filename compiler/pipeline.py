@@ -56,9 +56,21 @@ class Compilation:
         self.graph = ProgramGraph(sop)
         self.inference = Inference(self.graph, vocab, max_seq_len)
         replace = replacements(self.inference)
-        if replace:
+        if not replace:
+            self._build()
+            return
+        plain = (self.graph, self.inference)
+        try:
             self.graph = ProgramGraph(sop, replace=replace)
             self.inference = Inference(self.graph, vocab, max_seq_len)
+            self._build()
+        except CompileError:
+            # (the rewritten program as means, as written: a width's `or` may be too
+            # deeply nested to split into heads where one select over tuples still works)
+            self.graph, self.inference = plain
+            self._build()
+
+    def _build(self) -> None:
         self.plan = Plan(self.graph, self.inference)
         self.no_squares: frozenset = frozenset()
         while True:

@@ -1161,3 +1161,15 @@ def test_a_fine_mean_keyed_on_another_mean_is_refused_not_wrong():
                                                       tr.Select(i, other, cmp.EQ)), running, default=0))
     with pytest.raises(compiler.CompileError, match="cannot be computed exactly enough"):
         compiler.compile(program, vocab=[1, 2], max_seq_len=10)
+
+
+def test_a_bos_mean_whose_or_is_too_deep_for_width_heads_compiles_as_written():
+    """helper-30: the rewrite into a width (compiler.rewrite) needs the `or` split into
+    disjoint heads, which gives up past 8 nested cases; the program then compiles as
+    written (one select over tuples), as it did before the rewrite existed."""
+    parts = " or ".join(f"select(indices, {k}, ==) and select(tokens, \"{t}\", !=)"
+                        for k, t in [(1, "a"), (2, "b"), (3, "a"), (1, "b"), (2, "a"), (3, "b"), (4, "a"), (4, "b"),
+                                     (5, "a"), (5, "b")])
+    sop = compile_text(f"aggregate(({parts}) or select(indices, 0, ==), indicator(indices == 0));")
+    model = assert_exact(sop, list("ab"), 6)
+    assert [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
