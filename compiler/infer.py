@@ -1170,6 +1170,10 @@ class Inference:
         values = union_values(by_pos)
         if len(values) > MAX_VALUES:
             raise _too_many_values(node)
+        if not values and isinstance(node, ir.Map):
+            # (every value combination of its inputs raised: no input of the program evaluates)
+            raise CompileError("this elementwise operation fails for every value its inputs can take, so the "
+                               "interpreter rejects every input of the program; there is nothing to compile", node)
         return NodeInfo(node, deps, values, by_pos)
 
     def _map_values(self, node: ir.Map, kids: list[ir.Node]) -> list[tuple]:

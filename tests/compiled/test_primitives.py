@@ -1173,3 +1173,13 @@ def test_a_bos_mean_whose_or_is_too_deep_for_width_heads_compiles_as_written():
     sop = compile_text(f"aggregate(({parts}) or select(indices, 0, ==), indicator(indices == 0));")
     model = assert_exact(sop, list("ab"), 6)
     assert [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
+
+
+def test_a_map_that_fails_on_every_value_is_a_clear_error_not_a_crash():
+    # helper-30: `v0 * 2 + ...` of a copied token is a string plus an int everywhere; the
+    # empty value set reached an argmax over nothing (a raw ValueError)
+    sop = compile_text('v0 = aggregate(select(tokens, tokens, ==), tokens, "n");\n'
+                       'v1 = v0 * 2 + indicator(v0 == "a");\n'
+                       'aggregate(select(v1, indices, <=), tokens, "n");')
+    with pytest.raises(compiler.CompileError, match="fails for every value its inputs can take"):
+        compiler.compile(sop, vocab=list("abc"), max_seq_len=4)
