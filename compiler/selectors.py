@@ -117,10 +117,10 @@ def _literal_of(node: ir.Selector, graph: ProgramGraph, inf: Inference) -> Liter
 def conjunction(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> Optional[list[Literal]]:
     """The selector as a conjunction of literals, or None if it needs a disjunction."""
     lits = _conjunction(sel, graph, inf)
-    return None if lits is None else merge_constant_sides(lits, inf)
+    return None if lits is None else merged_literals(lits, inf)
 
 
-def merge_constant_sides(lits: list[Literal], inf: Inference) -> list[Literal]:
+def merged_literals(lits: list[Literal], inf: Inference) -> list[Literal]:
     """A conjunction with fewer literals, each a head dimension set: two literals over the
     same keys and queries are one (the Shannon expansion of `a or (b and c)` puts `not a`
     beside `b` on the same pair); a literal whose queries are one constant value is a test
@@ -275,11 +275,11 @@ def disjoint_conjunctions(sel: ir.Selector, graph: ProgramGraph, inf: Inference)
         if f.op == "false":
             return
         if f.op == "true":
-            out.append(merge_constant_sides(prefix, inf))
+            out.append(merged_literals(prefix, inf))
             return
         conj = _as_conjunction(f)
         if conj is not None:
-            out.append(merge_constant_sides(prefix + conj, inf))
+            out.append(merged_literals(prefix + conj, inf))
             return
         if depth > 8:
             raise CompileError("this selector combination is too complex to split into attention heads", sel)
