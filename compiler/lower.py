@@ -1452,20 +1452,20 @@ class Lowering:
                 continue
             tried.add(signature)
             rows = None         # (a two-head width read from its heads: one table row per split)
-            if attempt == "heads":
-                joint = [j for j in coord if j in head_read and len(self._width_parts(leaves[j])) == 2]
-                if len(joint) > 1:
+            joint = [j for j in coord if j in head_read and len(self._width_parts(leaves[j])) == 2] \
+                if attempt == "heads" else []
+            if len(joint) > 1:
+                continue
+            if joint:
+                rows, points = self._joint_width_rows(leaves[joint[0]], cols[joint[0]])
+                if rows is None:
                     continue
-                if joint:
-                    rows, points = self._joint_width_rows(leaves[joint[0]], cols[joint[0]])
-                    if rows is None:
-                        continue
             t_cols = cols if rows is None else [c[rows] for c in cols]
             t_codes = codes if rows is None else [c[rows] for c in codes]
             t_outputs = outputs if rows is None else outputs[rows]
             xs, x_refs, x_errs = [], [], []
             for j in coord:
-                if attempt == "heads" and j in head_read and len(self._width_parts(leaves[j])) == 2:
+                if j in joint:
                     lam_w, z_w, _, z_err_w, _ = self._joint_width_plan(leaves[j])
                     xs.append(z_w[points])
                     x_refs.append(lambda j=j, lam_w=lam_w: dict(zip(self._width_x_features(leaves[j]), (1.0, lam_w))))
@@ -1503,8 +1503,7 @@ class Lowering:
                 made = make()
                 for ref, k in (made.items() if isinstance(made, dict) else ((made, 1.0),)):
                     z_lin[ref] = z_lin.get(ref, 0.0) + l * k
-            if rows is not None:
-                self._joint_heads_read.update(leaves[j].id for j in coord if j in head_read)
+            self._joint_heads_read.update(leaves[j].id for j in joint)
             gate_leaves = [leaves[g] for g in gates]
             self._mlp_from_table(node, gate_leaves, combos, z, z_lin, t_outputs, created, z_err=err,
                                  label=f"compute {node.name}", plan=plan)

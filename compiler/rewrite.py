@@ -118,10 +118,10 @@ def replacements(inference: Inference) -> dict[int, ir.Node]:
     out: dict[int, ir.Node] = {agg_id: anchored_width_map(graph.node(agg_id), c, inference)
                                for agg_id, c in inference.anchored_widths.items()}
     for node in graph.nodes():
-        if not isinstance(node, ir.Aggregate) or node.id in out or conjunctive(node.selector, graph):
+        if not isinstance(node, ir.Aggregate) or node.id in out:
             continue
         info = inference.info[graph.children(node)[1].id]
-        if info.constant and len(info.values) == 1:
+        if info.constant and len(info.values) == 1 and not conjunctive(node.selector, graph):
             new = constant_mean_map(node, info.values[0])
             if new is not None:
                 out[node.id] = new

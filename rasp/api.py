@@ -45,12 +45,17 @@ def _sop_arg(value: Any, what: str) -> ir.SOp:
         return value
     if isinstance(value, ir.Node):
         raise TypeError(f"{what} must be an s-op or an atom, got the selector {value.name}")
-    if isinstance(value, np.generic):       # (a numpy scalar: the Python value it equals)
+    return to_sop(_atom_arg(value, what, "an s-op or an atom"))
+
+
+def _atom_arg(value: Any, what: str, kinds: str = "an atom") -> Any:
+    """An atom argument as the Python value (a numpy scalar: the value it equals)."""
+    if isinstance(value, np.generic):
         value = value.item()
     if not isinstance(value, _ATOMS):
-        raise TypeError(f"{what} must be an s-op or an atom (str, int, float, bool, None or a tuple), "
+        raise TypeError(f"{what} must be {kinds} (str, int, float, bool, None or a tuple), "
                         f"got {type(value).__name__}")
-    return to_sop(value)
+    return value
 
 
 def _selector_arg(value: Any, what: str) -> ir.Selector:
@@ -74,11 +79,8 @@ def aggregate(selector: ir.Selector, sop: Any, default: Any = _ABSENT) -> ir.Agg
     sop = _sop_arg(sop, "aggregate's second argument")
     if default is _ABSENT:
         default = None if is_text_type(static_type(sop)) else 0
-    elif isinstance(default, np.generic):
-        default = default.item()
-    elif not isinstance(default, _ATOMS):
-        raise TypeError(f"aggregate's default must be an atom (str, int, float, bool, None or a tuple), "
-                        f"got {type(default).__name__}")
+    else:
+        default = _atom_arg(default, "aggregate's default")
     return ir.Aggregate(selector, sop, default)
 
 
