@@ -54,6 +54,8 @@ SCORE_GAP = 30.0
 SCORE_PRECISION = 1e-2
 # Inputs with at most this many values may be read one-hot (as gates) by an MLP table.
 MAX_GATE_VALUES = 64
+# how many of the best projections a table tries before reading its inputs another way
+PROJECTION_TRIES = 3
 # Score that keeps the BOS query on the BOS key in every head (its other scores are 0).
 BOS_SELF_SCORE = 60.0
 # decoding two width heads with one MLP needs a hidden unit pair per step over all
@@ -1488,14 +1490,17 @@ class Lowering:
             n_aff = sum(1 for j in coord if j in by_value)
             if attempt == "heads" and len(xs) == 2:
                 lam = _separating_projection(xs, t_outputs)
+                lams = [lam] if lam is not None else []
             else:
-                lam = self._projection(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [1.0] * len(xs)
-            if lam is None:
-                continue
-            z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
-            err = sum(abs(l) * e for l, e in zip(lam, x_errs))
-            plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
-                               precision=SCORE_PRECISION if precise else None)
+                lams = self._projections(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [[1.0] * len(xs)]
+            plan = None
+            for lam in lams[:PROJECTION_TRIES]:
+                z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
+                err = sum(abs(l) * e for l, e in zip(lam, x_errs))
+                plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
+                                   precision=SCORE_PRECISION if precise else None)
+                if plan is not None:
+                    break
             if plan is None:
                 continue
             z_lin: Lin = {}
@@ -1665,13 +1670,19 @@ class Lowering:
             return None
         return abs(fit[0]) * self._leaf_error_estimate(sources[0])
 
-    def _projection(self, xs: list[np.ndarray], n_affine: int, combos: list[tuple],
-                    outputs: np.ndarray) -> Optional[list[float]]:
-        """Coefficients lam making the outputs a function of (gates, sum_j lam_j * x_j).
+    def _projections(self, xs: list[np.ndarray], n_affine: int, combos: list[tuple],
+                     outputs: np.ndarray) -> list[list[float]]:
+        """Coefficient vectors lam making the outputs a function of (gates, sum_j lam_j * x_j),
+        best first: fewest distinct points, then fewest output changes along z (a step
+        table's units).
 
-        Small +-1 combinations of the numerical inputs are tried first (e.g. a - b when
-        only the difference matters); otherwise an injective combination: each further
-        input is scaled past the range of the previous ones.
+        Small +-1 combinations of the numerical inputs are tried (e.g. a - b when only the
+        difference matters), and injective combinations: each further input scaled past the
+        range of the previous ones, in every order of the inputs (up to 4) where no small
+        combination merges points. The order matters: `w if c else 0` over w = 0..48 is one
+        ramp along z = w + 49 c (48 steps of +1), but 96 alternating jumps along z = c + 2 w,
+        whose step units rounded past the output's margin, so that the table fell back to 49
+        one-hot features of w (d_model 55 instead of 8).
         """
         k = len(xs)
         candidates = []
@@ -1680,30 +1691,45 @@ class Lowering:
             for c in itertools.product(coefs, repeat=n_affine):
                 if c[0] in (1.0, 2.0) and not (c[0] == 2.0 and all(abs(x) == 2.0 for x in c)):
                     candidates.append(list(c))
-        injective = [1.0]
-        for j in range(1, k):
-            prev = sum(l * x for l, x in zip(injective, xs[:j]))
-            span = float(prev.max() - prev.min()) if len(prev) else 0.0
-            u = np.unique(canonical(prev))
-            gap_prev = float(np.min(np.diff(u))) if len(u) > 1 else 1.0
-            u = np.unique(canonical(xs[j]))
-            gap = float(np.min(np.diff(u))) if len(u) > 1 else 1.0
-            injective.append((span + gap_prev) / gap)
-        best = None
+        gaps: dict[int, float] = {}
+        identity = _injective_combination(xs, tuple(range(k)), gaps)
         # the gate combination of each point as an integer code, once for all candidates
         combo_code = factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1) \
             if combos else np.zeros(0, dtype=np.int64)
-        gated = len(combo_code) > 0 and bool(np.any(combo_code != combo_code[0]))
-        for cand in candidates + [injective]:
+        codes = combo_code if len(combo_code) > 0 and bool(np.any(combo_code != combo_code[0])) else None
+        scored: list[tuple[int, list[float]]] = []
+        seen: set[tuple] = set()
+
+        def score(cand: list[float]) -> None:
             if len(cand) < k:
-                cand = cand + injective[len(cand):] if len(cand) == n_affine and n_affine < k else cand
-            if len(cand) != k:
-                continue
-            steps = _steps_if_function(sum(l * x for l, x in zip(cand, xs)), combo_code if gated else None,
-                                       outputs)
-            if steps is not None and (best is None or steps < best[0]):
-                best = (steps, cand)
-        return None if best is None else best[1]
+                cand = cand + identity[len(cand):] if len(cand) == n_affine and n_affine < k else cand
+            if len(cand) != k or tuple(cand) in seen:
+                return
+            seen.add(tuple(cand))
+            steps = _steps_if_function(sum(l * x for l, x in zip(cand, xs)), codes, outputs)
+            if steps is not None:
+                scored.append((steps, cand))
+        for cand in candidates + [identity]:
+            score(cand)
+        fewest = min((steps for steps, _ in scored), default=None)
+        if k <= 4 and any(c == identity for _, c in scored) and \
+                fewest == next(steps for steps, c in scored if c == identity) and \
+                (k == 2 or _output_changes(sum(l * x for l, x in zip(identity, xs)), codes, outputs) >
+                 _fewest_changes(codes, outputs)):
+            # (no small combination merges points, and the outputs change more often along
+            # this order than they must: the other orders are worth comparing)
+            for order in itertools.permutations(range(k)):
+                if order != tuple(range(k)):
+                    score(_injective_combination(xs, order, gaps))
+        if not scored:
+            return []
+        fewest = min(steps for steps, _ in scored)
+        best = [c for steps, c in scored if steps == fewest]
+        if len(best) > 1:
+            changes = [_output_changes(sum(l * x for l, x in zip(c, xs)), codes, outputs) for c in best]
+            best = [best[i] for i in sorted(range(len(best)), key=lambda i: (changes[i], i))]
+        rest = sorted((r for r in scored if r[0] != fewest), key=lambda r: r[0])
+        return best + [c for _, c in rest]
 
     def _mlp_from_table(self, node: ir.SOp, gate_leaves: list[ir.SOp], combos: list[tuple], z: np.ndarray,
                         z_lin: Lin, outputs: np.ndarray, created: list[Feature], z_err: Optional[float],
@@ -1805,6 +1831,62 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     gaps = np.where(np.isfinite(gaps), gaps, 0.0)
     best = int(np.argmax(gaps))
     return [1.0, float(lams[best])] if gaps[best] > 0 else None
+
+
+def _injective_combination(xs: list[np.ndarray], order: tuple[int, ...],
+                           gaps: Optional[dict[int, float]] = None) -> list[float]:
+    """Coefficients making sum_j lam_j * x_j injective: the inputs in `order`, each scaled
+    past the range of those before it (the first is the finest). `gaps` caches each
+    input's smallest gap between values across calls."""
+    gaps = {} if gaps is None else gaps
+    for j in order[:2]:
+        if j not in gaps:
+            gaps[j] = _min_gap(xs[j])
+    lam = [0.0] * len(xs)
+    lam[order[0]] = 1.0
+    prev = np.asarray(xs[order[0]], dtype=np.float64)
+    gap_prev = gaps[order[0]]
+    for step, j in enumerate(order[1:]):
+        if step:
+            gap_prev = _min_gap(prev)
+            if j not in gaps:
+                gaps[j] = _min_gap(xs[j])
+        span = float(prev.max() - prev.min()) if len(prev) else 0.0
+        lam[j] = (span + gap_prev) / gaps[j]
+        prev = prev + lam[j] * xs[j]
+    return lam
+
+
+def _min_gap(x: np.ndarray) -> float:
+    """The smallest gap between distinct values (rounding variants merged), 1 if one value."""
+    u = np.unique(canonical(x))
+    return float(np.min(np.diff(u))) if len(u) > 1 else 1.0
+
+
+def _output_changes(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> int:
+    """How often the outputs change between neighbouring points along z (per gate
+    combination): about half a step table's units."""
+    z = np.asarray(z, dtype=np.float64)
+    if z.size < 2:
+        return 0
+    order = np.lexsort((z,) if combo_code is None else (z, combo_code))
+    o = outputs[order]
+    moved = np.any(np.abs(o[1:] - o[:-1]) > 1e-12, axis=1)
+    if combo_code is not None:
+        moved &= combo_code[order][1:] == combo_code[order][:-1]
+    return int(moved.sum())
+
+
+def _fewest_changes(combo_code: Optional[np.ndarray], outputs: np.ndarray) -> int:
+    """A lower bound on _output_changes along any order: per gate combination, one fewer
+    than its distinct outputs (rows told apart by one fixed projection, which can only
+    undercount them)."""
+    weights = 1.0 + np.sqrt(np.arange(2, outputs.shape[1] + 2, dtype=np.float64))
+    rows = np.unique(outputs @ weights, return_inverse=True)[1].reshape(-1)
+    if combo_code is None:
+        return int(rows.max(initial=-1))
+    pairs = np.unique(combo_code.astype(np.int64) * (int(rows.max(initial=0)) + 1) + rows)
+    return int(len(pairs) - len(np.unique(combo_code)))
 
 
 def _steps_if_function(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> Optional[int]:

@@ -1054,6 +1054,23 @@ prev_imbalances = aggregate(up_to_self, indicator(balance < 0));
     assert model.num_layers == 2 and model.d_mlp < 20
 
 
+def test_table_orders_its_inputs_so_that_the_outputs_change_least():
+    """`w if c else 0`, w a count (0..48) and c a threshold on a mean: along z = c + 2 w the
+    table's outputs jump 96 times (0, w, 0, w + 1, ...), whose step units round past the
+    output's margin, and the table fell back to 48 one-hot features of w (d_model 55).
+    Along z = w + 49 c they climb by 1 at a time: w stays one numeric direction."""
+    source = """
+w = selector_width(select(tokens == "a", 1, ==));
+c = contains(tokens, "a");
+w if c else 0;
+"""
+    sop = compile_text(source)
+    vocab = list("abcdel")
+    model = assert_exact(sop, vocab, 48, inputs=random_inputs(vocab, 48, 200, seed=3))
+    assert model.num_layers == 2 and model.d_model <= 10
+    assert model.exactness()["proven_exact"]
+
+
 # Counts with BOS (compiler.rewrite): (source, vocab, max_len, whether the width replaces the mean)
 ANCHORED = [
     # the anchor's value c = 3: one key keeps the int 3, several give 3 / k
