@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import compiler  # noqa: E402
 import rasp  # noqa: E402
-from rasp.header import Header, read_header_file  # noqa: E402
+from rasp.header import Header, load_with_header  # noqa: E402
 
 PROGRAMS_DIR = ROOT / "programs"
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "REFERENCE-NUMBERS.md"
@@ -72,9 +72,7 @@ class Result:
 
 
 def compile_program(path: Path) -> Result:
-    h = read_header_file(path)
-    prog = rasp.load(path)
-    sop = prog[h.output or prog.result_name]
+    _, h, sop = load_with_header(path)
     try:
         model = compiler.compile(sop, vocab=h.vocab, max_seq_len=h.max_len)
         return Result(path.stem, h, model, None)

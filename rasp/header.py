@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from . import ir
+from .build import Program, load_program
 from .source import read_source_file
 
 _FIELD = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*:\s*(.*?)\s*$")
@@ -94,3 +96,12 @@ _KNOWN = {"vocab", "max-len", "max_len", "input", "output", "example", "paper-la
 
 def read_header_file(path: str | Path) -> Header:
     return read_header(read_source_file(path))
+
+
+def load_with_header(path: str | Path) -> tuple[Program, Header, ir.SOp]:
+    """A `.rasp` file run, its header, and the s-op that `rasp run` and `rasp compile` use
+    without `--name`: the header's `output`, else the program's result (`out` or the last
+    assignment). The library's tests and benchmarks compile what the command line would."""
+    header = read_header_file(path)
+    program = load_program(path)
+    return program, header, program[header.output or program.result_name]

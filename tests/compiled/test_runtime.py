@@ -14,7 +14,7 @@ import torch
 
 import compiler
 import rasp
-from rasp.header import read_header_file
+from rasp.header import load_with_header
 
 from .helpers import compile_text
 
@@ -127,10 +127,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def test_library_programs_are_exact_on_the_device_even_where_tf32_is_on(name, device):
     # a user who turned TF32 on for their own work (10-bit mantissa products on CUDA)
     # still gets exact outputs: the forward pass computes in float32 (model.full_float32)
-    path = Path(__file__).resolve().parents[2] / "programs" / f"{name}.rasp"
-    h = read_header_file(path)
-    program = rasp.load(path)
-    sop = program[h.output or program.result_name]
+    _, h, sop = load_with_header(Path(__file__).resolve().parents[2] / "programs" / f"{name}.rasp")
     model = compiler.compile(sop, vocab=h.vocab, max_seq_len=h.max_len, device=device)
     rng = random.Random(name)
     inputs = [[rng.choice(h.vocab) for _ in range(rng.randint(1, h.max_len))] for _ in range(400)]

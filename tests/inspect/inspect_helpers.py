@@ -10,7 +10,7 @@ import pytest
 
 import rasp
 from rasp.errors import RaspError
-from rasp.header import read_header_file
+from rasp.header import load_with_header
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS_DIR = ROOT / "programs"
@@ -24,9 +24,7 @@ def program_path(name: str) -> Path:
 @functools.lru_cache(maxsize=None)
 def load(name: str):
     """(program, header, output s-op) of a library program."""
-    prog = rasp.load(program_path(name))
-    header = read_header_file(program_path(name))
-    return prog, header, prog[header.output or prog.result_name]
+    return load_with_header(program_path(name))
 
 
 _MODELS: dict = {}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import rasp
-from rasp.header import Header, read_header_file
+from rasp.header import Header, load_with_header, read_header_file
 
 PROGRAMS_DIR = Path(__file__).resolve().parents[2] / "programs"
 PROGRAM_NAMES = sorted(p.stem for p in PROGRAMS_DIR.glob("*.rasp"))
@@ -21,6 +20,4 @@ def header(name: str) -> Header:
 
 def program_sop(name: str):
     """The s-op the command line would use: the header's `output`, else `out`/the last assignment."""
-    prog = rasp.load(program_path(name))
-    h = header(name)
-    return prog[h.output or prog.result_name]
+    return load_with_header(program_path(name))[2]
