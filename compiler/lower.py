@@ -1114,7 +1114,7 @@ class Lowering:
         inputs in earlier MLPs, and tabulate over those.
         """
         kids = self.graph.children(node)
-        fused = self._mlp_leaves(node)
+        fused = self._looked_through(self._mlp_leaves(node))
         if not self._fusion_too_wide(fused, kids):
             try:
                 self._mlp_map_over(node, refs, fused, probe=True)
@@ -1224,6 +1224,17 @@ class Lowering:
                     "computed from an average or a finer input", mean,
                     notes=(self._inputs_note(sources),))
         self._tabulate(node, refs, leaves, probe, precise)
+
+    def _looked_through(self, leaves: list[ir.SOp]) -> list[ir.SOp]:
+        """The leaves with virtual maps among them replaced by their inputs, where that takes
+        fewer value combinations: `v3 = indicator(length != 2) + v1` as a leaf beside v1 and
+        length is paired with them as if independent, so `v1 if length != 2 else v3` (v1
+        itself) looked like a function of all three (one-hot v1 and length, 291 units) where
+        over v1 and length alone it is v1."""
+        if not any(isinstance(leaf, ir.Map) and self.plan.kind.get(leaf.id) == MAP_VIRTUAL for leaf in leaves):
+            return leaves
+        inputs = self._through_virtual(leaves)
+        return inputs if self._fusion_width(inputs) < self._fusion_width(leaves) else leaves
 
     def _through_virtual(self, leaves: list[ir.SOp]) -> list[ir.SOp]:
         """The leaves with every virtual map replaced by its inputs (constants dropped)."""

@@ -1071,6 +1071,23 @@ w if c else 0;
     assert model.exactness()["proven_exact"]
 
 
+def test_table_reads_through_a_virtual_map_that_pairs_its_inputs():
+    """`v3 = indicator(length != 2) + v1` costs nothing (a sum of features), but as a leaf of
+    the table for `v1 if length != 2 else v3` beside v1 and length its values were paired
+    with theirs as if independent, so the table (which is v1 itself) needed all three:
+    2 layers, one-hot v1 and length, 291 units, unproven. Read through v3, it is v1's."""
+    source = """
+v1 = selector_width(select(indicator(tokens == "a") + 2 * indicator(tokens == "c"), 1, ==));
+v2 = length != 2;
+v3 = indicator(v2) + v1;
+v1 if v2 else v3;
+"""
+    sop = compile_text(source)
+    model = assert_exact(sop, list("abc"), 16, inputs=random_inputs(list("abc"), 16, 200, seed=4))
+    assert model.num_layers == 1 and model.d_model <= 6
+    assert model.exactness()["proven_exact"]
+
+
 # Counts with BOS (compiler.rewrite): (source, vocab, max_len, whether the width replaces the mean)
 ANCHORED = [
     # the anchor's value c = 3: one key keeps the int 3, several give 3 / k
