@@ -134,6 +134,8 @@ class ProgramGraph:
         if replace:
             self._replace(replace)
         self.output = self.canon[output.id]
+        # joint select id -> the `or` of selects it replaced (see _joint_selectors)
+        self.joint_sources: dict[int, ir.Selector] = {}
         self._joint_selectors(order)
         self.graph = nx.DiGraph()
         self._order: Optional[list[ir.Node]] = None
@@ -170,6 +172,7 @@ class ProgramGraph:
             if conjunctive(sel, self):
                 continue
             joint = joint_select(sel, self)
+            self.joint_sources[joint.id] = sel
             for nid, canonical in list(self.canon.items()):
                 if canonical is sel:        # (duplicates of the selector too)
                     self.canon[nid] = joint

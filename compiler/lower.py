@@ -56,6 +56,8 @@ SCORE_PRECISION = 1e-2
 MAX_GATE_VALUES = 64
 # how many of the best projections a table tries before reading its inputs another way
 PROJECTION_TRIES = 3
+# the most (query, key) value pairs a copy over an `or` is checked on to be one head of added scores
+DISJUNCTIVE_MAX_PAIRS = 1_000_000
 # Score that keeps the BOS query on the BOS key in every head (its other scores are 0).
 BOS_SELF_SCORE = 60.0
 # decoding two width heads with one MLP needs a hidden unit pair per step over all
@@ -234,6 +236,13 @@ def _indicator_scale(vec: np.ndarray) -> float:
     """The nonzero entry of a vector with exactly one (a scaled indicator), else 1."""
     nz = np.flatnonzero(vec)
     return float(vec[nz[0]]) if len(nz) == 1 and math.isfinite(vec[nz[0]]) else 1.0
+
+
+def _or_parts(sel: ir.Selector, graph: ProgramGraph) -> list[ir.Selector]:
+    """The operands of an `or` (of `or`s), each one selector."""
+    if isinstance(sel, ir.SelectOr):
+        return [p for kid in graph.children(sel) for p in _or_parts(kid, graph)]
+    return [sel]
 
 
 def _equality_terms(q_code: "Ref | Feature", q_sq: "Ref | Feature | None", k_code: "Ref | Feature",
@@ -674,7 +683,8 @@ class Lowering:
             di = self.find(node, default)
             bos_val = float(f.fn[di]) if di is not None else 0.0
             outs.append((f, {self.request(src, vec, f.label): 1.0}, bos_val))
-        self._head(node, sel, outs, width=False, exact_mean=False)
+        if not self._disjunctive_head(node, sel, outs):
+            self._head(node, sel, outs, width=False, exact_mean=False)
 
     # ---- selector width (and length)
     def _width_parts(self, node: ir.SOp) -> list[Optional[list[Literal]]]:
@@ -927,6 +937,80 @@ class Lowering:
         for f, _, _ in outs:
             self.err[f.uid] = self._head_value_error(outs, head)
 
+    def _disjunctive_head(self, node: ir.SOp, sel: ir.Selector, outs: list) -> bool:
+        """A copy over an `or` of selects on different s-ops as one head whose scores add
+        up the parts' literals, where that separates the selected keys from the rest on
+        every pair of key and query values; False (nothing made) where it does not.
+
+        The graph joins such an `or` into one select over tuples of its s-ops, whose
+        features an MLP computes: a layer before the head. A copy needs no equal weights
+        for its selected keys (they hold one value), only every selected key above every
+        other: the paper's sort with BOS, `select(num_before, indices - 1, ==) or
+        (select(indices, 0, ==) and select(indices, indices, ==))`, then takes 2 layers.
+        """
+        orig = self.graph.joint_sources.get(sel.id)
+        t = self.plan.time[node.id]
+        if orig is None or (sel.id, False, t) in self._shared_heads or (sel.id, True, t) in self._shared_heads:
+            return False        # (another aggregate's head over this selector is shared instead)
+        parts = _or_parts(orig, self.graph)
+        conjs = [conjunction(p, self.graph, self.inf) for p in parts]
+        if any(c is None for c in conjs):
+            return False
+        literals = [lit for c in conjs for lit in c]
+        keys, queries = self.graph.children(sel)
+        kt, qt = self.values(keys), self.values(queries)
+        if len(kt) * len(qt) > DISJUNCTIVE_MAX_PAIRS:
+            return False
+        never_empty = self.inf.sel[sel.id].never_empty
+        gap = SCORE_GAP if never_empty else 2 * SCORE_GAP
+        total = np.zeros((len(qt), len(kt)))
+        for lit in literals:
+            rank = factor_matrix(lit.matrix)[0].shape[1]
+            quad = self._literal_codes(lit, need_uniform=False, allow_shift=False, gap=gap, rank=rank)
+            if quad is None:
+                scores = gap * lit.matrix.astype(np.float64)
+            else:
+                qc, kc, delta = quad
+                scores = gap - (gap / (delta * delta)) * (qc[:, None] - kc[None, :]) ** 2
+            qi = self._component_indices(queries, lit.queries, qt)
+            ki = self._component_indices(keys, lit.keys, kt)
+            if qi is None or ki is None:
+                return False
+            total += scores[np.ix_(qi, ki)]
+        chosen = conjunction(sel, self.graph, self.inf)[0].matrix      # [query tuple, key tuple]
+        if not chosen.any():
+            return False
+        hi = float(total[chosen].min())
+        lo = float(total[~chosen].max()) if (~chosen).any() else hi - gap
+        if hi - lo < gap:
+            return False
+        terms: list[tuple[Lin, Lin]] = []
+        for lit in literals:
+            terms.extend(self._literal_terms(node, lit, need_uniform=False, allow_shift=False, gap=gap)[0])
+        # (BOS, the default's key, below every selected key and, where a query may select
+        # nothing, above every other key, as for a conjunction)
+        bos_score = hi - 2 * gap if never_empty else (hi + lo) / 2
+        head = HeadBlock(node, sel, terms, bos_score, outs, False, f"aggregate {node.name}",
+                         self._describe_selector(sel, literals), literals, uniform=False,
+                         may_be_empty=not never_empty, gap=hi - lo)
+        self.heads.append(head)
+        self._shared_heads[(sel.id, False, t)] = head
+        for f, _, _ in outs:
+            self.err[f.uid] = self._head_value_error(outs, head)
+        return True
+
+    def _component_indices(self, joint: ir.SOp, part: ir.SOp, values: Sequence[Any]) -> Optional[np.ndarray]:
+        """For each value of a joint select's side (a tuple of s-ops, or one s-op), the index
+        of `part`'s component among `part`'s own values."""
+        if joint.id == part.id:
+            return np.arange(len(values))
+        kids = self.graph.children(joint) if isinstance(joint, ir.Map) else []
+        where = next((i for i, k in enumerate(kids) if k.id == part.id), None)
+        if where is None:
+            return None
+        found = [self.find(part, v[where]) for v in values]
+        return None if any(i is None for i in found) else np.array(found, dtype=np.int64)
+
     def _fine_mean(self, node: ir.SOp) -> bool:
         """Whether a mean's values lie so close together, for their spread, that selected
         keys weighing apart by the rounding of MLP-computed score features (even where they
@@ -972,29 +1056,11 @@ class Lowering:
         equality predicates, which needs only the codes (and their squares).
         """
         q_read = self.plan.readable[lit.queries.id]
-        k_read = self.plan.readable[lit.keys.id]
         P = lit.matrix
         A, B, _ = factor_matrix(P)
         rank = A.shape[1]
-        quad = None if {lit.queries.id, lit.keys.id} & self.no_squares else \
-            self._quadratic_codes(lit, q_read, k_read, gap)
-        exact_sides = (self.plan.kind[lit.queries.id] in (EMBED_POS, EMBED_TOK, CONST) and
-                       self.plan.kind[lit.keys.id] in (EMBED_POS, EMBED_TOK, CONST))
-        affine_side = q_read == AFFINE or k_read == AFFINE
-        use_quad = quad is not None and (affine_side or (rank > 2 and (not need_uniform or exact_sides)))
-        if use_quad and not affine_side and any(self.plan.kind[side.id] == WIDTH and
-                                                not self._joint_decodes_codes(side, code)
-                                                for side, code in ((lit.queries, quad[0]), (lit.keys, quad[1]))):
-            # a split width decoded by one MLP gives one-hot features precisely, but not
-            # always the large squared codes: the table form keeps the select one layer earlier
-            use_quad = False
-        if use_quad and need_uniform and affine_side and not exact_sides:
-            use_quad = False  # scores from computed numbers are not exact enough for a mean
-        if use_quad and q_read == AFFINE and not allow_shift and quad[2] < 0.5:
-            # the square of a numerical query with fine-grained values would have to come from
-            # an MLP far more precisely than float32 allows: tabulate the query instead
-            use_quad = False
-        if not use_quad:
+        quad = self._literal_codes(lit, need_uniform, allow_shift, gap, rank)
+        if quad is None:
             for side in (lit.queries, lit.keys):
                 if self.plan.readable[side.id] == AFFINE and self.plan.kind[side.id] == MAP_VIRTUAL:
                     # tabulate it with an MLP so that it can be read one-hot
@@ -1042,6 +1108,32 @@ class Lowering:
             return _equality_terms(q_code, q_sq, k_code, k_sq, gap, s), False
         # a selection that is never empty needs no BOS fallback: the per-query offset is harmless
         return _equality_terms(q_code, None, k_code, k_sq, gap, s), True
+
+    def _literal_codes(self, lit: Literal, need_uniform: bool, allow_shift: bool, gap: float,
+                       rank: int) -> Optional[tuple[np.ndarray, np.ndarray, float]]:
+        """The codes (query, key, smallest gap) of the quadratic form _literal_terms scores
+        the literal with, or None for the table form (`rank`: of its predicate matrix)."""
+        q_read = self.plan.readable[lit.queries.id]
+        k_read = self.plan.readable[lit.keys.id]
+        quad = None if {lit.queries.id, lit.keys.id} & self.no_squares else \
+            self._quadratic_codes(lit, q_read, k_read, gap)
+        exact_sides = (self.plan.kind[lit.queries.id] in (EMBED_POS, EMBED_TOK, CONST) and
+                       self.plan.kind[lit.keys.id] in (EMBED_POS, EMBED_TOK, CONST))
+        affine_side = q_read == AFFINE or k_read == AFFINE
+        use_quad = quad is not None and (affine_side or (rank > 2 and (not need_uniform or exact_sides)))
+        if use_quad and not affine_side and any(self.plan.kind[side.id] == WIDTH and
+                                                not self._joint_decodes_codes(side, code)
+                                                for side, code in ((lit.queries, quad[0]), (lit.keys, quad[1]))):
+            # a split width decoded by one MLP gives one-hot features precisely, but not
+            # always the large squared codes: the table form keeps the select one layer earlier
+            use_quad = False
+        if use_quad and need_uniform and affine_side and not exact_sides:
+            use_quad = False  # scores from computed numbers are not exact enough for a mean
+        if use_quad and q_read == AFFINE and not allow_shift and quad[2] < 0.5:
+            # the square of a numerical query with fine-grained values would have to come from
+            # an MLP far more precisely than float32 allows: tabulate the query instead
+            use_quad = False
+        return quad if use_quad else None
 
     def _quadratic_codes(self, lit: Literal, q_read: str, k_read: str,
                          gap: float = SCORE_GAP) -> Optional[tuple[np.ndarray, np.ndarray, float]]:
@@ -1227,14 +1319,29 @@ class Lowering:
 
     def _looked_through(self, leaves: list[ir.SOp]) -> list[ir.SOp]:
         """The leaves with virtual maps among them replaced by their inputs, where that takes
-        fewer value combinations: `v3 = indicator(length != 2) + v1` as a leaf beside v1 and
-        length is paired with them as if independent, so `v1 if length != 2 else v3` (v1
-        itself) looked like a function of all three (one-hot v1 and length, 291 units) where
-        over v1 and length alone it is v1."""
+        fewer value combinations, or reaches a count (a width) the table may read from its
+        head. `v3 = indicator(length != 2) + v1` as a leaf beside v1 and length is paired
+        with them as if independent, so `v1 if length != 2 else v3` (v1 itself) looked like
+        a function of all three (one-hot v1 and length, 291 units) where over v1 and length
+        alone it is v1."""
         if not any(isinstance(leaf, ir.Map) and self.plan.kind.get(leaf.id) == MAP_VIRTUAL for leaf in leaves):
             return leaves
         inputs = self._through_virtual(leaves)
-        return inputs if self._fusion_width(inputs) < self._fusion_width(leaves) else leaves
+        wide = self._fusion_width(inputs)
+        if wide < self._fusion_width(leaves):
+            return inputs
+        # a count under a virtual map (`v1 + length`) is decoded by an MLP before the
+        # map exists; read through the map, the table can read the count from its head,
+        # in the same layer
+        had = {leaf.id for leaf in leaves}
+        new_width = any(self.plan.kind.get(leaf.id) == WIDTH and leaf.id not in had for leaf in inputs)
+        if not new_width or wide > STAGE_MAX_COMBINATIONS:
+            return leaves
+
+        def ready(leaf: ir.SOp) -> int:      # (a width's head output: the time before its decoder's)
+            return self.plan.time[leaf.id] - (self.plan.kind.get(leaf.id) == WIDTH)
+        before = mlp_slot(max(self.plan.time[leaf.id] for leaf in leaves))
+        return inputs if mlp_slot(max(map(ready, inputs), default=0)) < before else leaves
 
     def _through_virtual(self, leaves: list[ir.SOp]) -> list[ir.SOp]:
         """The leaves with every virtual map replaced by its inputs (constants dropped)."""

@@ -196,13 +196,23 @@ class _Formula:
     args: tuple = ()
 
 
-def _formula(sel: ir.Selector, graph: ProgramGraph, inf: Inference) -> _Formula:
+def _formula(sel: ir.Selector, graph: ProgramGraph, inf: Inference,
+             seen: Optional[dict[int, _Formula]] = None) -> _Formula:
+    """The selector as a formula; a selector used twice (`v or (v and w)`) is one literal
+    object, so that the Shannon expansion fixes both uses at once (and drops `w` there)."""
+    seen = {} if seen is None else seen
+    if sel.id in seen:
+        return seen[sel.id]
     if len(_pairs(sel, graph)) == 1:
-        return _Formula("lit", _literal_of(sel, graph, inf))
-    kids = [_formula(c, graph, inf) for c in graph.children(sel)]
-    if isinstance(sel, ir.SelectNot):
-        return _Formula("not", args=(kids[0],))
-    return _Formula("and" if isinstance(sel, ir.SelectAnd) else "or", args=tuple(kids))
+        f = _Formula("lit", _literal_of(sel, graph, inf))
+    else:
+        kids = [_formula(c, graph, inf, seen) for c in graph.children(sel)]
+        if isinstance(sel, ir.SelectNot):
+            f = _Formula("not", args=(kids[0],))
+        else:
+            f = _Formula("and" if isinstance(sel, ir.SelectAnd) else "or", args=tuple(kids))
+    seen[sel.id] = f
+    return f
 
 
 def _leaves(f: _Formula) -> list[Literal]:

@@ -1088,6 +1088,73 @@ v1 if v2 else v3;
     assert model.exactness()["proven_exact"]
 
 
+def test_table_reads_a_count_under_a_virtual_map_from_its_head():
+    """`(t + length) % 2` over a token-local t: the sum is virtual (it costs nothing), but as
+    the table's leaf it exists only once `length` is decoded, an MLP later. Read through
+    the sum, the table reads `length` from its head, in the layer that counts it."""
+    source = """
+t = (indicator(tokens == "a") + 2 * indicator(tokens == "c")) % 3;
+v = t + length;
+(v % 2) * 2;
+"""
+    sop = compile_text(source)
+    model = assert_exact(sop, list("abc"), 12, inputs=random_inputs(list("abc"), 12, 200, seed=6))
+    assert model.num_layers == 1
+
+
+def test_a_selector_used_twice_is_one_literal_when_split_into_heads():
+    """`v or (v and c)` is v: the Shannon expansion that splits a width into heads fixes
+    both uses of v's selects at once. Expanded as independent copies, it took 4 heads and
+    a literal on c that cannot matter."""
+    source = """
+v = select(tokens, tokens, <) or select(indices, indices, >);
+c = select(tokens, "a", ==);
+selector_width(v or (v and c));
+"""
+    sop = compile_text(source)
+    model = assert_exact(sop, list("abc"), 8, inputs=random_inputs(list("abc"), 8, 200, seed=7))
+    assert model.num_heads <= 2
+
+
+SORT_WITH_BOS = """
+def bos_width(s) {
+    s = s or select(indices, 0, ==);
+    return (1 / aggregate(s, indicator(indices == 0))) - 1;
+}
+earlier = select(tokens, tokens, <) or (select(tokens, tokens, ==) and select(indices, indices, <));
+rank = bos_width(earlier);
+rank = -1 if indices == 0 else rank;
+grab = select(rank, indices - 1, ==) or (select(indices, 0, ==) and select(indices, indices, ==));
+aggregate(grab, tokens);
+"""
+
+
+def test_a_copy_over_an_or_of_selects_on_different_sops_is_one_head_of_added_scores():
+    """The RASP paper's sort with BOS copies over `select(rank, indices - 1, ==) or
+    (BOS grabs itself)`. Joined into one select over (rank, indices) tuples, an MLP built
+    the tuple features a layer before the head: 3 layers, the paper says 2. A copy needs
+    every selected key above every other key, not equal weights, and the two literals'
+    scores added do that on every pair of values, checked before the head is built."""
+    sop = compile_text(SORT_WITH_BOS)
+    vocab = list("abc")
+    assert_exact(sop, vocab, 5)                      # every input to length 5
+    model = assert_exact(sop, vocab, 10, inputs=random_inputs(vocab, 10, 300, seed=8))
+    assert model.num_layers == 2
+    assert not any("compute (" in block for layer in model.info["blocks"] for block in layer)
+
+
+def test_a_copy_over_an_or_whose_added_scores_tie_is_one_select_over_tuples():
+    """`select(indices, 0, ==) or (select(tokens, "a", ==) and select(indices, indices, ==))`:
+    added up, a key that is "a" but not the query's own scores as much as key 0, which is
+    selected. The check refuses the added scores, and the `or` is one select over tuples
+    (an MLP builds them first), exact on every input the interpreter accepts."""
+    sop = compile_text('aggregate(select(indices, 0, ==) or '
+                       '(select(tokens, "a", ==) and select(indices, indices, ==)), tokens);')
+    model = assert_exact(sop, list("abc"), 5)
+    assert model.num_layers == 2
+    assert any("compute (" in block for layer in model.info["blocks"] for block in layer)
+
+
 # Counts with BOS (compiler.rewrite): (source, vocab, max_len, whether the width replaces the mean)
 ANCHORED = [
     # the anchor's value c = 3: one key keeps the int 3, several give 3 / k
@@ -1199,11 +1266,12 @@ def test_a_fine_mean_keyed_on_another_mean_is_refused_not_wrong():
 
 def test_a_bos_mean_whose_or_is_too_deep_for_width_heads_compiles_as_written():
     """helper-30: the rewrite into a width (compiler.rewrite) needs the `or` split into
-    disjoint heads, which gives up past 8 nested cases; the program then compiles as
-    written (one select over tuples), as it did before the rewrite existed."""
+    disjoint heads, which gives up past 8 nested cases (here 10 different selects on the
+    position); the program then compiles as written (one select over tuples), as it did
+    before the rewrite existed."""
     parts = " or ".join(f"select(indices, {k}, ==) and select(tokens, \"{t}\", !=)"
-                        for k, t in [(1, "a"), (2, "b"), (3, "a"), (1, "b"), (2, "a"), (3, "b"), (4, "a"), (4, "b"),
-                                     (5, "a"), (5, "b")])
+                        for k, t in [(1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "a"), (6, "b"), (7, "a"), (8, "b"),
+                                     (9, "a"), (10, "b")])
     sop = compile_text(f"aggregate(({parts}) or select(indices, 0, ==), indicator(indices == 0));")
     model = assert_exact(sop, list("ab"), 6)
     assert [n for n in model.program.graph.nodes() if isinstance(n, rasp.ir.Aggregate)]
