@@ -1530,12 +1530,20 @@ class Lowering:
             if any(self.plan.time[leaves[j].id] >= decoded_at for j in active if j not in head_read):
                 head_read = set()
         tried: set[tuple] = set()
-        for attempt in ("heads", "values", "codes", "gates", "mean_gates"):
+        for attempt in ("heads", "heads_gates", "values", "codes", "gates", "mean_gates"):
             if attempt == "heads":
                 if not head_read:
                     continue
                 gates = []
                 coord = list(active)
+                by_value = set(affine) - head_read
+            elif attempt == "heads_gates":
+                # widths from their heads, the other inputs with few values as gates
+                # (`w if tokens == "a" else length`: two heads and a token in one MLP)
+                gates = [j for j in anyread if j not in head_read and len(np.unique(codes[j])) <= MAX_GATE_VALUES]
+                if not head_read or not gates:
+                    continue
+                coord = [j for j in active if j not in gates]
                 by_value = set(affine) - head_read
             elif attempt == "values":
                 # numbers by value (small integer combinations like a - b + c may make the
@@ -1565,7 +1573,8 @@ class Lowering:
                     break
                 coord = [j for j in active if j not in gates]
                 by_value = set(affine) - set(gates)
-            signature = (tuple(coord), frozenset(by_value), tuple(gates), attempt == "heads")
+            from_heads = attempt in ("heads", "heads_gates")
+            signature = (tuple(coord), frozenset(by_value), tuple(gates), from_heads)
             if signature in tried:
                 # (the table of an earlier attempt again: where every number is affine, "codes"
                 # reads what "values" read, and a refused fused table was built twice)
@@ -1573,7 +1582,7 @@ class Lowering:
             tried.add(signature)
             rows = None         # (a two-head width read from its heads: one table row per split)
             joint = [j for j in coord if j in head_read and len(self._width_parts(leaves[j])) == 2] \
-                if attempt == "heads" else []
+                if from_heads else []
             if len(joint) > 1:
                 continue
             if joint:
@@ -1591,7 +1600,7 @@ class Lowering:
                     x_refs.append(lambda j=j, lam_w=lam_w: dict(zip(self._width_x_features(leaves[j]), (1.0, lam_w))))
                     x_errs.append(z_err_w)
                     continue
-                if attempt == "heads" and j in head_read:
+                if from_heads and j in head_read:
                     xs.append(_width_x(np.array([float(v) for v in t_cols[j]])))
                     x_refs.append(lambda j=j: self._width_x_features(leaves[j])[0])
                     x_errs.append(self._width_x_error())
@@ -1606,8 +1615,10 @@ class Lowering:
                 x_errs.append(self._leaf_error_estimate(leaves[j], coded=j not in by_value))
             combos = list(zip(*(t_cols[g] for g in gates))) if gates else [()] * len(t_outputs)
             n_aff = sum(1 for j in coord if j in by_value)
-            if attempt == "heads" and len(xs) == 2:
-                lam = _separating_projection(xs, t_outputs)
+            if from_heads and len(xs) == 2:
+                groups = factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1) \
+                    if gates else None
+                lam = _separating_projection(xs, t_outputs, groups=groups)
                 lams = [lam] if lam is not None else []
             else:
                 lams = self._projections(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [[1.0] * len(xs)]
@@ -1924,10 +1935,12 @@ def _width_x(widths: np.ndarray, boost: float = 0.0) -> np.ndarray:
 
 
 def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
-                           lams: Optional[np.ndarray] = None) -> Optional[list[float]]:
+                           lams: Optional[np.ndarray] = None,
+                           groups: Optional[np.ndarray] = None) -> Optional[list[float]]:
     """[1, lam] making z = x0 + lam * x1 keep points with different outputs furthest apart
     (relative to 1 + |lam|, which scales the input error), or None if none separates them.
-    `lams`: the candidates (default: +-0.01..100, geometrically spaced)."""
+    `lams`: the candidates (default: +-0.01..100, geometrically spaced). `groups`: each
+    point's gate combination, where only points of one combination need apart."""
     x0, x1 = (np.asarray(x, dtype=np.float64) for x in xs)
     outputs = np.asarray(outputs)
     if outputs.ndim == 2 and outputs.shape[1] == 1:     # (one column: numpy's row unique is slow)
@@ -1939,10 +1952,17 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     zs = x0[None, :] + lams[:, None] * x1[None, :]
     # (any sort: tied points' order changes no gap, since tied points with different
     # outputs give a gap of 0 whichever way they lie)
-    order = np.argsort(zs, axis=1)
+    if groups is not None:      # (each combination's points after the last's, per candidate)
+        span = zs.max(axis=1, keepdims=True) - zs.min(axis=1, keepdims=True) + 1.0
+        order = np.argsort(zs - zs.min(axis=1, keepdims=True) + groups[None, :] * span, axis=1)
+    else:
+        order = np.argsort(zs, axis=1)
     z_sorted = np.take_along_axis(zs, order, axis=1)
     c_sorted = out_code[order]
     differs = c_sorted[:, 1:] != c_sorted[:, :-1]
+    if groups is not None:
+        g_sorted = groups[order]
+        differs &= g_sorted[:, 1:] == g_sorted[:, :-1]
     if differs.shape[1] == 0:
         return [1.0, 0.0]
     gaps = np.where(differs, np.diff(z_sorted, axis=1), np.inf).min(axis=1) / (1.0 + np.abs(lams))

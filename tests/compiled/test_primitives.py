@@ -1116,6 +1116,20 @@ selector_width(v or (v and c));
     assert model.num_heads <= 2
 
 
+def test_a_table_gates_on_a_token_while_reading_two_counts_from_their_heads():
+    """`length if tokens != "a" else w`: one count or the other by the token. Read from the
+    two heads as one coordinate for both tokens, no projection kept the outputs apart
+    exactly, so both counts were decoded first (2 layers); with the token as a gate, the
+    coordinate separates each token's outputs only, in the heads' own layer."""
+    source = """
+w = selector_width(select(indices % 3, indicator(tokens == "a") + 2 * indicator(tokens == "c"), ==));
+length if tokens != "a" else w;
+"""
+    sop = compile_text(source)
+    model = assert_exact(sop, list("abc"), 10, inputs=random_inputs(list("abc"), 10, 300, seed=9))
+    assert model.num_layers == 1
+
+
 SORT_WITH_BOS = """
 def bos_width(s) {
     s = s or select(indices, 0, ==);
