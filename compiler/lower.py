@@ -1940,7 +1940,7 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     """[1, lam] making z = x0 + lam * x1 keep points with different outputs furthest apart
     (relative to 1 + |lam|, which scales the input error), or None if none separates them.
     `lams`: the candidates (default: +-0.01..100, geometrically spaced). `groups`: each
-    point's gate combination, where only points of one combination need apart."""
+    point's gate combination, where only points of one combination must lie apart."""
     x0, x1 = (np.asarray(x, dtype=np.float64) for x in xs)
     outputs = np.asarray(outputs)
     if outputs.ndim == 2 and outputs.shape[1] == 1:     # (one column: numpy's row unique is slow)
