@@ -961,6 +961,9 @@ class Lowering:
         kt, qt = self.values(keys), self.values(queries)
         if len(kt) * len(qt) > DISJUNCTIVE_MAX_PAIRS:
             return False
+        chosen = conjunction(sel, self.graph, self.inf)[0].matrix      # [query tuple, key tuple]
+        if chosen.all() or not chosen.any():
+            return False        # (the select over tuples then needs no features of them)
         never_empty = self.inf.sel[sel.id].never_empty
         gap = SCORE_GAP if never_empty else 2 * SCORE_GAP
         total = np.zeros((len(qt), len(kt)))
@@ -977,11 +980,8 @@ class Lowering:
             if qi is None or ki is None:
                 return False
             total += scores[np.ix_(qi, ki)]
-        chosen = conjunction(sel, self.graph, self.inf)[0].matrix      # [query tuple, key tuple]
-        if not chosen.any():
-            return False
         hi = float(total[chosen].min())
-        lo = float(total[~chosen].max()) if (~chosen).any() else hi - gap
+        lo = float(total[~chosen].max())
         if hi - lo < gap:
             return False
         terms: list[tuple[Lin, Lin]] = []

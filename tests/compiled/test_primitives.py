@@ -1157,6 +1157,15 @@ def test_a_copy_over_an_or_of_selects_on_different_sops_is_one_head_of_added_sco
     assert not any("compute (" in block for layer in model.info["blocks"] for block in layer)
 
 
+def test_a_copy_over_an_or_that_selects_everything_reads_no_literal():
+    """`select(tokens, "z", !=)` holds for every token of the vocabulary, so the `or` selects
+    every key: one select over tuples whose table is all true needs no features at all,
+    where the parts' literals added up would each need their own."""
+    sop = compile_text('aggregate(select(tokens, "z", !=) or select(indices, indices, <), tokens);')
+    model = assert_exact(sop, list("abc"), 5)
+    assert model.num_layers == 1 and model.d_model <= 4
+
+
 def test_a_copy_over_an_or_whose_added_scores_tie_is_one_select_over_tuples():
     """`select(indices, 0, ==) or (select(tokens, "a", ==) and select(indices, indices, ==))`:
     added up, a key that is "a" but not the query's own scores as much as key 0, which is
