@@ -683,8 +683,10 @@ class Lowering:
             di = self.find(node, default)
             bos_val = float(f.fn[di]) if di is not None else 0.0
             outs.append((f, {self.request(src, vec, f.label): 1.0}, bos_val))
-        if not self._disjunctive_head(node, sel, outs):
-            self._head(node, sel, outs, width=False, exact_mean=False)
+        # (a select over tuples: its one literal, tabulated once for both ways of building the head)
+        joint = conjunction(sel, self.graph, self.inf) if sel.id in self.graph.joint_sources else None
+        if joint is None or not self._disjunctive_head(node, sel, outs, joint[0].matrix):
+            self._head(node, sel, outs, width=False, exact_mean=False, literals=joint)
 
     # ---- selector width (and length)
     def _width_parts(self, node: ir.SOp) -> list[Optional[list[Literal]]]:
@@ -937,7 +939,7 @@ class Lowering:
         for f, _, _ in outs:
             self.err[f.uid] = self._head_value_error(outs, head)
 
-    def _disjunctive_head(self, node: ir.SOp, sel: ir.Selector, outs: list) -> bool:
+    def _disjunctive_head(self, node: ir.SOp, sel: ir.Selector, outs: list, chosen: np.ndarray) -> bool:
         """A copy over an `or` of selects on different s-ops as one head whose scores add
         up the parts' literals, where that separates the selected keys from the rest on
         every pair of key and query values; False (nothing made) where it does not.
@@ -947,10 +949,11 @@ class Lowering:
         for its selected keys (they hold one value), only every selected key above every
         other: the paper's sort with BOS, `select(num_before, indices - 1, ==) or
         (select(indices, 0, ==) and select(indices, indices, ==))`, then takes 2 layers.
+        `chosen`: the joint select's predicate over [query tuple, key tuple].
         """
-        orig = self.graph.joint_sources.get(sel.id)
+        orig = self.graph.joint_sources[sel.id]
         t = self.plan.time[node.id]
-        if orig is None or (sel.id, False, t) in self._shared_heads or (sel.id, True, t) in self._shared_heads:
+        if (sel.id, False, t) in self._shared_heads or (sel.id, True, t) in self._shared_heads:
             return False        # (another aggregate's head over this selector is shared instead)
         parts = _or_parts(orig, self.graph)
         conjs = [conjunction(p, self.graph, self.inf) for p in parts]
@@ -961,7 +964,6 @@ class Lowering:
         kt, qt = self.values(keys), self.values(queries)
         if len(kt) * len(qt) > DISJUNCTIVE_MAX_PAIRS:
             return False
-        chosen = conjunction(sel, self.graph, self.inf)[0].matrix      # [query tuple, key tuple]
         if chosen.all() or not chosen.any():
             return False        # (the select over tuples then needs no features of them)
         never_empty = self.inf.sel[sel.id].never_empty
@@ -1008,8 +1010,9 @@ class Lowering:
         where = next((i for i, k in enumerate(kids) if k.id == part.id), None)
         if where is None:
             return None
-        found = [self.find(part, v[where]) for v in values]
-        return None if any(i is None for i in found) else np.array(found, dtype=np.int64)
+        self.find(part, None)          # (makes the part's value index)
+        found = self.index[part.id].find_many([v[where] for v in values])
+        return None if (found < 0).any() else np.asarray(found, dtype=np.int64)
 
     def _fine_mean(self, node: ir.SOp) -> bool:
         """Whether a mean's values lie so close together, for their spread, that selected
@@ -1616,9 +1619,7 @@ class Lowering:
             combos = list(zip(*(t_cols[g] for g in gates))) if gates else [()] * len(t_outputs)
             n_aff = sum(1 for j in coord if j in by_value)
             if from_heads and len(xs) == 2:
-                groups = factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1) \
-                    if gates else None
-                lam = _separating_projection(xs, t_outputs, groups=groups)
+                lam = _separating_projection(xs, t_outputs, groups=_combo_codes(combos) if gates else None)
                 lams = [lam] if lam is not None else []
             else:
                 lams = self._projections(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [[1.0] * len(xs)]
@@ -1823,8 +1824,7 @@ class Lowering:
         gaps: dict[int, float] = {}
         identity = _injective_combination(xs, tuple(range(k)), gaps)
         # the gate combination of each point as an integer code, once for all candidates
-        combo_code = factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1) \
-            if combos else np.zeros(0, dtype=np.int64)
+        combo_code = _combo_codes(combos)
         codes = combo_code if len(combo_code) > 0 and bool(np.any(combo_code != combo_code[0])) else None
         scored: list[tuple[int, list[float]]] = []
         seen: set[tuple] = set()
@@ -1969,6 +1969,13 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     gaps = np.where(np.isfinite(gaps), gaps, 0.0)
     best = int(np.argmax(gaps))
     return [1.0, float(lams[best])] if gaps[best] > 0 else None
+
+
+def _combo_codes(combos: list[tuple]) -> np.ndarray:
+    """Each point's gate-value combination as an integer code (equal combinations, equal codes)."""
+    if not combos:
+        return np.zeros(0, dtype=np.int64)
+    return factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1)
 
 
 def _injective_combination(xs: list[np.ndarray], order: tuple[int, ...],
