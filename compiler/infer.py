@@ -1385,6 +1385,9 @@ class Inference:
             # later stages' caches recognise: shift_by's 40 positions are one set)
             shared: dict[frozenset, tuple] = {}
             by_len: list = []
+            one_set = set_ids[0] if len(set(set_ids)) == 1 else None
+            interval = _integer_interval(src.by_pos[0]) if kind == "numeric" and one_set is not None else None
+            increasing: set[tuple] = set()      # memo entries already sorted and distinct
             for i in range(N):
                 seen: set = set()
                 row = np.flatnonzero(last[i])
@@ -1398,10 +1401,14 @@ class Inference:
                         seen.add(None)          # the default
                         at_length[n] = [default]
                         continue
-                    sets = tuple(set_ids[j] for j in keys)
+                    sets = (one_set,) * len(keys) if one_set is not None else tuple(set_ids[j] for j in keys)
                     if sets not in memo:
-                        memo[sets] = self._means_over_positions(node, [src.by_pos[j] for j in keys],
-                                                                kind, tracr, prefix_sums)
+                        closed = _interval_means(*interval, len(keys), node) \
+                            if interval is not None and len(keys) > 1 else None
+                        if closed is not None and max(map(abs, interval)) * len(keys) < 2 ** 30:
+                            increasing.add(sets)    # (steps of 1 / count: none to merge)
+                        memo[sets] = closed if closed is not None else \
+                            self._means_over_positions(node, [src.by_pos[j] for j in keys], kind, tracr, prefix_sums)
                     seen.add(sets)
                     # (with the default: a head patched to read BOS alone gives it anywhere,
                     # and inspection's patched runs must stay inside the tables)
@@ -1412,7 +1419,7 @@ class Inference:
                     only = next(iter(seen)) if len(seen) == 1 else None
                     if only is not None and kind == "numeric" and len(only) > 1:
                         # (one key set's means: sums over a count, already increasing)
-                        shared[key] = _increasing_values(memo[only])
+                        shared[key] = tuple(memo[only]) if only in increasing else _increasing_values(memo[only])
                     else:
                         vals = [v for sets in seen for v in (memo[sets] if sets is not None else [default])]
                         shared[key] = sorted_values(vals)
@@ -1961,6 +1968,30 @@ def _int_sumset(a: np.ndarray, b: np.ndarray, node: ir.Aggregate) -> np.ndarray:
         return np.flatnonzero(counts > 0.5) + (a[0] + b[0])
     raise CompileError("the mean of this aggregate can take too many different values to enumerate "
                        "exactly", node)
+
+
+def _integer_interval(values: tuple) -> Optional[tuple[int, int]]:
+    """(lo, hi) where the values are, as numbers, every integer from lo to hi (a token
+    indicator's {False, True}, a digit 0..9); else None."""
+    try:
+        nums = sorted({float(v) for v in values})
+    except (TypeError, ValueError):
+        return None
+    if not nums or not all(x.is_integer() for x in nums) or nums[-1] - nums[0] + 1 != len(nums):
+        return None
+    return int(nums[0]), int(nums[-1])
+
+
+def _interval_means(lo: int, hi: int, count: int, node: ir.Aggregate) -> Optional[list]:
+    """_means_of `count` (>= 2) sets that each hold every integer lo..hi, in closed form:
+    the sums are every integer from count * lo to count * hi (a causal mean of a token
+    indicator at max_seq_len 40 had one convolution per query). None where the sums
+    might not be exact (the general path then refuses)."""
+    if not _small_ints([float(lo), float(hi)], count):
+        return None
+    if count * (hi - lo) + 1 > MAX_VALUES:
+        raise _too_many_values(node)
+    return (np.arange(count * lo, count * hi + 1, dtype=np.int64) / count).tolist()
 
 
 def _means_of(sets: list[tuple], node: ir.Aggregate, prefix_cache: Optional[dict] = None) -> list:

@@ -232,10 +232,13 @@ class Lowered:
     problems: list[str] = field(default_factory=list)   # tables whose inputs are off by more than they allow
 
 
-def _indicator_scale(vec: np.ndarray) -> float:
-    """The nonzero entry of a vector with exactly one (a scaled indicator), else 1."""
-    nz = np.flatnonzero(vec)
-    return float(vec[nz[0]]) if len(nz) == 1 and math.isfinite(vec[nz[0]]) else 1.0
+def _indicator_scales(table: np.ndarray) -> np.ndarray:
+    """_indicator_scale of each row."""
+    nonzero = table != 0
+    single = (nonzero.sum(axis=1) == 1)
+    first = np.argmax(nonzero, axis=1)
+    at = table[np.arange(len(table)), first] if len(table) else np.zeros(0)
+    return np.where(single & np.isfinite(at), at, 1.0)
 
 
 def _or_parts(sel: ir.Selector, graph: ProgramGraph) -> list[ir.Selector]:
@@ -482,8 +485,10 @@ class Lowering:
         # and read with weight 30: weights that are integers keep a score's float32 sum
         # exact, where the 30-scaled feature read back with weight 1/30 (for the plain
         # indicator) rounds
-        scales = [_indicator_scale(ref.vec) for ref in refs]      # (Ref.vec is float64)
-        vecs = [ref.vec[rows] / scale for ref, scale in zip(refs, scales)]
+        table = np.array([ref.vec for ref in refs], dtype=np.float64).reshape(len(refs), -1)
+        scales = _indicator_scales(table)
+        vecs = list(table[:, rows] / scales[:, None])
+        scales = scales.tolist()
         made = basis.express_or_add_many(
             vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]),
             lambda j: id(refs[j]) in self._integral_reads)
