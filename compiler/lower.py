@@ -369,8 +369,9 @@ class Lowering:
 
     def new_feature(self, node: ir.SOp, vec: np.ndarray, kind: str = "value", label: str = "") -> Feature:
         vals = self.values(node)
+        nz = None
         if not label:
-            nz = np.nonzero(vec)[0]
+            nz = np.flatnonzero(vec)
             if kind == "value" and len(nz) == 1 and vec[nz[0]] == 1.0:
                 kind, label = "onehot", f"{node.name}={vals[nz[0]]!r}"
             elif (ident := self._identity_fn(node)) is not None and \
@@ -379,7 +380,7 @@ class Lowering:
             else:
                 basis = self.node_basis.get(node.id)
                 label = f"{node.name}:f{len(basis.features) if basis is not None else 0}"
-        value = vals[int(np.nonzero(vec)[0][0])] if kind == "onehot" else None
+        value = vals[int((np.flatnonzero(vec) if nz is None else nz)[0])] if kind == "onehot" else None
         return Feature(label, sop_id=node.id, fn=np.asarray(vec, dtype=np.float64), kind=kind, value=value)
 
     # ---- main loop
@@ -487,24 +488,26 @@ class Lowering:
         # indicator) rounds
         table = np.array([ref.vec for ref in refs], dtype=np.float64).reshape(len(refs), -1)
         scales = _indicator_scales(table)
-        vecs = list(table[:, rows] / scales[:, None])
+        embedded = table[:, rows] / scales[:, None]
+        vecs = list(embedded)
+        # (an embedding entry float32 holds exactly, such as an integer code, is exact)
+        errors = np.where((embedded.astype(np.float32).astype(np.float64) == embedded).all(axis=1), 0.0,
+                          EPS32 * np.abs(embedded).max(axis=1, initial=0.0)).tolist()
         scales = scales.tolist()
         made = basis.express_or_add_many(
-            vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j]),
+            vecs, lambda j: self._embed_feature(node, vecs[j], where, refs[j].vec / scales[j], errors[j]),
             lambda j: id(refs[j]) in self._integral_reads)
         for ref, terms, scale in zip(refs, made, scales):
             ref.own = {f: c * scale for f, c in terms.items()}
             if ONE in ref.own:
                 ref.const += ref.own.pop(ONE)
 
-    def _embed_feature(self, node: ir.SOp, vec: np.ndarray, where: str, fn: np.ndarray) -> Feature:
+    def _embed_feature(self, node: ir.SOp, vec: np.ndarray, where: str, fn: np.ndarray, error: float) -> Feature:
         f = self.new_feature(node, fn)
         if f.label.startswith(node.name + ":"):
             f.label = f"{node.name}:{where[0]}{len(self.embed)}"
         self.embed.append(EmbedFeature(f, where, vec))
-        # (an embedding entry float32 holds exactly, such as an integer code, is exact)
-        exact = bool(np.all(vec.astype(np.float32).astype(np.float64) == vec))
-        self.err[f.uid] = 0.0 if exact else EPS32 * float(np.max(np.abs(vec), initial=0.0))
+        self.err[f.uid] = error
         return f
 
     def _number_mask(self, node: ir.SOp) -> np.ndarray:
