@@ -398,6 +398,8 @@ class Lowering:
                                    node) from None
             except MemoryError:
                 raise out_of_memory(node) from None
+        # (every ref is final now: resolved once here, for the checks and all later stages)
+        _resolve_blocks(self.heads, self.mlps)
         problems = estimate_problems(self.mlps, resolve) + estimate_head_problems(self.heads, self.err, resolve)
         if not problems:
             self._check_readout(readout)
@@ -2142,13 +2144,22 @@ def certify(lowered: Lowered) -> dict:
 
 
 def finalize(lowered: Lowered) -> None:
+    """Replace every block's refs by the Reads they resolve to (Lowering.run already has)."""
+    _resolve_blocks(lowered.heads, lowered.mlps)
+
+
+def _resolve_blocks(heads: list[HeadBlock], mlps: list[MLPBlock]) -> None:
     """Replace every block's refs by the Reads they resolve to (once, for later stages)."""
-    for head in lowered.heads:
-        head.terms = [(ResolvedLin(q), ResolvedLin(k)) for q, k in head.terms]
-        head.values = [(f, ResolvedLin(lin), bos) for f, lin, bos in head.values]
-    for block in lowered.mlps:
+    for head in heads:
+        head.terms = [(_resolved(q), _resolved(k)) for q, k in head.terms]
+        head.values = [(f, _resolved(lin), bos) for f, lin, bos in head.values]
+    for block in mlps:
         for unit in block.units:
-            unit.pre = ResolvedLin(unit.pre)
+            unit.pre = _resolved(unit.pre)
+
+
+def _resolved(lin: Lin) -> "ResolvedLin":
+    return lin if isinstance(lin, ResolvedLin) else ResolvedLin(lin)
 
 
 def lower(graph: ProgramGraph, inf: Inference, plan: Plan) -> Lowered:

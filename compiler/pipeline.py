@@ -15,7 +15,7 @@ from .assemble import assemble
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
 from .graph import ProgramGraph
 from .infer import Inference, sorted_values
-from .lower import Lowering, finalize
+from .lower import Lowering
 from .plan import ANY, MAP_VIRTUAL, Plan
 from .residual import layout
 from .rewrite import replacements
@@ -93,7 +93,6 @@ class Compilation:
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
                                self.graph.output)
-        finalize(self.lowered)
         self.schedule = schedule(self.lowered)
         self.layout = layout(self.lowered, self.schedule)
         self.module = assemble(self.lowered, self.schedule, self.layout)
