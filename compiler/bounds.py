@@ -66,6 +66,10 @@ class TableBound:
     estimated_z_error: float = 0.0    # the z error the table was built for (inputs lowered later)
     step_z: Optional[np.ndarray] = None      # step tables: the z values beside each step ...
     step_half: Optional[np.ndarray] = None   # ... and that step's half width
+    # tables of one block with the same `exclusive` id are gated on different gate-value
+    # combinations: at any point one is on and the others' units are off (exactly 0), so
+    # their rounding errors do not add up (their AND units' leaks through gate errors do)
+    exclusive: Optional[int] = None
 
 
 def estimate_head_problems(heads: list, err: dict[int, float], read_of) -> list[str]:
@@ -414,6 +418,7 @@ def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> lis
         return []
     problems = []
     total = np.zeros(len(block.outputs))
+    worst: dict[int, np.ndarray] = {}       # per exclusive group: its largest rounding
     for b in block.bounds:
         rz = resolve(b.z) if b.z else Read()
         z_err = read_error(rz, err) + read_rounding(rz)
@@ -434,9 +439,14 @@ def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> lis
                 problems.append(f"{b.label}: its one-hot inputs can be off by {gate_err:.2e}, which moves its "
                                 f"steps by {b.gate_gain * gate_err:.2e} where they allow {max(left, 0.0):.2e}")
                 continue
-        total += b.rounding + b.and_gain * gate_err
-        if b.z_gain is not None:
-            total += b.z_gain * z_err
+        own = b.rounding if b.z_gain is None else b.rounding + b.z_gain * z_err
+        if b.exclusive is None:
+            total += own
+        else:
+            worst[b.exclusive] = np.maximum(worst.get(b.exclusive, 0.0), own)
+        total += b.and_gain * gate_err
+    for group in worst.values():
+        total += group
     for (f, _, _), e in zip(block.outputs, total.tolist()):
         err[f.uid] = e
     return problems

@@ -38,7 +38,8 @@ from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused, expre
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import MAX_TUPLES, Inference, ValueIndex, is_number, out_of_memory
-from .mlp import EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, rounding_error
+from .mlp import (EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, output_tolerance,
+                  rounding_error)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -56,6 +57,9 @@ SCORE_PRECISION = 1e-2
 MAX_GATE_VALUES = 64
 # how many of the best projections a table tries before reading its inputs another way
 PROJECTION_TRIES = 3
+# a gated table with more units than this also tries one coordinate per gate combination
+PER_GATE_MIN_UNITS = 16
+MAX_PER_GATE_TABLES = 64
 # the most (query, key) value pairs a copy over an `or` is checked on to be one head of added scores
 DISJUNCTIVE_MAX_PAIRS = 1_000_000
 # Score that keeps the BOS query on the BOS key in every head (its other scores are 0).
@@ -230,6 +234,7 @@ class Lowered:
     feature_err: dict[int, float]
     refs: dict[int, list["Ref"]] = field(default_factory=dict)   # every function read of every s-op
     problems: list[str] = field(default_factory=list)   # tables whose inputs are off by more than they allow
+    head_pair_tables: bool = False      # a per-gate table reads two counts from their heads
 
 
 def _indicator_scales(table: np.ndarray) -> np.ndarray:
@@ -272,8 +277,12 @@ def _as_numbers(values: Sequence[Any]) -> np.ndarray:
 
 class Lowering:
     def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan, low_error: bool = False,
-                 output_by_code: bool = False, no_squares: frozenset = frozenset()) -> None:
+                 output_by_code: bool = False, no_squares: frozenset = frozenset(), head_pairs: bool = True) -> None:
         self.graph = graph
+        # per-gate tables may read two counts from their heads along one projection (see
+        # _per_gate_parts); whether one did
+        self.head_pairs = head_pairs
+        self._head_pair_tables = False
         # s-ops whose equality heads take the table form: an MLP could not also provide
         # their squared codes exactly (see SquareUnfit)
         self.no_squares = no_squares
@@ -405,7 +414,7 @@ class Lowering:
             self._check_readout(readout)
         feature_err = dict(self.err)
         return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err,
-                       {k: list(v) for k, v in self.refs.items()}, problems)
+                       {k: list(v) for k, v in self.refs.items()}, problems, self._head_pair_tables)
 
     def _lower_node(self, node: ir.SOp) -> None:
         """Lower one s-op by its kind (see compiler.plan)."""
@@ -1543,7 +1552,13 @@ class Lowering:
             if any(self.plan.time[leaves[j].id] >= decoded_at for j in active if j not in head_read):
                 head_read = set()
         tried: set[tuple] = set()
+        # per-gate tables of an attempt whose single table failed: a later attempt in the
+        # same layer may take fewer units; taken before any attempt a layer later (decoded
+        # inputs after widths read from their heads, the last resort's one-hot means)
+        pending: Optional[_PerGate] = None
         for attempt in ("heads", "heads_gates", "values", "codes", "gates", "mean_gates"):
+            if pending is not None and pending.from_heads and attempt not in ("heads", "heads_gates"):
+                break
             if attempt == "heads":
                 if not head_read:
                     continue
@@ -1582,7 +1597,7 @@ class Lowering:
                 # few values become gates too; their one-hot features cost an MLP (a layer)
                 # after the head that averages
                 gates = [j for j in active if len(np.unique(codes[j])) <= MAX_GATE_VALUES]
-                if probe or not any(j in affine for j in gates):
+                if probe or pending is not None or not any(j in affine for j in gates):
                     break
                 coord = [j for j in active if j not in gates]
                 by_value = set(affine) - set(gates)
@@ -1641,8 +1656,36 @@ class Lowering:
                                    precision=SCORE_PRECISION if precise else None)
                 if plan is not None:
                     break
+            split = None
+            if not joint and xs and (plan is None or len(plan.units) > PER_GATE_MIN_UNITS):
+                # one coordinate per gate combination: of these gates, or where the table has
+                # none, of the coordinates that could be gates (codes with few values)
+                if gates:
+                    gate_leaves, kept = [leaves[g] for g in gates], list(range(len(xs)))
+                    gate_combos = combos
+                else:
+                    as_gates = [i for i, j in enumerate(coord) if j in anyread and j not in by_value
+                                and not (from_heads and j in head_read)
+                                and len(np.unique(t_codes[j])) <= MAX_GATE_VALUES]
+                    gate_leaves = [leaves[coord[i]] for i in as_gates]
+                    kept = [i for i in range(len(xs)) if i not in as_gates]
+                    gate_combos = list(zip(*(t_cols[coord[i]] for i in as_gates))) if as_gates else []
+                if gate_leaves and len(kept) > 1:     # (one coordinate: the single gated table)
+                    parts = self._per_gate_parts([xs[i] for i in kept], [x_errs[i] for i in kept],
+                                                 sum(1 for i in kept if i < n_aff), gate_combos, t_outputs,
+                                                 len(gate_leaves), precise, from_heads)
+                    if parts is not None:
+                        split = _PerGate(gate_leaves, parts, [x_refs[i] for i in kept], from_heads, not gates)
             if plan is None:
+                if split is not None and (pending is None or split.units < pending.units):
+                    pending = split
                 continue
+            if split is not None and split.beats(len(plan.units)):
+                self._build_per_gate(node, split, created)
+                return
+            if pending is not None and pending.units < len(plan.units):
+                self._build_per_gate(node, pending, created)
+                return
             z_lin: Lin = {}
             for l, make in zip(lam, x_refs):
                 made = make()
@@ -1652,6 +1695,9 @@ class Lowering:
             gate_leaves = [leaves[g] for g in gates]
             self._mlp_from_table(node, gate_leaves, combos, z, z_lin, t_outputs, created, z_err=err,
                                  label=f"compute {node.name}", plan=plan)
+            return
+        if pending is not None:
+            self._build_per_gate(node, pending, created)
             return
         if probe:
             raise _TableUnfit()
@@ -1870,49 +1916,142 @@ class Lowering:
         rest = sorted((r for r in scored if r[0] != fewest), key=lambda r: r[0])
         return best + [c for _, c in rest]
 
+    def _build_per_gate(self, node: ir.SOp, split: "_PerGate", created: list[Feature]) -> None:
+        """The per-gate tables (_per_gate_parts) as one MLP, requesting the coordinates they read."""
+        made_refs: dict[int, Any] = {}
+        for part in split.parts:
+            for j, l in enumerate(part.lam):
+                if l:
+                    if j not in made_refs:
+                        made_refs[j] = split.x_refs[j]()
+                    made = made_refs[j]
+                    for ref, k in (made.items() if isinstance(made, dict) else ((made, 1.0),)):
+                        part.z_lin[ref] = part.z_lin.get(ref, 0.0) + l * k
+        self._mlp_from_tables(node, split.gate_leaves, split.parts, created, f"compute {node.name}")
+        self._head_pair_tables |= split.from_heads and any(sum(1 for l in p.lam if l) > 1 for p in split.parts)
+
+    def _per_gate_parts(self, xs: list[np.ndarray], x_errs: list[float], n_aff: int, combos: list[tuple],
+                        outputs: np.ndarray, n_gates: int, precise: bool, from_heads: bool
+                        ) -> Optional[list["_TablePart"]]:
+        """One gated table per combination of the gates, each along its own coordinate, or
+        None unless every one is exact within the whole table's output tolerance (one is on
+        at any point, so their errors do not add up). `a if c else b` over two counts then
+        steps once per value of a where c holds and once per value of b elsewhere: along one
+        coordinate z = a + K b for both, it stepped once per pair (574 units at max_seq_len
+        16), and past float32's precision the counts were decoded first, a layer more.
+        Each table's gated units must stay off wherever its gates do not all match, so its
+        activations are sized for the range its z takes over every point (`z_span`)."""
+        codes = _combo_codes(combos)
+        first_rows = np.unique(codes, return_index=True)[1]
+        if len(first_rows) > MAX_PER_GATE_TABLES:
+            return None
+        tolerance = output_tolerance(outputs)
+        if precise:
+            size = np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0))
+            tolerance = np.minimum(tolerance, SCORE_PRECISION * size)
+        x_codes = [np.unique(x, return_inverse=True)[1].reshape(-1) for x in xs]
+        parts: list[_TablePart] = []
+        for c in codes[np.sort(first_rows)].tolist():
+            rows = np.flatnonzero(codes == c)
+            sub_out = outputs[rows]
+            # the coordinates this combination's outputs depend on
+            keep = list(range(len(xs)))
+            for j in sorted(keep, key=lambda j: -len(np.unique(x_codes[j][rows]))):
+                rest = [a for a in keep if a != j]
+                if _is_function_of([x_codes[a][rows] for a in rest], sub_out):
+                    keep = rest
+            sub = [xs[j][rows] for j in keep]
+            if len(keep) <= 1:
+                lams = [[1.0] * len(keep)]
+            elif from_heads:
+                # (two counts read from their heads along one projection: the heads' error
+                # times the projection can pass this estimate but not the proof's bound;
+                # the pipeline then lowers without such tables: see head_pair_tables)
+                lam = _separating_projection(sub, sub_out) if len(keep) == 2 and self.head_pairs else None
+                lams = [lam] if lam is not None else []
+            else:
+                lams = self._projections(sub, sum(1 for j in keep if j < n_aff), [()] * len(rows), sub_out)
+            part_combos = [combos[r] for r in rows.tolist()]
+            part = None
+            for lam in lams[:PROJECTION_TRIES]:
+                full = [0.0] * len(xs)
+                for j, l in zip(keep, lam):
+                    full[j] = float(l)
+                z_all = canonical(sum(l * x for l, x in zip(full, xs)))
+                z = z_all[rows]
+                err = sum(abs(l) * e for l, e in zip(full, x_errs))
+                plan = exact_table(part_combos, z, sub_out, n_gates, err,
+                                   precision=SCORE_PRECISION if precise else None,
+                                   z_span=(float(z_all.min()), float(z_all.max())), tolerance=tolerance)
+                if plan is not None:
+                    part = _TablePart(part_combos, z, {}, plan, err, full)
+                    break
+            if part is None:
+                return None
+            parts.append(part)
+        return parts
+
     def _mlp_from_table(self, node: ir.SOp, gate_leaves: list[ir.SOp], combos: list[tuple], z: np.ndarray,
                         z_lin: Lin, outputs: np.ndarray, created: list[Feature], z_err: Optional[float],
                         label: str, plan: Optional[TablePlan] = None, snap: bool = False) -> None:
         """`snap`: read every gate's indicator exactly (see _exact_indicator)."""
         if plan is None:
             plan = build_table(combos, z, outputs, len(gate_leaves))
+        self._mlp_from_tables(node, gate_leaves, [_TablePart(combos, z, z_lin, plan, z_err)], created, label, snap)
+
+    def _mlp_from_tables(self, node: ir.SOp, gate_leaves: list[ir.SOp], parts: list["_TablePart"],
+                         created: list[Feature], label: str, snap: bool = False) -> None:
+        """One MLP adding up tables over the same gates, each with its own z coordinate: the
+        per-gate tables of _per_gate_parts, of which one is on at any point (their rounding
+        errors do not add up: see TableBound.exclusive)."""
+        exclusive = 0 if len(parts) > 1 else None
         gate_refs: dict[tuple[int, Any], "Ref | Feature"] = {}
         indicator = self._exact_indicator if snap else self.indicator
         # (first-use order, not a set's: a set of string keys made the weights depend on
         # PYTHONHASHSEED)
-        for (g, v) in dict.fromkeys(key for u in plan.units for key in u.gates):
-            gate_refs[(g, v)] = indicator(gate_leaves[g], v)
-        units = []
-        for u in plan.units:
-            pre: Lin = {}
-            for term, coef in z_lin.items():
-                if u.z:
-                    pre[term] = pre.get(term, 0.0) + u.z * coef
-            for key, coef in u.gates.items():
-                ref = gate_refs[key]
-                pre[ref] = pre.get(ref, 0.0) + coef
-            units.append(MLPUnitSpec(pre, u.bias))
-        outs = []
-        for j, f in enumerate(created):
-            outs.append((f, dict(plan.out_weights[j]), float(plan.out_bias[j])))
-        exact_and = and_rounding(plan) if snap else None
-        rounding = rounding_error(plan, combos, z, len(gate_leaves)) if exact_and is None else exact_and
-        out_err = rounding if plan.z_gain is None else rounding + plan.z_gain * (z_err or 0.0)
+        for part in parts:
+            for (g, v) in dict.fromkeys(key for u in part.plan.units for key in u.gates):
+                if (g, v) not in gate_refs:
+                    gate_refs[(g, v)] = indicator(gate_leaves[g], v)
+        units: list[MLPUnitSpec] = []
+        weights: list[dict[int, float]] = [{} for _ in created]
+        biases = np.zeros(len(created))
+        out_err = np.zeros(len(created))
+        bounds: list[TableBound] = []
+        for part in parts:
+            plan, offset = part.plan, len(units)
+            for u in plan.units:
+                pre: Lin = {}
+                for term, coef in part.z_lin.items():
+                    if u.z:
+                        pre[term] = pre.get(term, 0.0) + u.z * coef
+                for key, coef in u.gates.items():
+                    ref = gate_refs[key]
+                    pre[ref] = pre.get(ref, 0.0) + coef
+                units.append(MLPUnitSpec(pre, u.bias))
+            for j in range(len(created)):
+                for u, w in plan.out_weights[j].items():
+                    weights[j][offset + u] = w
+            biases += plan.out_bias
+            exact_and = and_rounding(plan) if snap else None
+            rounding = rounding_error(plan, part.combos, part.z, len(gate_leaves)) if exact_and is None else exact_and
+            own = rounding if plan.z_gain is None else rounding + plan.z_gain * (part.z_err or 0.0)
+            out_err = out_err + own if exclusive is None else np.maximum(out_err, own)
+            gates: dict[int, list[Lin]] = defaultdict(list)   # per gate: its one-hot reads
+            for (g, v) in dict.fromkeys(key for u in plan.units for key in u.gates):
+                gates[g].append({gate_refs[(g, v)]: 1.0})
+            and_gain = np.zeros(len(created))
+            for j in range(len(created)):
+                and_gain[j] = sum(abs(w) for u, w in plan.out_weights[j].items()
+                                  if plan.units[u].z == 0 and plan.units[u].gates)
+            gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
+            bounds.append(TableBound(part.z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
+                                     list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
+                                     part.z_err or 0.0, plan.step_z, plan.step_half, exclusive))
         for f, e in zip(created, out_err):      # (estimates: compiler.bounds recomputes them)
             self.err[f.uid] = float(e)
-        block = MLPBlock(node, units, outs, label)
-        gates: dict[int, list[Lin]] = defaultdict(list)   # per gate: its one-hot reads
-        for (g, _), ref in gate_refs.items():
-            gates[g].append({ref: 1.0})
-        and_gain = np.zeros(len(created))
-        for j in range(len(created)):
-            and_gain[j] = sum(abs(w) for u, w in plan.out_weights[j].items()
-                              if plan.units[u].z == 0 and plan.units[u].gates)
-        gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
-        block.bounds.append(TableBound(z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
-                                       list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
-                                       z_err or 0.0, plan.step_z, plan.step_half))
-        self.mlps.append(block)
+        outs = [(f, weights[j], float(biases[j])) for j, f in enumerate(created)]
+        self.mlps.append(MLPBlock(node, units, outs, label, bounds))
 
     def _mlp_sum_of_tables(self, node: ir.SOp, parts: list, f_out: Feature, label: str) -> None:
         units: list[MLPUnitSpec] = []
@@ -2096,6 +2235,40 @@ def _codes(col: np.ndarray) -> np.ndarray:
     if set(map(type, col)) <= {int, float}:
         return np.unique(canonical(np.asarray(col, dtype=np.float64)), return_inverse=True)[1].reshape(-1)
     return factorize(col)[0]
+
+
+@dataclass
+class _PerGate:
+    """Per-gate tables for one way of reading a map's inputs (Lowering._per_gate_parts)."""
+
+    gate_leaves: list[ir.SOp]
+    parts: list["_TablePart"]
+    x_refs: list[Callable]          # per coordinate: requests its feature
+    from_heads: bool
+    new_gates: bool                 # the single table read the gates as coordinates, not one-hot
+
+    @property
+    def units(self) -> int:
+        return sum(len(p.plan.units) for p in self.parts)
+
+    def beats(self, single_units: int) -> bool:
+        """Worth taking over an exact single table of `single_units` units: at most half the
+        units, and where the gates' one-hot features are new residual directions, 4 units
+        saved for each."""
+        keys = len({key for p in self.parts for u in p.plan.units for key in u.gates}) if self.new_gates else 0
+        return 2 * self.units <= single_units and 4 * keys <= single_units - self.units
+
+
+@dataclass
+class _TablePart:
+    """One table of an MLP that may add up several (see Lowering._mlp_from_tables)."""
+
+    combos: list[tuple]
+    z: np.ndarray
+    z_lin: Lin
+    plan: TablePlan
+    z_err: Optional[float]
+    lam: Optional[list[float]] = None       # its coordinate's coefficients (per-gate tables)
 
 
 class _TableUnfit(Exception):

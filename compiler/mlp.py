@@ -67,12 +67,14 @@ class InconsistentTable(ValueError):
 
 
 def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
-                gate_index_ok: bool = True) -> TablePlan:
+                gate_index_ok: bool = True, z_span: Optional[tuple[float, float]] = None) -> TablePlan:
     """Units computing outputs[i] at input point (combos[i], z[i]) for every i.
 
     combos: per point, the tuple of gate values (length n_gates).
     z: per point, the z coordinate (zeros if there is no numeric input).
     outputs: (points, n_out) float table; points with equal (combo, z) must agree.
+    z_span: the range z takes at points outside the table, where its gated units must
+    stay off (a table for one gate combination among several, each with its own z).
     """
     n_out = outputs.shape[1]
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
@@ -87,6 +89,8 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     combos_in_order = list(combo_index)
     z_all = np.asarray(z, dtype=np.float64)
     z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 0.0)
+    if z_span is not None:
+        z_lo, z_hi = min(z_lo, z_span[0]), max(z_hi, z_span[1])
     # per combination (in order of first appearance), its points by z (ties in input order)
     order = np.lexsort((z_all, code))
     sc, sz, so = code[order], z_all[order], np.asarray(outputs, dtype=np.float64)[order].reshape(len(order), n_out)
@@ -284,7 +288,8 @@ def _segment_sums(z: np.ndarray, p_seg: np.ndarray, t: np.ndarray, u_seg: np.nda
 
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
                 z_err: float, steps_only: bool = False, low_error: bool = False,
-                precision: "float | None" = None) -> "TablePlan | None":
+                precision: "float | None" = None, z_span: Optional[tuple[float, float]] = None,
+                tolerance: Optional[np.ndarray] = None) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
     the activations, or the rounding of the outputs beyond what their readers tolerate.
 
@@ -294,10 +299,12 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     fine-grained mean: large step activations round its outputs by up to 1e-3).
     `precision`: the outputs may round by at most this fraction of their size (score
     features of a mean whose selected keys must weigh the same); a step table only.
+    `z_span`: see build_table (gated tables only); `tolerance`: per output, how far it may
+    be off (default: output_tolerance of these outputs; a part of a table passes the whole's).
     """
-    plan = build_table(combos, z, outputs, n_gates)
+    plan = build_table(combos, z, outputs, n_gates, z_span=z_span)
     step_error = rounding_error(plan, combos, z, n_gates) if plan.precise_enough(z_err) else None
-    tolerance = output_tolerance(outputs)
+    tolerance = output_tolerance(outputs) if tolerance is None else tolerance
     if precision is not None:
         steps_only = True
         tolerance = np.minimum(tolerance, precision * np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0)))

@@ -15,7 +15,7 @@ from .assemble import assemble
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
 from .graph import ProgramGraph
 from .infer import Inference, sorted_values
-from .lower import Lowering
+from .lower import Lowering, certify
 from .plan import ANY, MAP_VIRTUAL, Plan
 from .residual import layout
 from .rewrite import replacements
@@ -93,6 +93,9 @@ class Compilation:
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
                                self.graph.output)
+        self.certified: Optional[dict] = None
+        if self.lowered.head_pair_tables:
+            self._prefer_a_proven_lowering()
         self.schedule = schedule(self.lowered)
         self.layout = layout(self.lowered, self.schedule)
         self.module = assemble(self.lowered, self.schedule, self.layout)
@@ -108,6 +111,24 @@ class Compilation:
         return frozenset(user.id for user in self.graph.users(node)
                          if isinstance(user, ir.Map) and self.plan.kind.get(user.id) == MAP_VIRTUAL
                          and user.id not in self.plan.tabulate)
+
+    def _prefer_a_proven_lowering(self) -> None:
+        """A per-gate table that reads two counts from their heads along one projection saves
+        the layer that decodes them, but the heads' error times the projection can pass the
+        lowering's estimate and not the proof's bound: that model is kept only if it is
+        proven exact, or if the one that decodes the counts first is not either."""
+        self.certified = certify(self.lowered)
+        if self.certified["proven_exact"]:
+            return
+        try:
+            alt = Lowering(self.graph, self.inference, self.plan, no_squares=self.no_squares, head_pairs=False).run()
+        except CompileError:
+            return
+        if alt.problems:
+            return
+        cert = certify(alt)
+        if cert["proven_exact"]:
+            self.lowered, self.certified = alt, cert
 
     def _lower(self, **options) -> Lowering:
         try:
@@ -208,6 +229,7 @@ def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
     info = {
         "blocks": [[h.label for h in comp.schedule.heads[l]] + [m.label for m in comp.schedule.mlps[l]]
                    for l in range(comp.schedule.num_layers)],
+        **(comp.certified or {}),
     }
     model = CompiledModel(comp.module, vocab, max_seq_len, spec, comp.layout.labels(), info, program=comp)
     return model

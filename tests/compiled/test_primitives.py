@@ -1116,18 +1116,54 @@ selector_width(v or (v and c));
     assert model.num_heads <= 2
 
 
-def test_a_table_gates_on_a_token_while_reading_two_counts_from_their_heads():
+@pytest.mark.parametrize("max_len", [10, 24])
+def test_a_table_gates_on_a_token_while_reading_two_counts_from_their_heads(max_len):
     """`length if tokens != "a" else w`: one count or the other by the token. Read from the
     two heads as one coordinate for both tokens, no projection kept the outputs apart
     exactly, so both counts were decoded first (2 layers); with the token as a gate, the
-    coordinate separates each token's outputs only, in the heads' own layer."""
+    coordinate separates each token's outputs only, in the heads' own layer (to max_seq_len
+    10; from 16, only with one coordinate per token: `length` where it is not "a", `w`
+    where it is)."""
     source = """
 w = selector_width(select(indices % 3, indicator(tokens == "a") + 2 * indicator(tokens == "c"), ==));
 length if tokens != "a" else w;
 """
     sop = compile_text(source)
-    model = assert_exact(sop, list("abc"), 10, inputs=random_inputs(list("abc"), 10, 300, seed=9))
+    model = assert_exact(sop, list("abc"), max_len, inputs=random_inputs(list("abc"), max_len, 300, seed=9))
     assert model.num_layers == 1
+    assert model.exactness()["proven_exact"]
+
+
+def test_a_gated_table_reads_each_gates_input_along_its_own_coordinate():
+    """`a if tokens == "a" else b` over two counts: along one coordinate z = a + K b for
+    every token, the table stepped once per (a, b) pair: 574 units at max_seq_len 16, and
+    the counts were decoded first (2 layers). One coordinate per token (a where the token
+    is "a", b elsewhere) steps once per count: one MLP in the heads' layer."""
+    source = """
+a = selector_width(select(tokens, tokens, ==));
+b = selector_width(select(tokens, tokens, <));
+a if tokens == "a" else b;
+"""
+    sop = compile_text(source)
+    vocab = list("abcd")
+    model = assert_exact(sop, vocab, 16, inputs=random_inputs(vocab, 16, 400, seed=11))
+    assert model.num_layers == 1 and model.d_mlp <= 80
+    assert model.exactness()["proven_exact"]
+
+
+def test_a_per_gate_table_over_two_counts_from_their_heads_is_kept_only_if_proven():
+    """Where the token is "a", `b if b > 0 else a` reads both counts from their heads along
+    one projection: the heads' error times the projection passed the lowering's estimate
+    but not the proof's bound (1 layer, unproven). The pipeline then lowers without such
+    tables: the counts decoded first, proven exact."""
+    source = """
+a = selector_width(select(tokens, tokens, ==));
+b = selector_width(select(tokens, tokens, <));
+b if (tokens == "a" and b > 0) else a;
+"""
+    sop = compile_text(source)
+    model = assert_exact(sop, list("abc"), 10, inputs=random_inputs(list("abc"), 10, 300, seed=12))
+    assert model.exactness()["proven_exact"]
 
 
 SORT_WITH_BOS = """
