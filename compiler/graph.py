@@ -271,10 +271,22 @@ def joint_select(sel: ir.Selector, g: "ProgramGraph") -> ir.Select:
     kpos = {id(n): i for i, n in enumerate(key_nodes)}
     qpos = {id(n): i for i, n in enumerate(query_nodes)}
     single_k, single_q = len(key_nodes) == 1, len(query_nodes) == 1
+    # the formula's nodes as they are now: a later joint select may take an inner `or`'s
+    # place in the graph (an aggregate over `v` beside one over `v or w`), and this
+    # predicate, evaluated later, must still read the selects its tuples were built from
+    frozen: dict[int, list] = {}
+
+    def freeze(s: ir.Selector) -> None:
+        if s.id not in frozen:
+            frozen[s.id] = [g.canon[c.id] for c in s.children]
+            if not isinstance(s, ir.Select):
+                for kid in frozen[s.id]:
+                    freeze(kid)
+    freeze(sel)
 
     def evaluate(s: ir.Selector, kt, qt) -> bool:
         if isinstance(s, ir.Select):
-            k, q = (g.canon[c.id] for c in s.children)
+            k, q = frozen[s.id]
             kv = kt if single_k else kt[kpos[id(k)]]
             qv = qt if single_q else qt[qpos[id(q)]]
             pred = s.ir_predicate
@@ -284,7 +296,7 @@ def joint_select(sel: ir.Selector, g: "ProgramGraph") -> ir.Select:
                 return bool(pred.py(kv, qv))
             except Exception:
                 return False
-        kids = [g.canon[c.id] for c in s.children]
+        kids = frozen[s.id]
         if isinstance(s, ir.SelectNot):
             return not evaluate(kids[0], kt, qt)
         if isinstance(s, ir.SelectAnd):
@@ -309,11 +321,11 @@ def joint_select(sel: ir.Selector, g: "ProgramGraph") -> ir.Select:
                 return columns[side, pos]
 
             def select_table(s: ir.Select) -> np.ndarray:
-                k, q = (g.canon[c.id] for c in s.children)
+                k, q = frozen[s.id]
                 kc, kd = codes(keys, kpos[id(k)], single_k, "key")
                 qc, qd = codes(queries, qpos[id(q)], single_q, "query")
                 return s.ir_predicate.matrix(kd, qd)[np.ix_(qc, kc)]
-            return combined_table(sel, select_table, g.children)
+            return combined_table(sel, select_table, lambda s: frozen[s.id])
         except TypeError:       # (an unhashable value: the caller goes pair by pair)
             return None
 

@@ -1151,6 +1151,24 @@ a if tokens == "a" else b;
     assert model.exactness()["proven_exact"]
 
 
+def test_a_joint_select_keeps_its_formula_when_an_inner_or_is_joined_for_another_aggregate():
+    """`v6 = v5 or (v5 and ...)` and `v5 = v1 or select(tokens, tokens, !=)`, each under an
+    aggregate: both `or`s become selects over tuples, and joining v5 for its own aggregate
+    put that select in v5's place in the graph, where v6's predicate (tabulated later)
+    looked its selects up by the tuples it was built from: a KeyError, not a model
+    (found by bench/fuzz.py)."""
+    source = """
+v1 = select(indices % 3, length, >=);
+v5 = v1 or select(tokens, tokens, !=);
+v6 = v5 or v5 and select(length, indices, ==);
+v7 = aggregate(v6, tokens);
+aggregate(v5, v7, "_");
+"""
+    sop = compile_text(source)
+    for max_len in (1, 4):
+        assert_exact(sop, list("abc"), max_len, inputs=random_inputs(list("abc"), max_len, 200, seed=13))
+
+
 def test_a_per_gate_table_over_two_counts_from_their_heads_is_kept_only_if_proven():
     """Where the token is "a", `b if b > 0 else a` reads both counts from their heads along
     one projection: the heads' error times the projection passed the lowering's estimate
