@@ -2122,8 +2122,8 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
 
 def _combo_codes(combos: list[tuple]) -> np.ndarray:
     """Each point's gate-value combination as an integer code (equal combinations, equal codes)."""
-    if not combos:
-        return np.zeros(0, dtype=np.int64)
+    if not combos or not combos[0]:         # (no gates: every point's combination is ())
+        return np.zeros(len(combos), dtype=np.int64)
     return factorize(np.array([hash(c) for c in combos], dtype=np.int64))[0].reshape(-1)
 
 
