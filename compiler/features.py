@@ -293,7 +293,6 @@ class Basis:
         ends = np.cumsum(np.bincount(rows, minlength=len(vecs))).tolist()
         cols_l, vals_l = cols.tolist(), mat[rows, cols].tolist()
         magnitudes = np.abs(mat)
-        tops = magnitudes.max(axis=1).tolist()
         # (an indicator's size is its scale, so a combination of them sums its terms' sizes
         # to the vector's own absolute sum: _well_conditioned without a pass over the terms)
         amplified = (magnitudes.sum(axis=1) > MAX_AMPLIFICATION * np.maximum(1.0, magnitudes.max(axis=1))).tolist()
