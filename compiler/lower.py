@@ -59,6 +59,7 @@ MAX_GATE_VALUES = 64
 PROJECTION_TRIES = 3
 # a gated table with more units than this also tries one coordinate per gate combination
 PER_GATE_MIN_UNITS = 16
+# ... and where its gates take at most this many value combinations (one table each)
 MAX_PER_GATE_TABLES = 64
 # the most (query, key) value pairs a copy over an `or` is checked on to be one head of added scores
 DISJUNCTIVE_MAX_PAIRS = 1_000_000
@@ -238,11 +239,12 @@ class Lowered:
 
 
 def _indicator_scales(table: np.ndarray) -> np.ndarray:
-    """_indicator_scale of each row."""
+    """Per row, its nonzero entry where it has exactly one (a scaled indicator), else 1."""
+    if table.size == 0:
+        return np.ones(len(table))
     nonzero = table != 0
     single = (nonzero.sum(axis=1) == 1)
-    first = np.argmax(nonzero, axis=1)
-    at = table[np.arange(len(table)), first] if len(table) else np.zeros(0)
+    at = table[np.arange(len(table)), np.argmax(nonzero, axis=1)]
     return np.where(single & np.isfinite(at), at, 1.0)
 
 
@@ -491,8 +493,10 @@ class Lowering:
 
         `values[j]` is the node's value for token j (token embedding) or position j.
         """
-        rows = np.array([self.find(node, v) for v in values], dtype=np.int64)
         refs = self.refs[node.id]
+        if not refs:
+            return
+        rows = np.array([self.find(node, v) for v in values], dtype=np.int64)
         # a scaled indicator (30 where the token is "a") is embedded as the plain indicator
         # and read with weight 30: weights that are integers keep a score's float32 sum
         # exact, where the 30-scaled feature read back with weight 1/30 (for the plain
