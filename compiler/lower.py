@@ -320,6 +320,7 @@ class Lowering:
         self._shared_heads: dict[tuple, HeadBlock] = {}
         self._parts_cache: dict[int, list] = {}
         self._joint_cache: dict[int, Optional[tuple]] = {}
+        self._tuple_columns: dict[tuple, tuple[int, list[np.ndarray]]] = {}
         # two-head widths a table reads straight from their heads along the joint plan's
         # coordinate: their heads must write what the plan assumed (its BOS boost)
         self._joint_heads_read: set[int] = set()
@@ -1446,7 +1447,15 @@ class Lowering:
         return self.plan.time[k.id] >= slot or relabel
 
     def _reachable_tuples(self, node: ir.Map, leaves: list[ir.SOp]) -> tuple[int, list[np.ndarray]]:
-        """The value combinations the leaves can take at one position, as object columns."""
+        """The value combinations the leaves can take at one position, as object columns
+        (built once per list of leaves, and never written to: shuffle_dyck2's two fused
+        tables over both balances, 10,017 combinations each at max_seq_len 20, share them)."""
+        key = tuple(leaf.id for leaf in leaves)
+        if key not in self._tuple_columns:
+            self._tuple_columns[key] = self._tuple_columns_of(node, leaves)
+        return self._tuple_columns[key]
+
+    def _tuple_columns_of(self, node: ir.Map, leaves: list[ir.SOp]) -> tuple[int, list[np.ndarray]]:
         rows = self.inf.joint_tuples(leaves)
         if rows is None:
             raise CompileError(f"this elementwise computation depends on {len(leaves)} s-ops "
