@@ -1699,11 +1699,7 @@ class Lowering:
             if pending is not None and pending.units < len(plan.units):
                 self._build_per_gate(node, pending, created)
                 return
-            z_lin: Lin = {}
-            for l, make in zip(lam, x_refs):
-                made = make()
-                for ref, k in (made.items() if isinstance(made, dict) else ((made, 1.0),)):
-                    z_lin[ref] = z_lin.get(ref, 0.0) + l * k
+            z_lin = _coordinate_lin(lam, x_refs, {}, zeros_too=True)
             self._joint_heads_read.update(leaves[j].id for j in joint)
             gate_leaves = [leaves[g] for g in gates]
             self._mlp_from_table(node, gate_leaves, combos, z, z_lin, t_outputs, created, z_err=err,
@@ -1931,15 +1927,9 @@ class Lowering:
 
     def _build_per_gate(self, node: ir.SOp, split: "_PerGate", created: list[Feature]) -> None:
         """The per-gate tables (_per_gate_parts) as one MLP, requesting the coordinates they read."""
-        made_refs: dict[int, Any] = {}
+        made: dict[int, Any] = {}       # (a coordinate read by several tables is requested once)
         for part in split.parts:
-            for j, l in enumerate(part.lam):
-                if l:
-                    if j not in made_refs:
-                        made_refs[j] = split.x_refs[j]()
-                    made = made_refs[j]
-                    for ref, k in (made.items() if isinstance(made, dict) else ((made, 1.0),)):
-                        part.z_lin[ref] = part.z_lin.get(ref, 0.0) + l * k
+            part.z_lin = _coordinate_lin(part.lam, split.x_refs, made)
         self._mlp_from_tables(node, split.gate_leaves, split.parts, created, f"compute {node.name}")
         self._head_pair_tables |= split.from_heads and any(sum(1 for l in p.lam if l) > 1 for p in split.parts)
 
@@ -1958,10 +1948,8 @@ class Lowering:
         first_rows = np.unique(codes, return_index=True)[1]
         if len(first_rows) > MAX_PER_GATE_TABLES:
             return None
+        # (the whole table's; exact_table tightens it to a precise part's own precision)
         tolerance = output_tolerance(outputs)
-        if precise:
-            size = np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0))
-            tolerance = np.minimum(tolerance, SCORE_PRECISION * size)
         x_codes = [np.unique(x, return_inverse=True)[1].reshape(-1) for x in xs]
         parts: list[_TablePart] = []
         for c in codes[np.sort(first_rows)].tolist():
@@ -2022,8 +2010,9 @@ class Lowering:
         indicator = self._exact_indicator if snap else self.indicator
         # (first-use order, not a set's: a set of string keys made the weights depend on
         # PYTHONHASHSEED)
-        for part in parts:
-            for (g, v) in dict.fromkeys(key for u in part.plan.units for key in u.gates):
+        part_keys = [list(dict.fromkeys(key for u in part.plan.units for key in u.gates)) for part in parts]
+        for keys in part_keys:
+            for (g, v) in keys:
                 if (g, v) not in gate_refs:
                     gate_refs[(g, v)] = indicator(gate_leaves[g], v)
         units: list[MLPUnitSpec] = []
@@ -2031,7 +2020,7 @@ class Lowering:
         biases = np.zeros(len(created))
         out_err = np.zeros(len(created))
         bounds: list[TableBound] = []
-        for part in parts:
+        for part, keys in zip(parts, part_keys):
             plan, offset = part.plan, len(units)
             for u in plan.units:
                 pre: Lin = {}
@@ -2051,7 +2040,7 @@ class Lowering:
             own = rounding if plan.z_gain is None else rounding + plan.z_gain * (part.z_err or 0.0)
             out_err = out_err + own if exclusive is None else np.maximum(out_err, own)
             gates: dict[int, list[Lin]] = defaultdict(list)   # per gate: its one-hot reads
-            for (g, v) in dict.fromkeys(key for u in plan.units for key in u.gates):
+            for (g, v) in keys:
                 gates[g].append({gate_refs[(g, v)]: 1.0})
             and_gain = np.zeros(len(created))
             for j in range(len(created)):
@@ -2131,6 +2120,22 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     gaps = np.where(np.isfinite(gaps), gaps, 0.0)
     best = int(np.argmax(gaps))
     return [1.0, float(lams[best])] if gaps[best] > 0 else None
+
+
+def _coordinate_lin(lam: Sequence[float], x_refs: Sequence[Callable], made: dict[int, Any],
+                    zeros_too: bool = False) -> Lin:
+    """z = sum of lam_j * x_j as a Lin, requesting each coordinate's read (`made`: the reads
+    already requested, by index, which it fills); one with coefficient 0 only if `zeros_too`
+    (a single table's coordinates, which it has always requested)."""
+    z_lin: Lin = {}
+    for j, l in enumerate(lam):
+        if not l and not zeros_too:
+            continue
+        if j not in made:
+            made[j] = x_refs[j]()
+        for ref, k in (made[j].items() if isinstance(made[j], dict) else ((made[j], 1.0),)):
+            z_lin[ref] = z_lin.get(ref, 0.0) + l * k
+    return z_lin
 
 
 def _combo_codes(combos: list[tuple]) -> np.ndarray:
@@ -2327,11 +2332,6 @@ def certify(lowered: Lowered) -> dict:
     return {"proven_exact": not problems, "output_error_bound": bound if math.isfinite(bound) else None,
             "output_margin": margin if math.isfinite(margin) else None,
             "unproven_because": problems[0] if problems else None}
-
-
-def finalize(lowered: Lowered) -> None:
-    """Replace every block's refs by the Reads they resolve to (Lowering.run already has)."""
-    _resolve_blocks(lowered.heads, lowered.mlps)
 
 
 def _resolve_blocks(heads: list[HeadBlock], mlps: list[MLPBlock]) -> None:
