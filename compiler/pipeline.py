@@ -121,7 +121,7 @@ class Compilation:
         if self.certified["proven_exact"]:
             return
         try:
-            alt = Lowering(self.graph, self.inference, self.plan, no_squares=self.no_squares, head_pairs=False).run()
+            alt = self._lower(head_pairs=False)
         except CompileError:
             return
         if alt.problems:
