@@ -8,7 +8,11 @@ replaces the estimates by bounds computed from the blocks' actual inputs:
 * an attention head passes on the error of the values it averages (a convex
   combination), adds the leak of unselected keys and BOS, and the effect of score
   errors (a score off by `s` narrows the gap between selected and unselected keys by
-  `2s` and makes the weights of selected keys unequal by up to a factor `e^(2s)`).
+  `2s` and makes the weights of selected keys unequal by up to a factor `e^(2s)`; a
+  width's output, BOS's weight against its keys', moves by expm1 of a key's score
+  error plus BOS's alone, and BOS's key is exact up to the rounding of its cancellation).
+  An error on one side of a score counts with the other side's value at each value of
+  the s-op it reads (a one-hot query meets one dimension's key error at a time).
   Scores are off through their inputs' errors and through float32 computing them,
   which is exact only where every number is a small multiple of a power of two; BOS's
   key, set by cancelling the rest of BOS's residual, is charged its rounding too. Where
@@ -191,23 +195,40 @@ def attention_error(n: int, gap: float, score_error: float, biggest: float, unif
 
 
 def attention_error_parts(n: int, gap: float, score_error: float, uniform: bool = True,
-                          empty: bool = False, summed: int = 0) -> tuple[float, float]:
+                          empty: bool = False, summed: int = 0,
+                          width_spread: Optional[float] = None) -> tuple[float, float]:
     """attention_error per unit of value size, in two parts: the leak of unselected keys,
     and what scales with the selected keys' weights (softmax rounding, unequal weights).
     The second is a relative error: over values that are never negative, it is at most
-    that fraction of the output itself (each selected weight is off by that fraction)."""
+    that fraction of the output itself (each selected weight is off by that fraction).
+    `width_spread`: see relative_attention_error."""
     s2 = 2.0 * score_error
     half = math.exp(min(0.0, -(gap / 2 - s2)))
     leak = (n + 1) * math.exp(min(0.0, -(gap - s2))) + half + (n * half if empty else 0.0)
-    return leak, (8 + summed) * EPS32 + 2.0 * _unequal_weights(score_error, uniform)
+    return leak, (8 + summed) * EPS32 + _uneven_share(score_error, uniform, width_spread, 2.0)
 
 
-def relative_attention_error(n: int, score_error: float, uniform: bool = True, summed: int = 0) -> float:
+def relative_attention_error(n: int, score_error: float, uniform: bool = True, summed: int = 0,
+                             width_spread: Optional[float] = None) -> float:
     """The relative part of a head's error over values that are never negative, without
     attention_error's factor 2 on the unequal weights: each selected weight is off by at
     most a factor e^(2 s) (its score up by s, the others' down by s), so the output by at
-    most expm1(2 s) of itself; softmax and the weighted sum round by (8 + summed) eps/2."""
-    return (8 + summed) * EPS32 / 2 + _unequal_weights(score_error, uniform)
+    most expm1(2 s) of itself; softmax and the weighted sum round by (8 + summed) eps/2.
+
+    A width head's output is BOS's weight 1/(1 + sum_j e^(d_j)) (or the keys' 1 minus it),
+    d_j each key's score less BOS's, exactly 0: with every d_j off by at most
+    `width_spread` (a key's score error plus BOS's), the sum is within a factor
+    e^(+-spread) of w, and the output within expm1(spread) of itself."""
+    return (8 + summed) * EPS32 / 2 + _uneven_share(score_error, uniform, width_spread, 1.0)
+
+
+def _uneven_share(score_error: float, uniform: bool, width_spread: Optional[float], factor: float) -> float:
+    """factor * expm1(2 s), the unequal weights' share of a head's relative error, or for a
+    width head, expm1(spread) where that is smaller."""
+    share = factor * _unequal_weights(score_error, uniform)
+    if width_spread is not None and uniform:
+        share = min(share, math.expm1(width_spread) if width_spread < 50 else math.inf)
+    return share
 
 
 def _unequal_weights(score_error: float, uniform: bool) -> float:
@@ -258,8 +279,25 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     """How far any score can be from its exact value: its inputs' errors, and float32
     computing it (each head dimension's query and key reads, their products and sum),
     which is exact where no input is off and every number involved is a multiple of a
-    power of two small enough for float32's 24 bits (integer and half-integer codes)."""
-    total = score_input_error(head, err, resolve)
+    power of two small enough for float32's 24 bits (integer and half-integer codes).
+    BOS's key, set by cancelling the rest of BOS's residual, is charged its rounding."""
+    keys, bos_terms = _score_error_parts(head, err, resolve)
+    return keys + bos_terms
+
+
+def width_score_spread(head, err: dict[int, float], resolve) -> float:
+    """How far an ordinary key's score can move against BOS's, for a width head: BOS's key
+    is exactly `bos_score` in the dimension the query's constant `one` reads and 0
+    elsewhere up to the cancellation's rounding, so BOS's score is off by that rounding
+    alone (not by the keys' feature errors) and float32 sums it nearly exactly."""
+    keys, bos_terms = _score_error_parts(head, err, resolve)
+    return keys + bos_terms + EPS32 * (len(head.terms) + 2) * (abs(head.bos_score) + bos_terms)
+
+
+def _score_error_parts(head, err: dict[int, float], resolve) -> tuple[float, float]:
+    """(an ordinary key's score error: inputs and float32; BOS's key rounding's share)."""
+    total = _score_input_error_by_value(head, err, resolve)
+    bos_terms = 0.0
     exact = True
     products, bits = 0.0, 0
     bos_key = bos_key_rounding(head)
@@ -268,7 +306,7 @@ def score_error(head, err: dict[int, float], resolve) -> float:
         eq, ek = read_error(rq, err), read_error(rk, err)
         mq, mk = read_magnitude(rq), read_magnitude(rk)
         if t < len(bos_key):      # (BOS's key: the score of BOS)
-            total += (mq + eq) * bos_key[t]
+            bos_terms += (mq + eq) * bos_key[t]
         bq, bk = _fraction_bits(rq), _fraction_bits(rk)
         exact = exact and not (eq or ek) and bq is not None and bk is not None
         if exact:
@@ -278,7 +316,8 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     if exact and products * 2.0 ** bits < 2 ** 24:
         # (the weights as float32 stores them: -30 for -30.000000000000004)
         return total + sum(read_magnitude(resolve(q)) * _weight_rounding(resolve(k)) +
-                           read_magnitude(resolve(k)) * _weight_rounding(resolve(q)) for q, k in head.terms)
+                           read_magnitude(resolve(k)) * _weight_rounding(resolve(q))
+                           for q, k in head.terms), bos_terms
     sizes = _largest_products(head, resolve)
     if sizes is None:
         sizes = sum((_term_sizes(resolve(q)) + read_error(resolve(q), err)) *
@@ -288,7 +327,7 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     # and the dot product of T dimensions by T eps/2 of its products' sizes; 1.01 covers
     # gamma's higher-order terms
     longest = max((len(resolve(lin).terms) for pair in head.terms for lin in pair), default=0)
-    return total + 1.01 * EPS32 / 2 * (len(head.terms) + 2 * longest + 2) * sizes
+    return total + 1.01 * EPS32 / 2 * (len(head.terms) + 2 * longest + 2) * sizes, bos_terms
 
 
 def bos_key_rounding(head) -> np.ndarray:
@@ -356,32 +395,65 @@ def _term_sizes(read: Read) -> float:
     return sum(abs(c) * _magnitude(f) for f, c in read.terms.items())
 
 
-def _largest_products(head, resolve) -> Optional[float]:
-    """max over a query's and a key's values of sum_t A_t(q) A_t(k), A_t being the sizes
-    of the terms head dimension t adds up (what float32 rounding is relative to), where
-    every query read is a function of one s-op's value and every key read of one s-op's
-    value (None otherwise, and the product of each read's largest size is charged: for a
-    sort's comparison head, 1,980 where the largest joint size is 30)."""
-    sides = []
-    for side in (0, 1):
-        sop, cols = None, []
-        for pair in head.terms:
-            col = 0.0
-            for f, c in resolve(pair[side]).terms.items():
-                if f.kind == "one":
-                    col = col + abs(c)
-                elif f.kind == "bos":
-                    continue
-                elif f.sop_id is None or f.fn is None or sop not in (None, f.sop_id) or \
-                        (np.ndim(col) and len(col) != len(f.fn)):
+def _side_sizes(head, resolve, side: int, values: bool = False) -> Optional[list[np.ndarray]]:
+    """One side's reads per head dimension as functions of the s-ops they read: per s-op,
+    a [its values, dimensions] block of sum |c| |f(value)| over the terms that read it
+    (the constant `one` joins the first block): the terms' sizes, which float32 rounds
+    relative to. With `values`, |sum c f(value)| instead: the size of the value itself,
+    what an error on the other side is multiplied by (`1 - hist=2 - hist=3 ...`, hist=1's
+    indicator, is 0 wherever one of its terms is 1). A read at any position is at most
+    the sum of its blocks there. None where a term is no function of one s-op's value."""
+    groups: dict[int, np.ndarray] = {}
+    const = np.zeros(len(head.terms))
+    size = (lambda x: x) if values else np.abs
+    for t, pair in enumerate(head.terms):
+        for f, c in resolve(pair[side]).terms.items():
+            if f.kind == "one":
+                const[t] += size(c)
+            elif f.kind == "bos":
+                continue        # (0 at every position but BOS)
+            elif f.sop_id is None or f.fn is None:
+                return None
+            else:
+                block = groups.get(f.sop_id)
+                if block is None:
+                    block = groups[f.sop_id] = np.zeros((len(f.fn), len(head.terms)))
+                elif block.shape[0] != len(f.fn):
                     return None
-                else:
-                    sop = f.sop_id
-                    col = col + abs(c) * np.abs(f.fn)
-            cols.append(col)
-        size = max((len(c) for c in cols if np.ndim(c)), default=1)
-        sides.append(np.stack([np.broadcast_to(np.asarray(c, dtype=np.float64), (size,)) for c in cols], axis=1))
-    return float(np.max(sides[0] @ sides[1].T, initial=0.0))
+                block[:, t] += size(c) * size(np.asarray(f.fn, dtype=np.float64))
+    blocks = list(groups.values()) or [np.zeros((1, len(head.terms)))]
+    blocks[0] = blocks[0] + const
+    return [np.abs(b) for b in blocks] if values else blocks
+
+
+def _largest_products(head, resolve) -> Optional[float]:
+    """A bound on max over a query's and a key's values of sum_t A_t(q) A_t(k), A_t being
+    the sizes of the terms head dimension t adds up (what float32 rounding is relative
+    to): every pair of a query s-op and a key s-op maximised on its own (sound, as sizes
+    are never negative; exact where each side reads one s-op). None where a term is no
+    function of one s-op's value. (Charging each read's largest size instead took a
+    sort's comparison head to 1,980 where the largest joint size is 30.)"""
+    queries, keys = _side_sizes(head, resolve, 0), _side_sizes(head, resolve, 1)
+    if queries is None or keys is None:
+        return None
+    return float(sum(np.max(a @ b.T, initial=0.0) for a in queries for b in keys))
+
+
+def _score_input_error_by_value(head, err: dict[int, float], resolve) -> float:
+    """score_input_error with each side's sizes taken at its value, not each read at its
+    largest: a one-hot query reads 1 in one dimension at a time, so only that dimension's
+    key error counts (summing every dimension's charged a width over hist's one-hots the
+    key errors of all of them). Falls back to score_input_error where the sizes are not
+    functions of one s-op per term."""
+    queries, keys = _side_sizes(head, resolve, 0, values=True), _side_sizes(head, resolve, 1, values=True)
+    if queries is None or keys is None:
+        return score_input_error(head, err, resolve)
+    eq = np.array([read_error(resolve(q), err) for q, _ in head.terms])
+    ek = np.array([read_error(resolve(k), err) for _, k in head.terms])
+    if not (eq.any() or ek.any()):
+        return 0.0
+    return float(sum(np.max(a @ ek, initial=0.0) for a in queries) +
+                 sum(np.max(b @ eq, initial=0.0) for b in keys) + eq @ ek)
 
 
 def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) -> None:
@@ -398,10 +470,11 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
             err[f.uid] = 0.0 if snap_input_error(resolve(lin), err) <= SNAP_MARGIN and n < 1000 else 1.0
         return
     s = score_error(head, err, resolve)
+    spread = width_score_spread(head, err, resolve) if head.width else None
     values = [(f, resolve(lin), bos) for f, lin, bos in head.values]
     biggest = max([1.0] + [abs(bos) for _, _, bos in values] + [read_magnitude(r) for _, r, _ in values])
     leak, relative = attention_error_parts(n, head.gap, s, head.uniform, empty=head.may_be_empty,
-                                           summed=2 * (n + 1))
+                                           summed=2 * (n + 1), width_spread=spread)
     # (2 * biggest: a convex combination moves by at most its values' spread)
     own = 2 * biggest * (leak + relative)
     bos_value = bos_value_rounding(head)
@@ -410,7 +483,8 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
         err[f.uid] = own + inherited
         if bos >= 0 and read_minimum(read) >= 0:
             pointwise[f.uid] = (2 * biggest * leak + inherited,
-                                relative_attention_error(n, s, head.uniform, summed=2 * (n + 1)))
+                                relative_attention_error(n, s, head.uniform, summed=2 * (n + 1),
+                                                         width_spread=spread))
 
 
 def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> list[str]:
