@@ -18,7 +18,9 @@ replaces the estimates by bounds computed from the blocks' actual inputs:
   key, set by cancelling the rest of BOS's residual, is charged its rounding too. Where
   every averaged value is at least 0, the head's output also gets a pointwise bound,
   `a + r * (its exact value)`: rounding and unequal weights scale with the output, and
-  a width's 1/(w+1) is smallest exactly where its decoder's steps are narrowest;
+  a width's 1/(w+1) is smallest exactly where its decoder's steps are narrowest (and
+  `a + r * (its largest value)` bounds the output anywhere, which for a mean of 0/1
+  values is far below twice their size);
 * a table MLP is exact while its z coordinate stays within the table's tolerance and
   its one-hot gates, shifting step pre-activations by `M * error`, stay within the
   margin the z error and float32 rounding leave (checked at the points beside each step
@@ -482,9 +484,14 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
         inherited = read_error(read, err) + bos_value
         err[f.uid] = own + inherited
         if bos >= 0 and read_minimum(read) >= 0:
-            pointwise[f.uid] = (2 * biggest * leak + inherited,
-                                relative_attention_error(n, s, head.uniform, summed=2 * (n + 1),
-                                                         width_spread=spread))
+            a, r = (2 * biggest * leak + inherited,
+                    relative_attention_error(n, s, head.uniform, summed=2 * (n + 1), width_spread=spread))
+            pointwise[f.uid] = (a, r)
+            # (the pointwise bound at the output's largest value bounds it everywhere: a
+            # mean of 0/1 values is off by its relative rounding times at most 1, where the
+            # absolute bound charged twice its values' size for a spread of both signs)
+            if f.fn is not None and len(f.fn):
+                err[f.uid] = min(err[f.uid], a + r * float(np.max(np.abs(f.fn))))
 
 
 def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> list[str]:

@@ -28,6 +28,12 @@ PROGRAMS = {
     # widths decoded where 1/(w+1) steps are 1/6480 apart: proven by the pointwise bound
     # (a head's rounding is relative to its output, small exactly where the steps are narrow)
     "length_80": ("result = length;", "ab", 80),
+    # the difference of two causal means at 80, whose values lie 1/6320 apart: each mean of
+    # 0/1 values is off by its relative rounding times at most 1 (its pointwise bound at
+    # its largest value), not twice its values' size
+    "balance_80": ("p = select(indices, indices, <=);\n"
+                   "result = numerical(aggregate(p, numerical(indicator(tokens == \"(\")))) - "
+                   "numerical(aggregate(p, numerical(indicator(tokens == \")\"))));", "()a", 80),
     "count_rare": ("h = selector_width(select(tokens, tokens, ==));\n"
                    "result = selector_width(select(h, 2, <=));", "abcd", 24),
 }
@@ -54,7 +60,7 @@ def test_proven_models_stay_within_their_bound(name):
     _assert_proven_and_within_bound(sop, vocab, max_len)
 
 
-@pytest.mark.parametrize("stem", ["most_freq", "dyck2"])
+@pytest.mark.parametrize("stem", ["most_freq", "dyck2", "seq_max"])
 def test_library_widths_over_computed_keys_are_proven(stem):
     # widths whose keys are MLP outputs (most_freq's rank, dyck2's depth index): a width
     # is BOS's weight against its keys', off by expm1(a key's score error + BOS's), not
@@ -128,6 +134,40 @@ def test_pointwise_width_bounds_hold_in_the_residual_stream(source, vocab, max_l
         assert np.all(np.abs(got - exact) <= a + r * exact), (ws, got - exact)
         worst = max(worst, float(np.max(np.abs(got - exact) / (a + r * exact))))
     print(f"{source}: worst error / pointwise bound = {worst:.3g}")
+
+
+@pytest.mark.parametrize("source, vocab, max_len", [
+    ("result = numerical(aggregate(select(indices, indices, <=), numerical(indicator(tokens == \"a\"))));",
+     "abc", 40),
+    ("result = numerical(aggregate(select(tokens, tokens, ==), numerical(indicator(tokens == \"c\") * 2), 0));",
+     "abc", 24),
+])
+def test_mean_bounds_hold_in_the_residual_stream(source, vocab, max_len):
+    # a mean head's output feature, as the model computes it in float32, stays within the
+    # absolute bound the proof gives it, at every position of every input tried
+    from compiler.bounds import propagate
+    from compiler.lower import resolve
+    sop = compile_text(source, "result")
+    model = compiler.compile(sop, vocab=vocab, max_seq_len=max_len)
+    low, lay = model.program.lowered, model.program.layout
+    err = dict(low.feature_err)
+    propagate(low.heads, low.mlps, err, low.max_seq_len, resolve, {})
+    layer, head = next((layer, h) for layer, heads in enumerate(model.program.schedule.heads)
+                       for h in heads if not h.width and h.node is sop)
+    feature = head.values[0][0]
+    values = model.program.inference.info[sop.id].values
+    inputs = random_inputs(vocab, max_len, 40, seed=5)
+    tokens, mask, lengths = model.encode(inputs)
+    _, cache = model.module.run_with_cache(tokens, mask)
+    x = cache[f"blocks.{layer}.hook_resid_mid"][:, :, lay[feature]].double().numpy()
+    _, outputs = interpret(sop, inputs)
+    worst = 0.0
+    for b, (n, ys) in enumerate(zip(lengths, outputs)):
+        exact = np.array([feature.fn[next(i for i, v in enumerate(values) if compiler.same_value(v, y))]
+                          for y in ys])
+        worst = max(worst, float(np.max(np.abs(x[b, 1:n + 1] - exact))))
+    print(f"{source}: worst error {worst:.3g}, bound {err[feature.uid]:.3g}")
+    assert worst <= err[feature.uid]
 
 
 @pytest.mark.parametrize("source, vocab", [
