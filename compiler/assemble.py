@@ -52,7 +52,6 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
         d_mlp.append(max(units, 1) if constant else units)
     d_out = len(lowered.readout.reads)
     shape = ModelShape(V + 2, N + 1, d, d_out, n_heads, d_head, d_mlp, attn_scale=1.0)
-    model = Transformer(shape)
 
     W_E = np.zeros((V + 2, d))
     W_E[BOS_ID, lay[ONE]] = 1.0
@@ -105,15 +104,9 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
     for o, ref in enumerate(lowered.readout.reads):
         _fill_column(W_U, o, ref.read(), lay)
     params["W_U"] = W_U
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name in params:
-                # (the float32 array itself, not a copy into the zeros: a compile of a small
-                # program spent a tenth of its time building and filling the module)
-                weights = torch.from_numpy(params[name].astype(np.float32))
-                assert weights.shape == param.shape, name
-                param.data = weights
-    return model
+    # (the float32 arrays themselves become the parameters: building zeros and filling them
+    # took a tenth of a small program's compile)
+    return Transformer(shape, {name: torch.from_numpy(w.astype(np.float32)) for name, w in params.items()})
 
 
 def _silence_at_bos(W_in: np.ndarray, b_in: np.ndarray, x_bos: np.ndarray, bos: int) -> None:

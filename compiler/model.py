@@ -50,18 +50,33 @@ class ModelShape:
                           [d_mlp] * n_layers, attn_scale=1.0 / math.sqrt(max(1, d_head)))
 
 
+Weights = Optional[dict[str, torch.Tensor]]
+
+
+def _param(weights: Weights, name: str, *shape: int) -> nn.Parameter:
+    """The parameter `name`: the given tensor (a compiled model's weights, so that a compile
+    builds each tensor once) or zeros (to be trained or loaded)."""
+    given = weights.get(name) if weights is not None else None
+    if given is None:
+        return nn.Parameter(torch.zeros(*shape))
+    if tuple(given.shape) != shape:
+        raise ValueError(f"{name}: weights of shape {tuple(given.shape)}, the model needs {shape}")
+    return nn.Parameter(given)
+
+
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_head: int, scale: float) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, scale: float,
+                 weights: Weights = None, prefix: str = "") -> None:
         super().__init__()
         self.n_heads, self.d_head, self.scale = n_heads, d_head, scale
-        self.W_Q = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
-        self.W_K = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
-        self.W_V = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
-        self.W_O = nn.Parameter(torch.zeros(n_heads, d_head, d_model))
-        self.b_Q = nn.Parameter(torch.zeros(n_heads, d_head))
-        self.b_K = nn.Parameter(torch.zeros(n_heads, d_head))
-        self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
-        self.b_O = nn.Parameter(torch.zeros(d_model))
+        self.W_Q = _param(weights, prefix + "W_Q", n_heads, d_model, d_head)
+        self.W_K = _param(weights, prefix + "W_K", n_heads, d_model, d_head)
+        self.W_V = _param(weights, prefix + "W_V", n_heads, d_model, d_head)
+        self.W_O = _param(weights, prefix + "W_O", n_heads, d_head, d_model)
+        self.b_Q = _param(weights, prefix + "b_Q", n_heads, d_head)
+        self.b_K = _param(weights, prefix + "b_K", n_heads, d_head)
+        self.b_V = _param(weights, prefix + "b_V", n_heads, d_head)
+        self.b_O = _param(weights, prefix + "b_O", d_model)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
         B, T, M = x.shape
@@ -96,12 +111,12 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, d_model: int, d_mlp: int) -> None:
+    def __init__(self, d_model: int, d_mlp: int, weights: Weights = None, prefix: str = "") -> None:
         super().__init__()
-        self.W_in = nn.Parameter(torch.zeros(d_model, d_mlp))
-        self.b_in = nn.Parameter(torch.zeros(d_mlp))
-        self.W_out = nn.Parameter(torch.zeros(d_mlp, d_model))
-        self.b_out = nn.Parameter(torch.zeros(d_model))
+        self.W_in = _param(weights, prefix + "W_in", d_model, d_mlp)
+        self.b_in = _param(weights, prefix + "b_in", d_mlp)
+        self.W_out = _param(weights, prefix + "W_out", d_mlp, d_model)
+        self.b_out = _param(weights, prefix + "b_out", d_model)
 
     def forward(self, x: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
         # addmm: the bias is added inside the matrix product (one pass over the output)
@@ -112,10 +127,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_head: int, d_mlp: int, scale: float) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_head: int, d_mlp: int, scale: float,
+                 weights: Weights = None, prefix: str = "") -> None:
         super().__init__()
-        self.attn = Attention(d_model, n_heads, d_head, scale) if n_heads > 0 else None
-        self.mlp = MLP(d_model, d_mlp) if d_mlp > 0 else None
+        self.attn = Attention(d_model, n_heads, d_head, scale, weights, prefix + "attn.") if n_heads > 0 else None
+        self.mlp = MLP(d_model, d_mlp, weights, prefix + "mlp.") if d_mlp > 0 else None
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
         x = _hook(hooks, f"{prefix}.hook_resid_pre", x)
@@ -171,16 +187,18 @@ def _hook(hooks: dict, name: str, value: torch.Tensor) -> torch.Tensor:
 class Transformer(nn.Module):
     """The model class shared by compiled and trained transformers."""
 
-    def __init__(self, shape: ModelShape) -> None:
+    def __init__(self, shape: ModelShape, weights: Weights = None) -> None:
+        """`weights`: tensors by parameter name (`blocks.0.attn.W_Q`, ...) to use as they are;
+        every other parameter starts at zero."""
         super().__init__()
         self.shape = shape
-        self.W_E = nn.Parameter(torch.zeros(shape.d_vocab, shape.d_model))
-        self.W_pos = nn.Parameter(torch.zeros(shape.n_ctx, shape.d_model))
+        self.W_E = _param(weights, "W_E", shape.d_vocab, shape.d_model)
+        self.W_pos = _param(weights, "W_pos", shape.n_ctx, shape.d_model)
         self.blocks = nn.ModuleList(
-            Block(shape.d_model, h, d, m, shape.attn_scale)
-            for h, d, m in zip(shape.n_heads, shape.d_head, shape.d_mlp))
-        self.W_U = nn.Parameter(torch.zeros(shape.d_model, shape.d_out))
-        self.b_U = nn.Parameter(torch.zeros(shape.d_out))
+            Block(shape.d_model, h, d, m, shape.attn_scale, weights, f"blocks.{i}.")
+            for i, (h, d, m) in enumerate(zip(shape.n_heads, shape.d_head, shape.d_mlp)))
+        self.W_U = _param(weights, "W_U", shape.d_model, shape.d_out)
+        self.b_U = _param(weights, "b_U", shape.d_out)
 
     def forward(self, tokens: torch.Tensor, mask: Optional[torch.Tensor] = None,
                 hooks: Optional[dict[str, Hook]] = None) -> torch.Tensor:
