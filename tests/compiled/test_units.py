@@ -187,3 +187,38 @@ def test_joint_predicate_table_matches_pair_by_pair(data):
     fast = pred.tabulate(kv, qv)
     slow = np.array([[bool(pred.py(k, q)) for k in kv] for q in qv], dtype=bool)
     assert fast is not None and np.array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("maps", [
+    # a mean of indices holds an int where one key is selected and a float elsewhere:
+    # its value list is split by type, each part evaluated apart
+    "v = 2 * m - indices;\nw = tokens if indices <= m or m < 0 else \"z\";",
+    "v = m if indices > m else indices;\nw = (m + 1) % 3;",
+    "v = m / 2 + indices;\nw = m > 2 and tokens == \"a\";",
+    "v = round(m) + indices;\nw = m * m - indices;",
+])
+def test_vectorized_lineage_rows_match_the_combination_loop(maps, monkeypatch):
+    # every value set of a program whose maps share sources (enumerated over their
+    # sources' combinations), with the numpy evaluation and with the loop alone
+    import compiler.infer as infer
+    from compiler.graph import ProgramGraph
+    from rasp import parse
+    src = "m = aggregate(select(tokens, \"a\", ==), indices, -1);\n" + maps + "\nres = v + indicator(w == w);"
+    sop = parse(src)["res"]
+
+    def value_sets() -> dict:
+        inf = infer.Inference(ProgramGraph(sop), list("abc"), 9)
+        return {i: (info.values, info.by_pos) for i, info in inf.info.items()}
+
+    calls = []
+    vectorized = infer._lineage_rows_vectorized
+    monkeypatch.setattr(infer, "_lineage_rows_vectorized", lambda *a: calls.append(1) or vectorized(*a))
+    fast = value_sets()
+    monkeypatch.setattr(infer, "_lineage_rows_vectorized", lambda *a: None)
+    slow = value_sets()
+    assert calls
+    assert fast.keys() == slow.keys()
+    for i in fast:
+        for a, b in zip(fast[i][1], slow[i][1]):
+            assert a == b and [type(x) for x in a] == [type(x) for x in b]
+        assert fast[i][0] == slow[i][0]
