@@ -1943,8 +1943,10 @@ def _lineage_rows_vectorized(kept: list[int], sets: list, rest: list[tuple[int, 
                 return None
             pieces[j].append(column)
     order = np.concatenate(orders) if orders else np.zeros(0, dtype=np.int64)
+    if not len(order):
+        return []
     if not outs:
-        return [()] if len(order) else []
+        return [()]
     # each output's values coded across the parts by (type, value), as the loop keys rows
     codes = np.empty((len(order), len(outs)), dtype=np.int64)
     decoded: list[list] = []
@@ -1961,11 +1963,17 @@ def _lineage_rows_vectorized(kept: list[int], sets: list, rest: list[tuple[int, 
             codes[start:start + len(part), j] = ids[inverse.reshape(-1)] if len(part) else ids[:0]
             start += len(part)
         decoded.append(values_of)
-    ranked = np.argsort(order, kind="stable")
-    codes = codes[ranked]
-    _, first = np.unique(codes, axis=0, return_index=True)
-    first.sort()
-    return [tuple(decoded[j][c] for j, c in enumerate(row)) for row in codes[first].tolist()]
+    # distinct rows, each at the first combination the loop would meet it (smallest order)
+    radix = np.cumprod([1] + [len(v) for v in decoded[:-1]]).astype(np.int64)
+    if math.prod(len(v) for v in decoded) < 2 ** 62:
+        keys, inverse = np.unique(codes @ radix, return_inverse=True)
+        distinct = (keys[:, None] // radix[None, :]) % np.array([len(v) for v in decoded], dtype=np.int64)
+    else:
+        distinct, inverse = np.unique(codes, axis=0, return_inverse=True)
+    first = np.full(len(distinct), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, inverse.reshape(-1), order)
+    distinct = distinct[np.argsort(first)]
+    return [tuple(decoded[j][c] for j, c in enumerate(row)) for row in distinct.tolist()]
 
 
 def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:

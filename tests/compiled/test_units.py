@@ -222,3 +222,29 @@ def test_vectorized_lineage_rows_match_the_combination_loop(maps, monkeypatch):
         for a, b in zip(fast[i][1], slow[i][1]):
             assert a == b and [type(x) for x in a] == [type(x) for x in b]
         assert fast[i][0] == slow[i][0]
+
+
+@pytest.mark.parametrize("expr", ["a / b", "a * 2 - b", "a if b > 1 else a + b", "a % b", "a < b"])
+def test_combinations_through_numpy_match_one_call_each(expr):
+    # a fused table's map over its reachable combinations: ints and floats (a mean), None,
+    # and combinations that raise (x / 0) give what one call per combination gives
+    import random
+
+    from compiler.lower import _apply_to_combinations
+    from rasp import parse
+    fn = parse(f"a = indices;\nb = length;\nres = {expr};")["res"].fn
+    rng = random.Random(7)
+    uniques = [[0, 1, 2, 3, 2.5, 0.5, None, 7], [0, 1, 2, 1.5, -1, None, 4.0]]
+    codes = [np.array([rng.randrange(len(u)) for _ in range(400)]) for u in uniques]
+    results, bad = _apply_to_combinations(fn, uniques, codes)
+    for i in range(400):
+        call = [u[c[i]] for u, c in zip(uniques, codes)]
+        if any(a is None for a in call) and not fn.takes_none:
+            assert results[i] is None and not bad[i]
+            continue
+        try:
+            want = fn.py(*call)
+        except Exception:
+            assert bad[i] and results[i] is None
+            continue
+        assert not bad[i] and type(results[i]) is type(want) and results[i] == want, (call, results[i], want)
