@@ -2197,6 +2197,8 @@ def _steps_if_function(z: np.ndarray, combo_code: Optional[np.ndarray], outputs:
     z = np.asarray(z, dtype=np.float64)
     if z.size == 0:
         return 0
+    if z.size > 4 * _SAMPLE and _collides_in_sample(z, combo_code, outputs):
+        return None
     order = np.argsort(z, kind="stable")
     zs = z[order]
     tol = 1e-12 * np.maximum(1.0, np.abs(zs))
@@ -2216,6 +2218,31 @@ def _steps_if_function(z: np.ndarray, combo_code: Optional[np.ndarray], outputs:
     key = z_code if combo_code is None else combo_code * (int(z_code.max(initial=0)) + 1) + z_code
     codes = np.unique(key, return_inverse=True)[1].reshape(-1)
     return int(codes.max(initial=-1)) + 1 if _is_function_of([codes], outputs) else None
+
+
+# points _steps_if_function looks at first, to reject a coordinate cheaply
+_SAMPLE = 2048
+
+
+def _collides_in_sample(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> bool:
+    """Whether two of an evenly spread sample of the points share their gate combination and
+    their z exactly, with different outputs: then no table along z computes them
+    (_steps_if_function would find the same pair, whichever way it merges near values),
+    found without sorting every point. A table over three balances of shuffle_dyck3 has
+    50,949 points at max_seq_len 12, and the 68 coordinates its projections score were
+    most of a half-second compile, most of them sums that merge such pairs."""
+    pick = np.linspace(0, len(z) - 1, _SAMPLE).astype(np.int64)
+    zs = z[pick]
+    keys = (zs,) if combo_code is None else (zs, combo_code[pick])
+    order = np.lexsort(keys)
+    same = zs[order][1:] == zs[order][:-1]
+    if combo_code is not None:
+        gates = combo_code[pick][order]
+        same &= gates[1:] == gates[:-1]
+    if not same.any():
+        return False
+    o = outputs[pick][order]
+    return bool(np.any(same & np.any(np.abs(o[1:] - o[:-1]) > 1e-12, axis=1)))
 
 
 def canonical(z: np.ndarray) -> np.ndarray:

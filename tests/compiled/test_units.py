@@ -248,3 +248,23 @@ def test_combinations_through_numpy_match_one_call_each(expr):
             assert bad[i] and results[i] is None
             continue
         assert not bad[i] and type(results[i]) is type(want) and results[i] == want, (call, results[i], want)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sampled_rejection_of_a_coordinate_agrees_with_the_full_check(seed, monkeypatch):
+    # _steps_if_function first looks for two sampled points with the same z and gates and
+    # different outputs; its answers must not change (with or without gates, with exact
+    # ties and with rounding variants a sample cannot see)
+    import compiler.lower as lower
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    a, b = rng.integers(0, 40, n) / 7.0, rng.integers(0, 40, n) / 11.0
+    gates = rng.integers(0, 3, n) if seed % 2 else None
+    cases = [a + b, a - b, a + 50 * b, 0.1 * a + 0.2 * b, a]
+    outputs = [np.stack([(a < 2.5) | (b < 1.0)], axis=1).astype(float),
+               np.stack([a + 50 * b], axis=1), np.stack([np.round(a - b, 9)], axis=1)]
+    fast = [lower._steps_if_function(z, gates, o) for z in cases for o in outputs]
+    monkeypatch.setattr(lower, "_collides_in_sample", lambda *args: False)
+    slow = [lower._steps_if_function(z, gates, o) for z in cases for o in outputs]
+    assert fast == slow
+    assert any(s is None for s in slow) and any(s is not None for s in slow)
