@@ -1377,6 +1377,8 @@ class Inference:
                 fast = apply_vectorized(fn, [_grid_column(arrays, k) for k in range(len(arrays))])
                 if fast is not None:
                     return sorted_values(fast if fast.dtype.kind in "iuf" else fast.tolist())
+            else:
+                return sorted_values(_apply_by_type(fn, sets))
         results = []
         py = fn.py
         may_be_none = any(None in s for s in sets) and not fn.takes_none
@@ -1898,6 +1900,40 @@ def _collapse_private_steps(steps: list, outs: list[int], n_sources: int, sets: 
 
 # numpy kinds whose values convert back to the interpreter's own (bool, int, float, str)
 _PLAIN_KINDS = "biufU"
+
+
+def _apply_by_type(fn: ir.ElementFn, sets: tuple) -> list:
+    """fn's results over every combination of the sets, as Inference._apply's loop gives
+    them (None once for combinations with a None that fn does not take; none for those
+    that raise), each set split by the types of its values and every choice of parts
+    through fn's numpy form where it has one: a mean of indices holds ints where one key
+    is selected and floats elsewhere, which made the loop run over every pair (long
+    addition's refusal at max_seq_len 32 took 5 s of such loops)."""
+    parts_per_set = []
+    for values in sets:
+        by_type: dict[type, list] = {}
+        for v in values:
+            by_type.setdefault(type(v), []).append(v)
+        parts_per_set.append(list(by_type.items()))
+    results: list = []
+    for choice in itertools.product(*parts_per_set):
+        types, lists = [t for t, _ in choice], [vs for _, vs in choice]
+        if type(None) in types and not fn.takes_none:
+            results.append(None)
+            continue
+        if all(t in (bool, int, float, str) for t in types):
+            arrays = [array_of(vs) for vs in lists]
+            if all(a.dtype.kind in _PLAIN_KINDS for a in arrays):
+                fast = apply_vectorized(fn, [_grid_column(arrays, k) for k in range(len(arrays))])
+                if fast is not None and fast.dtype.kind in _PLAIN_KINDS:
+                    results.extend(fast.tolist())
+                    continue
+        for args in itertools.product(*lists):
+            try:
+                results.append(fn.py(*args))
+            except Exception:
+                continue        # (unreachable combination, or one the interpreter rejects too)
+    return results
 
 
 def _lineage_rows_vectorized(kept: list[int], sets: list, rest: list[tuple[int, ir.ElementFn, list[int]]],

@@ -268,3 +268,26 @@ def test_sampled_rejection_of_a_coordinate_agrees_with_the_full_check(seed, monk
     slow = [lower._steps_if_function(z, gates, o) for z in cases for o in outputs]
     assert fast == slow
     assert any(s is None for s in slow) and any(s is not None for s in slow)
+
+
+@pytest.mark.parametrize("expr", ["a / b", "a * 2 - b", "a if b > 1 else a + b", "a % b", "a < b", "a + b"])
+def test_value_sets_split_by_type_match_the_combination_loop(expr):
+    # a map's value set over sets that mix ints, floats, None (and bools): through fn's
+    # numpy form part by part, the same values (and types) as one call per combination
+    import itertools
+
+    from compiler.infer import _apply_by_type, sorted_values
+    from rasp import parse
+    fn = parse(f"a = indices;\nb = length;\nres = {expr};")["res"].fn
+    sets = ((0, 1, 2, 3, 2.5, 0.5, None, 7, True), (0, 1, 2, 1.5, -1, None, 4.0, 12, 13.25))
+    want = []
+    for args in itertools.product(*sets):
+        if None in args and not fn.takes_none:
+            want.append(None)
+            continue
+        try:
+            want.append(fn.py(*args))
+        except Exception:
+            continue
+    got, expected = sorted_values(_apply_by_type(fn, sets)), sorted_values(want)
+    assert got == expected and [type(v) for v in got] == [type(v) for v in expected]
