@@ -287,12 +287,12 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     return keys + bos_terms
 
 
-def width_score_spread(head, err: dict[int, float], resolve) -> float:
-    """How far an ordinary key's score can move against BOS's, for a width head: BOS's key
-    is exactly `bos_score` in the dimension the query's constant `one` reads and 0
-    elsewhere up to the cancellation's rounding, so BOS's score is off by that rounding
-    alone (not by the keys' feature errors) and float32 sums it nearly exactly."""
-    keys, bos_terms = _score_error_parts(head, err, resolve)
+def _width_score_spread(head, keys: float, bos_terms: float) -> float:
+    """How far an ordinary key's score can move against BOS's, for a width head (from
+    _score_error_parts): BOS's key is exactly `bos_score` in the dimension the query's
+    constant `one` reads and 0 elsewhere up to the cancellation's rounding, so BOS's score
+    is off by that rounding alone (not by the keys' feature errors) and float32 sums it
+    nearly exactly."""
     return keys + bos_terms + EPS32 * (len(head.terms) + 2) * (abs(head.bos_score) + bos_terms)
 
 
@@ -471,8 +471,9 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
         for f, lin, _ in head.values:
             err[f.uid] = 0.0 if snap_input_error(resolve(lin), err) <= SNAP_MARGIN and n < 1000 else 1.0
         return
-    s = score_error(head, err, resolve)
-    spread = width_score_spread(head, err, resolve) if head.width else None
+    keys, bos_terms = _score_error_parts(head, err, resolve)
+    s = keys + bos_terms            # (score_error)
+    spread = _width_score_spread(head, keys, bos_terms) if head.width else None
     values = [(f, resolve(lin), bos) for f, lin, bos in head.values]
     biggest = max([1.0] + [abs(bos) for _, _, bos in values] + [read_magnitude(r) for _, r, _ in values])
     leak, relative = attention_error_parts(n, head.gap, s, head.uniform, empty=head.may_be_empty,

@@ -1898,8 +1898,18 @@ def _collapse_private_steps(steps: list, outs: list[int], n_sources: int, sets: 
     return kept, [values[j] for j in kept], rest
 
 
-# numpy kinds whose values convert back to the interpreter's own (bool, int, float, str)
+# the value types numpy holds exactly, and the array kinds that convert back to them
+_PLAIN_TYPES = (bool, int, float, str)
 _PLAIN_KINDS = "biufU"
+
+
+def _split_by_type(values: Sequence[Any]) -> list[tuple[type, list[int]]]:
+    """Each type among the values with their positions (types in order of first
+    appearance): a value list's parts that numpy can hold without changing a type."""
+    by_type: dict[type, list[int]] = {}
+    for i, v in enumerate(values):
+        by_type.setdefault(type(v), []).append(i)
+    return list(by_type.items())
 
 
 def _apply_by_type(fn: ir.ElementFn, sets: tuple) -> list:
@@ -1909,19 +1919,14 @@ def _apply_by_type(fn: ir.ElementFn, sets: tuple) -> list:
     through fn's numpy form where it has one: a mean of indices holds ints where one key
     is selected and floats elsewhere, which made the loop run over every pair (long
     addition's refusal at max_seq_len 32 took 5 s of such loops)."""
-    parts_per_set = []
-    for values in sets:
-        by_type: dict[type, list] = {}
-        for v in values:
-            by_type.setdefault(type(v), []).append(v)
-        parts_per_set.append(list(by_type.items()))
+    parts_per_set = [[(t, [values[i] for i in idx]) for t, idx in _split_by_type(values)] for values in sets]
     results: list = []
     for choice in itertools.product(*parts_per_set):
         types, lists = [t for t, _ in choice], [vs for _, vs in choice]
         if type(None) in types and not fn.takes_none:
             results.append(None)
             continue
-        if all(t in (bool, int, float, str) for t in types):
+        if all(t in _PLAIN_TYPES for t in types):
             arrays = [array_of(vs) for vs in lists]
             if all(a.dtype.kind in _PLAIN_KINDS for a in arrays):
                 fast = apply_vectorized(fn, [_grid_column(arrays, k) for k in range(len(arrays))])
@@ -1948,13 +1953,10 @@ def _lineage_rows_vectorized(kept: list[int], sets: list, rest: list[tuple[int, 
     evaluated 7.6 million combinations one call at a time: 9 s.)"""
     parts_per_set = []
     for values in sets:
-        by_type: dict[type, list[int]] = {}
-        for i, v in enumerate(values):
-            if type(v) not in (bool, int, float, str):
-                return None
-            by_type.setdefault(type(v), []).append(i)
         parts = []
-        for idx in by_type.values():
+        for t, idx in _split_by_type(values):
+            if t not in _PLAIN_TYPES:
+                return None
             arr = array_of([values[i] for i in idx])
             if arr.dtype.kind not in _PLAIN_KINDS:
                 return None
@@ -1992,11 +1994,13 @@ def _lineage_rows_vectorized(kept: list[int], sets: list, rest: list[tuple[int, 
         start = 0
         for part in column_parts:
             uniq, inverse = np.unique(part, return_inverse=True)
-            ids = np.array([index.setdefault((type(v), v), len(index)) for v in uniq.tolist()], dtype=np.int64)
+            ids = []
             for v in uniq.tolist():
-                if index[(type(v), v)] == len(values_of):
+                if (type(v), v) not in index:
+                    index[(type(v), v)] = len(values_of)
                     values_of.append(v)
-            codes[start:start + len(part), j] = ids[inverse.reshape(-1)] if len(part) else ids[:0]
+                ids.append(index[(type(v), v)])
+            codes[start:start + len(part), j] = np.array(ids, dtype=np.int64)[inverse.reshape(-1)]
             start += len(part)
         decoded.append(values_of)
     # distinct rows, each at the first combination the loop would meet it (smallest order)
