@@ -1540,12 +1540,36 @@ class Inference:
             return all(self._always_selects(k, p) for k in self.graph.children(selector))
         if not isinstance(selector, ir.Select):
             return False
+        if selector.id in self.graph.joint_sources and \
+                self._source_always_selects(self.graph.joint_sources[selector.id], p):
+            return True
         keys, queries = self.graph.children(selector)
         key_vals = self.info[keys.id].by_pos[p]
         query_vals = self.info[queries.id].values
         if len(key_vals) * len(query_vals) > MAX_TUPLES:
             return False
         return bool(selector.ir_predicate.matrix(key_vals, query_vals).all())
+
+    def _source_always_selects(self, source: ir.Selector, p: int) -> bool:
+        """_always_selects for the `or` a joint select replaced, part by part: a part that
+        reads no token is run by the interpreter at every length. The joint select's own
+        predicate table grows with the product of its tuples (96 keys x 4,608 queries in
+        the paper's sort_by_most_freq at max_seq_len 48, past MAX_TUPLES), where its part
+        `select(indices, 0, ==)` alone shows that every query selects key 0."""
+        if isinstance(source, ir.SelectOr):
+            return any(self._source_always_selects(k, p) for k in source.children)
+        if isinstance(source, ir.SelectAnd):
+            return all(self._source_always_selects(k, p) for k in source.children)
+        if not isinstance(source, ir.Select) or \
+                any(isinstance(n, ir.Tokens) for n in ir.topological_order([source])):
+            return False
+        dummy = self.vocab[0]
+        lengths = range(p + 1, self.N + 1)
+        try:
+            rows = Interpreter([source]).run([[dummy] * n for n in lengths], [source])[source.id]
+        except RaspError:
+            return False
+        return all(np.asarray(m, dtype=bool).reshape(n, n)[:, p].all() for n, m in zip(lengths, rows))
 
     def _selected_keys_agree(self, node: ir.Aggregate, src_info: NodeInfo) -> Optional[str]:
         """Whether every key a query selects holds one value of the aggregated s-op, so that

@@ -75,8 +75,10 @@ LINEAR_JOINT_MAX_PAIRS = 20_000
 # a chain of maps is fused into one MLP (saving layers) unless its leaves may take more
 # than this many value combinations and 16x more than the map's direct inputs: such a
 # table has a row per combination, and only enumerating it took seconds per map before
-# failing (the original RASP's rover.rasp: 194,672 rows of 7 leaves, 6 s each)
-FUSE_MAX_COMBINATIONS = 65536
+# failing (the original RASP's rover.rasp: 194,672 rows of 7 leaves, 6 s each); 131,072
+# lets the RASP paper's Dyck-1 fuse at max_seq_len 64 (position and two prefix means:
+# ~92,000 combinations, a 6-unit table; split, it took 4 layers and 8,446 units)
+FUSE_MAX_COMBINATIONS = 131072
 # where a chain is too wide to fuse, a map under it is computed one MLP earlier, fused from
 # its own leaves, if they take at most this many combinations (see Lowering._staged_cut)
 STAGE_MAX_COMBINATIONS = 1024
@@ -236,6 +238,9 @@ class Lowered:
     refs: dict[int, list["Ref"]] = field(default_factory=dict)   # every function read of every s-op
     problems: list[str] = field(default_factory=list)   # tables whose inputs are off by more than they allow
     head_pair_tables: bool = False      # a per-gate table reads two counts from their heads
+    # maps whose fused table (the maps under them folded in) was refused while it also had
+    # to write a squared code for an equality head: see Compilation._fuse_without_squares
+    squares_blocking_fusion: frozenset = frozenset()
 
 
 def _indicator_scales(table: np.ndarray) -> np.ndarray:
@@ -285,6 +290,7 @@ class Lowering:
         # _per_gate_parts); whether one did
         self.head_pairs = head_pairs
         self._head_pair_tables = False
+        self._squares_blocking_fusion: set[int] = set()
         # s-ops whose equality heads take the table form: an MLP could not also provide
         # their squared codes exactly (see SquareUnfit)
         self.no_squares = no_squares
@@ -417,7 +423,8 @@ class Lowering:
             self._check_readout(readout)
         feature_err = dict(self.err)
         return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err,
-                       {k: list(v) for k, v in self.refs.items()}, problems, self._head_pair_tables)
+                       {k: list(v) for k, v in self.refs.items()}, problems, self._head_pair_tables,
+                       frozenset(self._squares_blocking_fusion))
 
     def _lower_node(self, node: ir.SOp) -> None:
         """Lower one s-op by its kind (see compiler.plan)."""
@@ -1698,6 +1705,8 @@ class Lowering:
             self._build_per_gate(node, pending, created)
             return
         if probe:
+            if node.id in self._squared and node.id not in self.no_squares:
+                self._squares_blocking_fusion.add(node.id)
             raise _TableUnfit()
         if node.id in self._squared and node.id not in self.no_squares:
             raise SquareUnfit("its squared code for an equality head cannot be tabulated exactly in float32", node)

@@ -83,12 +83,16 @@ class Compilation:
                 if err.sop_id in self.no_squares:
                     raise
                 self.no_squares |= {err.sop_id}
+                # (a fresh plan: the refused lowering had replanned in place, e.g. the maps
+                # under the s-op as MLPs of their own, a layer more)
+                self.plan = Plan(self.graph, self.inference, tabulate=self.plan.tabulate)
             except TableRefused as err:
                 # (maps folded into the refused table, computed after it instead: a layer more)
                 folded = self._folded_readers(err.node)
                 if not folded:
                     raise
                 self.plan = Plan(self.graph, self.inference, tabulate=self.plan.tabulate | folded)
+        self._fuse_without_squares()
         problems = self.lowered.problems
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
@@ -100,6 +104,30 @@ class Compilation:
         self.layout = layout(self.lowered, self.schedule)
         self.module = assemble(self.lowered, self.schedule, self.layout)
         self._probes = None
+
+    def _fuse_without_squares(self) -> None:
+        """A map whose fused table was refused while it also wrote the squared code an
+        equality head reads it by (Dyck-2's `level`, squares up to 2,401 at max_seq_len 48,
+        rounded past their margin) was computed one MLP after the maps under it: a layer
+        more. Read one-hot by its equality heads instead, the fused table may fit; that
+        lowering is kept where it takes fewer layers."""
+        blocked = self.lowered.squares_blocking_fusion - self.no_squares
+        if not blocked or self.lowered.problems:
+            return
+        kept = (self.lowered, self.no_squares, self.plan)
+        self.no_squares = self.no_squares | blocked
+        # (a fresh plan: lowering replans in place, and the first one planned the maps
+        # under the refused table as MLPs of their own)
+        self.plan = Plan(self.graph, self.inference, tabulate=kept[2].tabulate)
+        try:
+            alt = self._lower()
+        except CompileError:
+            alt = None
+        if alt is None or alt.problems or \
+                schedule(alt).num_layers >= schedule(kept[0]).num_layers:
+            self.lowered, self.no_squares, self.plan = kept
+            return
+        self.lowered = alt
 
     def _folded_readers(self, node: ir.Node) -> frozenset:
         """The maps reading `node` that are virtual, so that any function of `node` they need

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
@@ -919,6 +921,37 @@ sort_bos("-" if seen else tokens, -freq);
     assert_exact(sop, list("abc"), 20, inputs=random_inputs(list("abc"), 20, 10, seed=4), model=model)
 
 
+
+def test_width_with_bos_over_a_wide_or_is_still_a_width():
+    """At max_seq_len 48 the `or` in sort_bos's BOS width joins 96 key tuples against
+    4,608 query tuples, past the cap on checking a predicate table, so the check that every
+    query selects key 0 said "unsure": the mean stayed a mean over one select of tuples,
+    and the compile was refused after 4 s (4,512 functions of those tuples). Its part
+    `select(indices, 0, ==)` alone settles it."""
+    source = WIDTH_WITH_BOS + """
+def sort_bos(seq, key) {
+    earlier = select(key, key, <) or (select(key, key, ==) and select(indices, indices, <));
+    before = width_with_bos(earlier);
+    return aggregate(select(before, indices, ==), seq);
+}
+hist = width_with_bos(select(tokens, tokens, ==));
+seen = width_with_bos(select(tokens, tokens, ==) and select(indices, indices, <)) > 0;
+freq = hist - indicator(seen) * 100;
+sort_bos("-" if seen else tokens, -freq);
+"""
+    sop = compile_text(source)
+    vocab = list("abc")
+    model = compiler.compile(sop, vocab=vocab, max_seq_len=48)
+    graph = model.program.graph
+    # (three widths; the one aggregate left is sort_bos's copy)
+    assert len([n for n in graph.nodes() if isinstance(n, rasp.ir.SelectorWidth)]) == 3
+    assert len([n for n in graph.nodes() if isinstance(n, rasp.ir.Aggregate)]) == 1
+    assert model.num_layers <= 4 and model.d_model < 400
+    rng = random.Random(48)
+    # (skewed draws too, so that one token's count runs high)
+    skewed = [rng.choices(vocab, weights=(8, 1, 1), k=n) for n in range(1, 49) for _ in range(4)]
+    assert_exact(sop, vocab, 48, inputs=random_inputs(vocab, 48, 4, seed=48) + skewed, model=model)
+
 def test_shift_by_an_input_wide_offset_selects_one_key():
     """The original RASP's long addition shifts by the plus sign's position, an aggregate
     whose selector ignores the query, so it is the same at every position: the shifted
@@ -1053,6 +1086,24 @@ prev_imbalances = aggregate(up_to_self, indicator(balance < 0));
     model = assert_exact(sop, vocab, 16, inputs=random_inputs(vocab, 16, 30, seed=5))
     assert model.num_layers == 2 and model.d_mlp < 20
 
+
+
+def test_paper_dyck1_fuses_at_max_seq_len_64():
+    """At max_seq_len 64 the same MLP's position and two prefix means take ~92,000
+    combinations position by position, past the fusion cap of 65,536 (now 131,072): it was
+    split into three MLPs, 4 layers and d_mlp 8,446, where the fused table needs 6 units."""
+    source = """
+up_to_self = select(indices, indices, <=);
+n_opens = (indices + 1) * aggregate(up_to_self, indicator(tokens == "("));
+n_closes = (indices + 1) * aggregate(up_to_self, indicator(tokens == ")"));
+balance = n_opens - n_closes;
+prev_imbalances = aggregate(up_to_self, indicator(balance < 0));
+"F" if prev_imbalances > 0 else ("T" if balance == 0 else "P");
+"""
+    sop = compile_text(source)
+    vocab = list("()")
+    model = assert_exact(sop, vocab, 64, inputs=random_inputs(vocab, 64, 10, seed=64))
+    assert model.num_layers == 2 and model.d_mlp < 20
 
 def test_table_orders_its_inputs_so_that_the_outputs_change_least():
     """`w if c else 0`, w a count (0..48) and c a threshold on a mean: along z = c + 2 w the

@@ -218,6 +218,23 @@ def test_compiled_at_max_len_64(name):
     inputs += extra_inputs(name, LONG, rng)[::10]
     checked, _ = check_agreement(name, model, program_sop(name), inputs)
     assert model.max_seq_len == LONG and checked >= LONG * LONG_PER_LENGTH // 2
+    # as deep as the RASP paper's analysis at the header's max-len, and still at 64 (Dyck-2
+    # took 5 layers from 48: its `level` table also wrote the squared code an equality
+    # head read, which float32 could not step exactly, so the maps under it ran first)
+    if "paper-layers" in h.fields:
+        assert compiled(name).num_layers <= int(h.get("paper-layers"))
+        assert model.num_layers <= int(h.get("paper-layers"))
+
+
+def test_dyck2_level_table_fuses_when_its_equality_head_reads_it_one_hot():
+    # at 48, the fused table of `level` (position, prefix mean, closer) steps its squared
+    # code (up to 2,401) past float32's margin; read one-hot by `select(level, level, ==)`
+    # instead, it fits: 4 layers, not 5 (at 64 the plain table fails the same way)
+    model = compiled("dyck2", 48)
+    assert model.num_layers == 4
+    rng = random.Random("dyck2-48")
+    inputs = [[rng.choice(list("(){}")) for _ in range(n)] for n in range(1, 49) for _ in range(4)]
+    check_agreement("dyck2", model, program_sop("dyck2"), inputs + extra_inputs("dyck2", 48, rng)[::10])
 
 
 SMALL = [(name, n) for name in PROGRAM_NAMES for n in (1, 2)]
