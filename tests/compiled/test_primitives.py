@@ -316,7 +316,7 @@ def test_product_of_two_means_falls_back_to_one_hot_means(max_len, layers):
 @pytest.mark.parametrize("max_len", [8, 16])
 def test_chain_too_wide_to_fuse_takes_two_mlps(max_len):
     """`res = res or (share > 0.3 and tokens == t)` over four running shares: fused, the
-    chain's table would range over every combination of the four shares (over 65,536);
+    chain's table would range over every combination of the four shares (past the fusion cap);
     each term is computed from its own share in one MLP and the `or`s of their bools in
     the next (the original REPL's rover.rasp is built of such chains), where cutting at
     each `or`'s direct inputs took one MLP per `or` (4 layers)."""
