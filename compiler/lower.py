@@ -79,6 +79,11 @@ LINEAR_JOINT_MAX_PAIRS = 20_000
 # lets the RASP paper's Dyck-1 fuse at max_seq_len 64 (position and two prefix means:
 # ~92,000 combinations, a 6-unit table; split, it took 4 layers and 8,446 units)
 FUSE_MAX_COMBINATIONS = 131072
+# ... and a fused table with more rows than this is first tried on a sample of this many
+# (see Lowering._tabulate; a sample of 4,096 still fitted where 75,113 rows did not):
+# below it, every table is tried whole, as before the cap rose
+SAMPLED_PROBE_ROWS = 65536
+PROBE_SAMPLE_ROWS = 16384
 # where a chain is too wide to fuse, a map under it is computed one MLP earlier, fused from
 # its own leaves, if they take at most this many combinations (see Lowering._staged_cut)
 STAGE_MAX_COMBINATIONS = 1024
@@ -1401,8 +1406,24 @@ class Lowering:
             if probe or snapped_only:
                 raise _TableUnfit() from None
             raise
+        if probe and not (precise or snapped_only) and rows > SAMPLED_PROBE_ROWS:
+            # (fitted to an evenly spread sample of its rows first, a table no harder than
+            # the whole: fewer points, none closer together; where nothing fits the sample,
+            # the whole is not tried. Tracr's shuffle_dyck2 at max_seq_len 40 has two tables
+            # over both balances, 75,113 rows each: refused whole, they took 290 ms; their
+            # samples are refused in 70)
+            pick = np.linspace(0, rows - 1, PROBE_SAMPLE_ROWS).astype(np.int64)
+            self._fit_rows(node, refs, leaves, [col[pick] for col in leaf_cols], probe, precise,
+                           snapped_only, snap_copies, dry=True)
+        self._fit_rows(node, refs, leaves, leaf_cols, probe, precise, snapped_only, snap_copies)
+
+    def _fit_rows(self, node: ir.Map, refs: list[Ref], leaves: list[ir.SOp], leaf_cols: list[np.ndarray],
+                  probe: bool, precise: bool, snapped_only: bool, snap_copies: bool, dry: bool = False) -> None:
+        """The table of `node` over these rows of its leaves' values (`dry`: only whether
+        one fits; nothing is kept). A table that does not fit leaves the refs as they were."""
         results, valid = self._evaluate_composite(node, leaves, leaf_cols)
         rows_idx = np.nonzero(valid)[0]
+        before = [(ref.own, ref.const) for ref in refs]
         created = self._produce(node, refs)
         self.find(node, None)          # (makes the node's value index)
         found = self.index[node.id].find_many([results[r] for r in rows_idx.tolist()])
@@ -1413,14 +1434,18 @@ class Lowering:
         for j, f in enumerate(created):
             outputs[:, j] = f.fn[positions]
         cols = [col[rows_idx] for col in leaf_cols]
+        fitted = False
         try:
             self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise,
-                                    snapped_only=snapped_only, snap_copies=snap_copies)
-        except _TableUnfit:
-            basis = self.node_basis.get(node.id)
-            if basis is not None:
-                basis.remove({f.uid for f in created})
-            raise
+                                    snapped_only=snapped_only, snap_copies=snap_copies, dry=dry)
+            fitted = True
+        finally:
+            if dry or not fitted:
+                basis = self.node_basis.get(node.id)
+                if basis is not None:
+                    basis.remove({f.uid for f in created})
+                for ref, (own, const) in zip(refs, before):
+                    ref.own, ref.const = own, const
 
     def _mlp_leaves(self, node: ir.Map, slot: Optional[int] = None) -> list[ir.SOp]:
         """The s-ops an MLP at time `slot` (default: the map's own) computes `node` from:
@@ -1521,7 +1546,8 @@ class Lowering:
 
     def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
                            outputs: np.ndarray, created: list[Feature], probe: bool = False,
-                           precise: bool = False, snapped_only: bool = False, snap_copies: bool = True) -> None:
+                           precise: bool = False, snapped_only: bool = False, snap_copies: bool = True,
+                           dry: bool = False) -> None:
         """Choose how the MLP reads its inputs, then build the table.
 
         Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
@@ -1689,6 +1715,8 @@ class Lowering:
                 if split is not None and (pending is None or split.units < pending.units):
                     pending = split
                 continue
+            if dry:
+                return      # (a table fits; see _tabulate)
             if split is not None and split.beats(len(plan.units)):
                 self._build_per_gate(node, split, created)
                 return
@@ -1702,7 +1730,8 @@ class Lowering:
                                  label=f"compute {node.name}", plan=plan)
             return
         if pending is not None:
-            self._build_per_gate(node, pending, created)
+            if not dry:
+                self._build_per_gate(node, pending, created)
             return
         if probe:
             if node.id in self._squared and node.id not in self.no_squares:

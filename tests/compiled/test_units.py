@@ -291,3 +291,44 @@ def test_value_sets_split_by_type_match_the_combination_loop(expr):
             continue
     got, expected = sorted_values(_apply_by_type(fn, sets)), sorted_values(want)
     assert got == expected and [type(v) for v in got] == [type(v) for v in expected]
+
+
+def test_a_probe_refused_on_its_sample_is_not_built_whole(monkeypatch):
+    # shuffle_dyck2's `went_negative` over both balances (1,377 rows at max_seq_len 10) fits
+    # no table; with the sampling threshold lowered, its sample of 512 rows already fits
+    # none, and the whole is not tried; `all_closed` fits its sample and then the whole. The
+    # model is the one built without sampling, and the refused probe leaves its reads as
+    # they were (exact on random inputs)
+    import hashlib
+
+    from pathlib import Path
+
+    import compiler
+    from compiler import lower
+    from rasp.header import load_with_header
+
+    from .helpers import assert_exact, random_inputs
+    sop = load_with_header(Path(__file__).resolve().parents[2] / "programs" / "shuffle_dyck2.rasp")[2]
+    whole_rows: list[int] = []
+    fit_rows = lower.Lowering._fit_rows
+
+    def counting(self, node, refs, leaves, cols, *args, dry=False):
+        if not dry:
+            whole_rows.append(len(cols[0]))
+        return fit_rows(self, node, refs, leaves, cols, *args, dry=dry)
+
+    def weights(model) -> str:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(model.module.state_dict().items()):
+            digest.update(name.encode() + tensor.numpy().tobytes())
+        return digest.hexdigest()
+
+    monkeypatch.setattr(lower.Lowering, "_fit_rows", counting)
+    plain = compiler.compile(sop, vocab=list("(){}"), max_seq_len=10)
+    plain_rows, whole_rows[:] = list(whole_rows), []
+    monkeypatch.setattr(lower, "SAMPLED_PROBE_ROWS", 256)
+    monkeypatch.setattr(lower, "PROBE_SAMPLE_ROWS", 512)
+    sampled = compiler.compile(sop, vocab=list("(){}"), max_seq_len=10)
+    assert plain_rows.count(1377) == 2 and whole_rows.count(1377) == 1
+    assert weights(sampled) == weights(plain) and sampled.num_layers == plain.num_layers
+    assert_exact(sop, list("(){}"), 10, inputs=random_inputs(list("(){}"), 10, 30, seed=10), model=sampled)
