@@ -1245,6 +1245,9 @@ class Lowering:
         inputs in earlier MLPs, and tabulate over those.
         """
         kids = self.graph.children(node)
+        if node.id in self.inf.exact_maps:
+            self._lower_exact_map(node, refs)
+            return
         fused = self._looked_through(self._mlp_leaves(node))
         if not self._fusion_too_wide(fused, kids):
             try:
@@ -1267,6 +1270,29 @@ class Lowering:
         for ref in refs:
             ref.own, ref.const = {}, 0.0
         self._mlp_map_over(node, refs, list(kids), probe=False)
+
+    def _lower_exact_map(self, node: ir.Map, refs: list[Ref]) -> None:
+        """A map listed with its rounding variants apart (see ExactListingNeeded) is
+        tabulated from inputs whose listed values are exact: its direct inputs, except that
+        a listed map over listed maps alone is looked through (Dyck-2's `depth` under
+        `delay_closer = depth + closes`: one table over the two counts and `closes`, not one
+        more MLP). A table over the maps' own sources instead (the position and two prefix
+        means) has too many points too close together for float32."""
+        leaves: dict[int, ir.SOp] = {}
+
+        def add(y: ir.Node) -> None:
+            kids = self.graph.children(y)
+            if y is not node and not (y.id in self.inf.exact_maps and kids and all(
+                    k.id in self.inf.exact_maps or isinstance(k, ir.Constant) for k in kids)):
+                leaves.setdefault(y.id, y)
+                return
+            for k in kids:
+                if not isinstance(k, ir.Constant):
+                    add(k)
+        add(node)
+        for ref in refs:
+            ref.own, ref.const = {}, 0.0
+        self._mlp_map_over(node, refs, list(leaves.values()), probe=False)
 
     def _compute_earlier(self, node: ir.Map, leaves: list[ir.SOp]) -> None:
         """Plan the maps among `leaves` as MLPs of their own, before `node`'s."""

@@ -14,7 +14,7 @@ from rasp.values import token_list
 from .assemble import assemble
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
 from .graph import ProgramGraph
-from .infer import Inference, sorted_values
+from .infer import ExactListingNeeded, Inference, sorted_values
 from .lower import Lowering, certify
 from .plan import ANY, MAP_VIRTUAL, Plan
 from .residual import layout
@@ -54,7 +54,7 @@ class Compilation:
     def __init__(self, sop: ir.SOp, vocab: list, max_seq_len: int) -> None:
         self.sop = sop
         self.graph = ProgramGraph(sop)
-        self.inference = Inference(self.graph, vocab, max_seq_len)
+        self.inference = infer_values(self.graph, vocab, max_seq_len)
         replace = replacements(self.inference)
         if not replace:
             self._build()
@@ -62,7 +62,7 @@ class Compilation:
         plain = (self.graph, self.inference)
         try:
             self.graph = ProgramGraph(sop, replace=replace)
-            self.inference = Inference(self.graph, vocab, max_seq_len)
+            self.inference = infer_values(self.graph, vocab, max_seq_len)
             self._build()
         except CompileError:
             # (the rewritten program as means, as written: a width's `or` may be too
@@ -202,6 +202,19 @@ class Compilation:
             self._probes = build_probes(self.lowered, self.layout, self.schedule,
                                         lambda i: (self.graph.node(i), self.inference.info[i].values))
         return self._probes
+
+
+def infer_values(graph: ProgramGraph, vocab: list, max_seq_len: int) -> Inference:
+    """Value inference, again with maps listed exactly where a select must tell their
+    rounding variants apart (see ExactListingNeeded)."""
+    exact: frozenset = frozenset()
+    while True:
+        try:
+            return Inference(graph, vocab, max_seq_len, exact_maps=exact)
+        except ExactListingNeeded as need:
+            if need.maps <= exact:
+                raise
+            exact |= need.maps
 
 
 def _only_floats(values) -> bool:
