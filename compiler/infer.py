@@ -511,6 +511,10 @@ class Inference:
         self._uniform: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
         self.exact_maps = frozenset(exact_maps)
+        # maps whose result changes within the rounding of inputs that are maps listed with
+        # variants merged: map id -> (the refusal, the maps to list exactly instead); exact
+        # where the map's table reads the exact s-ops those maps are computed from
+        self.variant_reads: dict[int, tuple[str, frozenset]] = {}
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
         # aggregates that are c / (number of selected keys): the value is c at position 0,
         # which every query selects, and 0 elsewhere (see compiler.rewrite)
@@ -673,13 +677,18 @@ class Inference:
 
     # ---- float rounding: values the compiled model cannot match to the last bit
     def _note_fuzzy(self, node: ir.SOp, values: Iterable[Any]) -> None:
-        """Mark these of node's values fuzzy (matched to its value list with the merge tolerance)."""
+        """Mark these of node's values fuzzy (matched to its value list with the merge
+        tolerance). A listed int is marked too: floats merge into it (3 over 3.0 and
+        3.0000000000000036, when one position computes the int), and `x == 3` over
+        `x = (indices + 1) * 3 * mean - (indices + 1) * 3 * mean` was a wrong model from
+        max_seq_len 25, its int 3 not checked for the variants beside it."""
         floats = [v if type(v) is float else float(v) for v in values if isinstance(v, float)]
         if not floats:
             return
         vals = self.info[node.id].values
         hits = self._index_of(node).find_many(floats)
-        found = {vals[i] for i in hits[hits >= 0].tolist() if isinstance(vals[i], float)}
+        found = {vals[i] for i in hits[hits >= 0].tolist()
+                 if isinstance(vals[i], (int, float)) and not isinstance(vals[i], bool)}
         if found:
             self.fuzzy[node.id] = self.fuzzy.get(node.id, frozenset()) | frozenset(found)
 
@@ -744,6 +753,13 @@ class Inference:
             flip = _rounding_flip(fn, combos, fuzzy, outs)
             if flip is not None:
                 shown = ", ".join(f"{k.name} = {v!r}" for k, v, f in zip(kids, flip, fuzzy) if v in f)
+                listings = [self._exact_listing(k) for k in kids if k.id in self.fuzzy]
+                if listings and all(listings):
+                    # (exact where its table reads the s-ops those maps are computed from;
+                    # else they are listed exactly: see Lowering._lower_mlp_map)
+                    self.variant_reads[node.id] = (_rounding_message(shown or repr(flip)),
+                                                   frozenset().union(*listings))
+                    return set()
                 raise CompileError(_rounding_message(shown or repr(flip)), node)
         return outs
 

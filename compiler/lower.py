@@ -37,7 +37,7 @@ from .bounds import (TableBound, attention_error, estimate_head_problems, estima
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused, expression_label
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
-from .infer import MAX_TUPLES, Inference, ValueIndex, apply_vectorized, is_number, out_of_memory
+from .infer import ExactListingNeeded, MAX_TUPLES, Inference, ValueIndex, apply_vectorized, is_number, out_of_memory
 from .mlp import (EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, output_tolerance,
                   rounding_error)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
@@ -1249,6 +1249,9 @@ class Lowering:
             self._lower_exact_map(node, refs)
             return
         fused = self._looked_through(self._mlp_leaves(node))
+        if node.id in self.inf.variant_reads:
+            self._lower_variant_read(node, refs, fused, kids)
+            return
         if not self._fusion_too_wide(fused, kids):
             try:
                 self._mlp_map_over(node, refs, fused, probe=True)
@@ -1271,13 +1274,29 @@ class Lowering:
             ref.own, ref.const = {}, 0.0
         self._mlp_map_over(node, refs, list(kids), probe=False)
 
+    def _lower_variant_read(self, node: ir.Map, refs: list[Ref], fused: list[ir.SOp], kids: list[ir.Node]) -> None:
+        """A map whose result changes within the rounding of inputs listed with variants
+        merged (`x == 3` over `x = (indices + 1) * 3 * mean - ...`, the paper's Dyck-1
+        `balance == 0`) is exact only from a table over the s-ops those inputs are computed
+        from, which gives each combination its float64 result; where that table does not
+        fit, its inputs are listed exactly (ExactListingNeeded: the pipeline infers again).
+        Read from the merged values, it had been a wrong model on 739 of 5,455 inputs."""
+        refusal, maps = self.inf.variant_reads[node.id]
+        if not any(leaf.id in self.inf.fuzzy for leaf in fused) and not self._fusion_too_wide(fused, kids):
+            try:
+                self._mlp_map_over(node, refs, fused, probe=True)
+                return
+            except _TableUnfit:
+                pass
+        raise ExactListingNeeded(refusal, node, maps)
+
     def _lower_exact_map(self, node: ir.Map, refs: list[Ref]) -> None:
         """A map listed with its rounding variants apart (see ExactListingNeeded) is
         tabulated from inputs whose listed values are exact: its direct inputs, except that
         a listed map over listed maps alone is looked through (Dyck-2's `depth` under
         `delay_closer = depth + closes`: one table over the two counts and `closes`, not one
-        more MLP). A table over the maps' own sources instead (the position and two prefix
-        means) has too many points too close together for float32."""
+        more MLP). Over the maps' own sources (the position and two prefix means) the table's
+        points lie too close together for float32, and trying it took 95 s at length 59."""
         leaves: dict[int, ir.SOp] = {}
 
         def add(y: ir.Node) -> None:
@@ -1573,7 +1592,7 @@ class Lowering:
     def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
                            outputs: np.ndarray, created: list[Feature], probe: bool = False,
                            precise: bool = False, snapped_only: bool = False, snap_copies: bool = True,
-                           dry: bool = False) -> None:
+                           dry: bool = False, exact_codes: bool = False) -> None:
         """Choose how the MLP reads its inputs, then build the table.
 
         Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
@@ -1588,7 +1607,7 @@ class Lowering:
         n = len(cols[0]) if cols else 1
         if not created:
             return
-        codes = [_codes(c) for c in cols]
+        codes = [_codes(c, exact=exact_codes and leaf.id in self.inf.exact_maps) for c, leaf in zip(cols, leaves)]
         active = list(range(len(leaves)))
         # drop inputs the outputs do not depend on (functional dependence on the others)
         for j in sorted(range(len(leaves)), key=lambda j: -len(set(codes[j].tolist()))):
@@ -1713,8 +1732,13 @@ class Lowering:
             for lam in lams[:PROJECTION_TRIES]:
                 z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
-                plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
-                                   precision=SCORE_PRECISION if precise else None)
+                try:
+                    plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
+                                       precision=SCORE_PRECISION if precise else None)
+                except InconsistentTable:
+                    # (two points one z cannot tell apart: values listed with their rounding
+                    # variants apart, read by value; by code, another attempt tells them apart)
+                    plan = None
                 if plan is not None:
                     break
             split = None
@@ -1759,6 +1783,12 @@ class Lowering:
             if not dry:
                 self._build_per_gate(node, pending, created)
             return
+        if not exact_codes and any(leaf.id in self.inf.exact_maps for leaf in leaves):
+            # (inputs listed with their rounding variants apart, coded apart too: `w = (fa +
+            # ga) * c` over `fa + ga` listed so; coded as one, their outputs clash)
+            return self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise,
+                                           snapped_only=snapped_only, snap_copies=snap_copies, dry=dry,
+                                           exact_codes=True)
         if probe:
             if node.id in self._squared and node.id not in self.no_squares:
                 self._squares_blocking_fusion.add(node.id)
@@ -2034,9 +2064,12 @@ class Lowering:
                 z_all = canonical(sum(l * x for l, x in zip(full, xs)))
                 z = z_all[rows]
                 err = sum(abs(l) * e for l, e in zip(full, x_errs))
-                plan = exact_table(part_combos, z, sub_out, n_gates, err,
-                                   precision=SCORE_PRECISION if precise else None,
-                                   z_span=(float(z_all.min()), float(z_all.max())), tolerance=tolerance)
+                try:
+                    plan = exact_table(part_combos, z, sub_out, n_gates, err,
+                                       precision=SCORE_PRECISION if precise else None,
+                                       z_span=(float(z_all.min()), float(z_all.max())), tolerance=tolerance)
+                except InconsistentTable:       # (see _table_over_leaves)
+                    plan = None
                 if plan is not None:
                     part = _TablePart(part_combos, z, {}, plan, err, full)
                     break
@@ -2328,10 +2361,12 @@ def canonical(z: np.ndarray) -> np.ndarray:
     return rep[np.searchsorted(u, z)]
 
 
-def _codes(col: np.ndarray) -> np.ndarray:
-    """Integer codes of a column; numbers are coded by numeric value (1 and 1.0 are one)."""
+def _codes(col: np.ndarray, exact: bool = False) -> np.ndarray:
+    """Integer codes of a column; numbers are coded by numeric value (1 and 1.0 are one),
+    rounding variants as one (`exact`: apart, for a map listed exactly)."""
     if set(map(type, col)) <= {int, float}:
-        return np.unique(canonical(np.asarray(col, dtype=np.float64)), return_inverse=True)[1].reshape(-1)
+        nums = np.asarray(col, dtype=np.float64)
+        return np.unique(nums if exact else canonical(nums), return_inverse=True)[1].reshape(-1)
     return factorize(col)[0]
 
 

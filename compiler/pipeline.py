@@ -57,18 +57,31 @@ class Compilation:
         self.inference = infer_values(self.graph, vocab, max_seq_len)
         replace = replacements(self.inference)
         if not replace:
-            self._build()
+            self._build_listing()
             return
         plain = (self.graph, self.inference)
         try:
             self.graph = ProgramGraph(sop, replace=replace)
             self.inference = infer_values(self.graph, vocab, max_seq_len)
-            self._build()
+            self._build_listing()
         except CompileError:
             # (the rewritten program as means, as written: a width's `or` may be too
             # deeply nested to split into heads where one select over tuples still works)
             self.graph, self.inference = plain
-            self._build()
+            self._build_listing()
+
+    def _build_listing(self) -> None:
+        """_build, again with maps listed exactly where the lowering asks for it (a map
+        reading their merged values whose own table over exact inputs does not fit)."""
+        while True:
+            try:
+                self._build()
+                return
+            except ExactListingNeeded as need:
+                inf = self.inference
+                if need.maps <= inf.exact_maps:
+                    raise
+                self.inference = infer_values(self.graph, inf.vocab, inf.N, inf.exact_maps | need.maps)
 
     def _build(self) -> None:
         self.plan = Plan(self.graph, self.inference)
@@ -204,10 +217,9 @@ class Compilation:
         return self._probes
 
 
-def infer_values(graph: ProgramGraph, vocab: list, max_seq_len: int) -> Inference:
+def infer_values(graph: ProgramGraph, vocab: list, max_seq_len: int, exact: frozenset = frozenset()) -> Inference:
     """Value inference, again with maps listed exactly where a select must tell their
     rounding variants apart (see ExactListingNeeded)."""
-    exact: frozenset = frozenset()
     while True:
         try:
             return Inference(graph, vocab, max_seq_len, exact_maps=exact)
