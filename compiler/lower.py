@@ -1473,6 +1473,11 @@ class Lowering:
         self.find(node, None)          # (makes the node's value index)
         found = self.index[node.id].find_many([results[r] for r in rows_idx.tolist()])
         keep = found >= 0
+        if probe and node.id in self.inf.variant_reads and not keep.all():
+            # (a result the value list lacks, its variant merged away upstream: that row
+            # would be dropped from the table, and the model would be wrong there)
+            self._restore(node, refs, created, before)
+            raise _TableUnfit()
         rows_idx = rows_idx[keep]
         positions = found[keep]
         outputs = np.zeros((len(rows_idx), len(created)))
@@ -1486,11 +1491,15 @@ class Lowering:
             fitted = True
         finally:
             if dry or not fitted:
-                basis = self.node_basis.get(node.id)
-                if basis is not None:
-                    basis.remove({f.uid for f in created})
-                for ref, (own, const) in zip(refs, before):
-                    ref.own, ref.const = own, const
+                self._restore(node, refs, created, before)
+
+    def _restore(self, node: ir.Map, refs: list[Ref], created: list[Feature], before: list[tuple]) -> None:
+        """Undo a table that was not kept: its features, and what its refs read."""
+        basis = self.node_basis.get(node.id)
+        if basis is not None:
+            basis.remove({f.uid for f in created})
+        for ref, (own, const) in zip(refs, before):
+            ref.own, ref.const = own, const
 
     def _mlp_leaves(self, node: ir.Map, slot: Optional[int] = None) -> list[ir.SOp]:
         """The s-ops an MLP at time `slot` (default: the map's own) computes `node` from:
