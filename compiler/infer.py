@@ -52,22 +52,6 @@ def out_of_memory(node: Optional[ir.Node]) -> CompileError:
                         "select tables grow too fast with it); use a smaller vocabulary or max_seq_len", node)
 
 
-class ExactListingNeeded(CompileError):
-    """A select compares values that are equal up to float64 rounding (merged as one value)
-    and the interpreter tells them apart: the RASP paper's Dyck-2 compares
-    `delay_closer = depth + closes` between positions, with `depth = (indices + 1) * mean
-    - ...`, and float64 makes 22 * (15/22) into 15.000000000000002 (the original REPL's own
-    test of dyck2_ptf, at length 59, answers F on such a comparison where the brackets
-    match). Where those values are maps of s-ops whose values are exact, each combination
-    of the inputs gives one float64 value: the pipeline infers again with `maps` listed
-    as computed, variants apart, each tabulated by an MLP that tells them apart (see
-    Lowering._lower_exact_map). Uncaught, it is the refusal it replaces."""
-
-    def __init__(self, message: str, node: ir.Node, maps: frozenset) -> None:
-        super().__init__(message, node)
-        self.maps = maps
-
-
 def check_table_size(n_keys: int, n_queries: int, node: ir.Node) -> None:
     """Refuse a select whose table over its key and query values is too large to build."""
     if n_keys * n_queries > MAX_TABLE_CELLS:
@@ -180,26 +164,14 @@ def _sorted_plain_numbers(values: list) -> Optional[tuple]:
 class _Merges:
     """Representatives of merged rounding variants (distinct floats within 1e-12), logged
     while one s-op's values are computed (see Inference.fuzzy): where a value set holds
-    such a representative, the interpreter may compute a neighbouring float. `off` while
-    a map listed exactly is inferred (see ExactListingNeeded): its variants stay apart."""
+    such a representative, the interpreter may compute a neighbouring float."""
 
     log: Optional[list] = None
-    off: bool = False
 
     @classmethod
     def note(cls, value: Any) -> None:
         if cls.log is not None:
             cls.log.append(value)
-
-
-@contextlib.contextmanager
-def _merging(on: bool):
-    """Within the block, value sets merge rounding variants (the rule) or, `on` False, not."""
-    outer, _Merges.off = _Merges.off, not on
-    try:
-        yield
-    finally:
-        _Merges.off = outer
 
 
 @contextlib.contextmanager
@@ -219,7 +191,7 @@ def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False) -> tup
     a difference of two means has ~40 variants of each of its values at max_seq_len 40.
     """
     near = _near_mask(arr)
-    if _Merges.off or not near.any():
+    if not near.any():
         return tuple(merged)
     if floats_only:
         fast = _merge_float_groups(arr, near)
@@ -294,7 +266,7 @@ def _sorted_values_general(values: Iterable[Any]) -> tuple:
     merged: list = []
     for v in out:
         prev = merged[-1] if merged else None
-        if (_is_plain_number(v) and _is_plain_number(prev) and (not _Merges.off or v == prev)
+        if (_is_plain_number(v) and _is_plain_number(prev)
                 and abs(v - prev) <= 1e-12 * max(1.0, abs(v))):
             # one number: an int wins (3 over 3.0); of two floats, the simpler spelling
             if not isinstance(prev, int):
@@ -481,10 +453,7 @@ class SelectorInfo:
 class Inference:
     """Runs the value-set analysis over a ProgramGraph for a vocabulary and max length."""
 
-    def __init__(self, graph: ProgramGraph, vocab: Sequence[Any], max_seq_len: int,
-                 exact_maps: frozenset = frozenset()) -> None:
-        """`exact_maps`: ids of maps whose values are listed as the interpreter computes them,
-        rounding variants apart (see ExactListingNeeded)."""
+    def __init__(self, graph: ProgramGraph, vocab: Sequence[Any], max_seq_len: int) -> None:
         if max_seq_len < 1:
             raise CompileError(f"max_seq_len must be at least 1, got {max_seq_len}")
         if not vocab:
@@ -510,11 +479,10 @@ class Inference:
         self._injective: dict[tuple, bool] = {}     # (s-op id, offsets) -> see injective
         self._uniform: dict[int, bool] = {}
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
-        self.exact_maps = frozenset(exact_maps)
-        # maps whose result changes within the rounding of inputs that are maps listed with
-        # variants merged: map id -> (the refusal, the maps to list exactly instead); exact
-        # where the map's table reads the exact s-ops those maps are computed from
-        self.variant_reads: dict[int, tuple[str, frozenset]] = {}
+        # maps whose result changes within the rounding variants merged into the values of
+        # maps they read: map id -> the refusal; exact only where the map's table reads the
+        # exact s-ops those maps are computed from (see Lowering._lower_variant_read)
+        self.variant_reads: dict[int, str] = {}
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
         # aggregates that are c / (number of selected keys): the value is c at position 0,
         # which every query selects, and 0 elsewhere (see compiler.rewrite)
@@ -527,7 +495,7 @@ class Inference:
             for node in graph.nodes():
                 self._current = node
                 if isinstance(node, ir.SOp) and node.id not in self.info:
-                    with _merge_log() as merged, _merging(node.id not in self.exact_maps):
+                    with _merge_log() as merged:
                         self.info[node.id] = self._infer(node)
                     self._track_rounding(node, merged)
                 elif isinstance(node, ir.Map) and not (self.deps[node.id] <= {TOK} or self.deps[node.id] <= {IDX}) \
@@ -753,12 +721,10 @@ class Inference:
             flip = _rounding_flip(fn, combos, fuzzy, outs)
             if flip is not None:
                 shown = ", ".join(f"{k.name} = {v!r}" for k, v, f in zip(kids, flip, fuzzy) if v in f)
-                listings = [self._exact_listing(k) for k in kids if k.id in self.fuzzy]
-                if listings and all(listings):
-                    # (exact where its table reads the s-ops those maps are computed from;
-                    # else they are listed exactly: see Lowering._lower_mlp_map)
-                    self.variant_reads[node.id] = (_rounding_message(shown or repr(flip)),
-                                                   frozenset().union(*listings))
+                if all(self._merged_maps_only(k) for k in kids if k.id in self.fuzzy):
+                    # (exact where its table reads the s-ops those maps are computed from,
+                    # else refused: see Lowering._lower_variant_read)
+                    self.variant_reads[node.id] = _rounding_message(shown or repr(flip))
                     return set()
                 raise CompileError(_rounding_message(shown or repr(flip)), node)
         return outs
@@ -782,30 +748,16 @@ class Inference:
                 if len(diff):
                     q, k = diff[0]
                     shown = f"{keys.name} = {kv[k]!r}" if side == "key" else f"{queries.name} = {qv[q]!r}"
-                    message = _rounding_message(shown, self._merged_map(keys if side == "key" else queries))
-                    listing = self._exact_listing(keys if side == "key" else queries)
-                    if listing:
-                        raise ExactListingNeeded(message, node, listing)
-                    raise CompileError(message, node)
+                    raise CompileError(_rounding_message(shown, self._merged_map(keys if side == "key"
+                                                                                  else queries)), node)
 
-    def _exact_listing(self, node: ir.SOp) -> frozenset:
-        """The maps to list with their rounding variants apart so that a select can compare
-        `node`'s values bit for bit (see ExactListingNeeded): `node` and the maps under it
-        whose values were merged, down to s-ops whose values are exact. Empty where that
-        does not apply: a mean of non-integers (its float sum's order is the interpreter's)
-        or another non-map with merged values below, or a second listing."""
-        found: set[int] = set()
-
-        def walk(y: ir.Node) -> bool:
-            if y.id not in self.fuzzy:
-                return True
-            if not isinstance(y, ir.Map) or y.id in self.exact_maps:
-                return False
-            found.add(y.id)
-            return all(walk(k) for k in self.graph.children(y))
-        if not isinstance(node, ir.Map) or not walk(node):
-            return frozenset()
-        return frozenset(found)
+    def _merged_maps_only(self, node: ir.SOp) -> bool:
+        """Whether `node`'s values are fuzzy only as merged rounding variants of maps, down to
+        s-ops whose values are exact (no mean of non-integers below): each combination of
+        those s-ops' values then gives one float64 value, which a table over them computes."""
+        if node.id not in self.fuzzy:
+            return True
+        return isinstance(node, ir.Map) and all(self._merged_maps_only(k) for k in self.graph.children(node))
 
     def _merged_map(self, node: ir.SOp) -> Optional[str]:
         """The name of a map whose own values were merged as rounding variants (distinct
@@ -2164,7 +2116,7 @@ def _sorted_values_grouped(values: np.ndarray, sizes: list[int]) -> Optional[lis
     fresh = np.ones(len(v), dtype=bool)
     fresh[1:] = (v[1:] != v[:-1]) | (g[1:] != g[:-1])
     v, g = v[fresh], g[fresh]
-    if v.dtype.kind == "f" and len(v) > 1 and not _Merges.off:
+    if v.dtype.kind == "f" and len(v) > 1:
         near = _near_mask(v) & (g[1:] == g[:-1])
         if near.any():
             merged = _merge_float_groups(v, near)

@@ -37,7 +37,7 @@ from .bounds import (TableBound, attention_error, estimate_head_problems, estima
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused, expression_label
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
-from .infer import ExactListingNeeded, MAX_TUPLES, Inference, ValueIndex, apply_vectorized, is_number, out_of_memory
+from .infer import MAX_TUPLES, Inference, ValueIndex, apply_vectorized, is_number, out_of_memory
 from .mlp import (EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, output_tolerance,
                   rounding_error)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
@@ -1245,9 +1245,6 @@ class Lowering:
         inputs in earlier MLPs, and tabulate over those.
         """
         kids = self.graph.children(node)
-        if node.id in self.inf.exact_maps:
-            self._lower_exact_map(node, refs)
-            return
         fused = self._looked_through(self._mlp_leaves(node))
         if node.id in self.inf.variant_reads:
             self._lower_variant_read(node, refs, fused, kids)
@@ -1275,43 +1272,19 @@ class Lowering:
         self._mlp_map_over(node, refs, list(kids), probe=False)
 
     def _lower_variant_read(self, node: ir.Map, refs: list[Ref], fused: list[ir.SOp], kids: list[ir.Node]) -> None:
-        """A map whose result changes within the rounding of inputs listed with variants
-        merged (`x == 3` over `x = (indices + 1) * 3 * mean - ...`, the paper's Dyck-1
-        `balance == 0`) is exact only from a table over the s-ops those inputs are computed
-        from, which gives each combination its float64 result; where that table does not
-        fit, its inputs are listed exactly (ExactListingNeeded: the pipeline infers again).
-        Read from the merged values, it had been a wrong model on 739 of 5,455 inputs."""
-        refusal, maps = self.inf.variant_reads[node.id]
+        """A map whose result changes within the rounding variants merged into the values of
+        maps it reads (`x == 3` over `x = (indices + 1) * 3 * mean - ...`, the paper's Dyck-1
+        `balance == 0`) is exact only from a table over the s-ops those maps are computed
+        from, which gives each combination its own float64 result; where that table does not
+        fit, it is refused. Read from the merged values it had been a wrong model on 739 of
+        5,455 inputs."""
         if not any(leaf.id in self.inf.fuzzy for leaf in fused) and not self._fusion_too_wide(fused, kids):
             try:
                 self._mlp_map_over(node, refs, fused, probe=True)
                 return
             except _TableUnfit:
                 pass
-        raise ExactListingNeeded(refusal, node, maps)
-
-    def _lower_exact_map(self, node: ir.Map, refs: list[Ref]) -> None:
-        """A map listed with its rounding variants apart (see ExactListingNeeded) is
-        tabulated from inputs whose listed values are exact: its direct inputs, except that
-        a listed map over listed maps alone is looked through (Dyck-2's `depth` under
-        `delay_closer = depth + closes`: one table over the two counts and `closes`, not one
-        more MLP). Over the maps' own sources (the position and two prefix means) the table's
-        points lie too close together for float32, and trying it took 95 s at length 59."""
-        leaves: dict[int, ir.SOp] = {}
-
-        def add(y: ir.Node) -> None:
-            kids = self.graph.children(y)
-            if y is not node and not (y.id in self.inf.exact_maps and kids and all(
-                    k.id in self.inf.exact_maps or isinstance(k, ir.Constant) for k in kids)):
-                leaves.setdefault(y.id, y)
-                return
-            for k in kids:
-                if not isinstance(k, ir.Constant):
-                    add(k)
-        add(node)
-        for ref in refs:
-            ref.own, ref.const = {}, 0.0
-        self._mlp_map_over(node, refs, list(leaves.values()), probe=False)
+        raise CompileError(self.inf.variant_reads[node.id], node)
 
     def _compute_earlier(self, node: ir.Map, leaves: list[ir.SOp]) -> None:
         """Plan the maps among `leaves` as MLPs of their own, before `node`'s."""
@@ -1474,8 +1447,8 @@ class Lowering:
         found = self.index[node.id].find_many([results[r] for r in rows_idx.tolist()])
         keep = found >= 0
         if probe and node.id in self.inf.variant_reads and not keep.all():
-            # (a result the value list lacks, its variant merged away upstream: that row
-            # would be dropped from the table, and the model would be wrong there)
+            # (a result the value list lacks, its variant merged away where the values were
+            # inferred: that row would be dropped from the table, and the model wrong there)
             self._restore(node, refs, created, before)
             raise _TableUnfit()
         rows_idx = rows_idx[keep]
@@ -1601,7 +1574,7 @@ class Lowering:
     def _table_over_leaves(self, node: ir.SOp, leaves: list[ir.SOp], cols: list[np.ndarray],
                            outputs: np.ndarray, created: list[Feature], probe: bool = False,
                            precise: bool = False, snapped_only: bool = False, snap_copies: bool = True,
-                           dry: bool = False, exact_codes: bool = False) -> None:
+                           dry: bool = False) -> None:
         """Choose how the MLP reads its inputs, then build the table.
 
         Preferred: one coordinate z = sum of lam_j * x_j over all inputs, where x_j is the
@@ -1616,7 +1589,7 @@ class Lowering:
         n = len(cols[0]) if cols else 1
         if not created:
             return
-        codes = [_codes(c, exact=exact_codes and leaf.id in self.inf.exact_maps) for c, leaf in zip(cols, leaves)]
+        codes = [_codes(c) for c in cols]
         active = list(range(len(leaves)))
         # drop inputs the outputs do not depend on (functional dependence on the others)
         for j in sorted(range(len(leaves)), key=lambda j: -len(set(codes[j].tolist()))):
@@ -1741,13 +1714,8 @@ class Lowering:
             for lam in lams[:PROJECTION_TRIES]:
                 z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
-                try:
-                    plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
-                                       precision=SCORE_PRECISION if precise else None)
-                except InconsistentTable:
-                    # (two points one z cannot tell apart: values listed with their rounding
-                    # variants apart, read by value; by code, another attempt tells them apart)
-                    plan = None
+                plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
+                                   precision=SCORE_PRECISION if precise else None)
                 if plan is not None:
                     break
             split = None
@@ -1792,12 +1760,6 @@ class Lowering:
             if not dry:
                 self._build_per_gate(node, pending, created)
             return
-        if not exact_codes and any(leaf.id in self.inf.exact_maps for leaf in leaves):
-            # (inputs listed with their rounding variants apart, coded apart too: `w = (fa +
-            # ga) * c` over `fa + ga` listed so; coded as one, their outputs clash)
-            return self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise,
-                                           snapped_only=snapped_only, snap_copies=snap_copies, dry=dry,
-                                           exact_codes=True)
         if probe:
             if node.id in self._squared and node.id not in self.no_squares:
                 self._squares_blocking_fusion.add(node.id)
@@ -2073,12 +2035,9 @@ class Lowering:
                 z_all = canonical(sum(l * x for l, x in zip(full, xs)))
                 z = z_all[rows]
                 err = sum(abs(l) * e for l, e in zip(full, x_errs))
-                try:
-                    plan = exact_table(part_combos, z, sub_out, n_gates, err,
-                                       precision=SCORE_PRECISION if precise else None,
-                                       z_span=(float(z_all.min()), float(z_all.max())), tolerance=tolerance)
-                except InconsistentTable:       # (see _table_over_leaves)
-                    plan = None
+                plan = exact_table(part_combos, z, sub_out, n_gates, err,
+                                   precision=SCORE_PRECISION if precise else None,
+                                   z_span=(float(z_all.min()), float(z_all.max())), tolerance=tolerance)
                 if plan is not None:
                     part = _TablePart(part_combos, z, {}, plan, err, full)
                     break
@@ -2370,12 +2329,10 @@ def canonical(z: np.ndarray) -> np.ndarray:
     return rep[np.searchsorted(u, z)]
 
 
-def _codes(col: np.ndarray, exact: bool = False) -> np.ndarray:
-    """Integer codes of a column; numbers are coded by numeric value (1 and 1.0 are one),
-    rounding variants as one (`exact`: apart, for a map listed exactly)."""
+def _codes(col: np.ndarray) -> np.ndarray:
+    """Integer codes of a column; numbers are coded by numeric value (1 and 1.0 are one)."""
     if set(map(type, col)) <= {int, float}:
-        nums = np.asarray(col, dtype=np.float64)
-        return np.unique(nums if exact else canonical(nums), return_inverse=True)[1].reshape(-1)
+        return np.unique(canonical(np.asarray(col, dtype=np.float64)), return_inverse=True)[1].reshape(-1)
     return factorize(col)[0]
 
 

@@ -14,7 +14,7 @@ from rasp.values import token_list
 from .assemble import assemble
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused
 from .graph import ProgramGraph
-from .infer import ExactListingNeeded, Inference, sorted_values
+from .infer import Inference, sorted_values
 from .lower import Lowering, certify
 from .plan import ANY, MAP_VIRTUAL, Plan
 from .residual import layout
@@ -54,34 +54,21 @@ class Compilation:
     def __init__(self, sop: ir.SOp, vocab: list, max_seq_len: int) -> None:
         self.sop = sop
         self.graph = ProgramGraph(sop)
-        self.inference = infer_values(self.graph, vocab, max_seq_len)
+        self.inference = Inference(self.graph, vocab, max_seq_len)
         replace = replacements(self.inference)
         if not replace:
-            self._build_listing()
+            self._build()
             return
         plain = (self.graph, self.inference)
         try:
             self.graph = ProgramGraph(sop, replace=replace)
-            self.inference = infer_values(self.graph, vocab, max_seq_len)
-            self._build_listing()
+            self.inference = Inference(self.graph, vocab, max_seq_len)
+            self._build()
         except CompileError:
             # (the rewritten program as means, as written: a width's `or` may be too
             # deeply nested to split into heads where one select over tuples still works)
             self.graph, self.inference = plain
-            self._build_listing()
-
-    def _build_listing(self) -> None:
-        """_build, again with maps listed exactly where the lowering asks for it (a map
-        reading their merged values whose own table over exact inputs does not fit)."""
-        while True:
-            try:
-                self._build()
-                return
-            except ExactListingNeeded as need:
-                inf = self.inference
-                if need.maps <= inf.exact_maps:
-                    raise
-                self.inference = infer_values(self.graph, inf.vocab, inf.N, inf.exact_maps | need.maps)
+            self._build()
 
     def _build(self) -> None:
         self.plan = Plan(self.graph, self.inference)
@@ -215,18 +202,6 @@ class Compilation:
             self._probes = build_probes(self.lowered, self.layout, self.schedule,
                                         lambda i: (self.graph.node(i), self.inference.info[i].values))
         return self._probes
-
-
-def infer_values(graph: ProgramGraph, vocab: list, max_seq_len: int, exact: frozenset = frozenset()) -> Inference:
-    """Value inference, again with maps listed exactly where a select must tell their
-    rounding variants apart (see ExactListingNeeded)."""
-    while True:
-        try:
-            return Inference(graph, vocab, max_seq_len, exact_maps=exact)
-        except ExactListingNeeded as need:
-            if need.maps <= exact:
-                raise
-            exact |= need.maps
 
 
 def _only_floats(values) -> bool:

@@ -222,8 +222,7 @@ class Plan:
 
     def _classify_map(self, node: ir.Map, kids: list[ir.Node]) -> None:
         nid = node.id
-        if nid not in self.tabulate and nid not in self.inf.exact_maps and nid not in self.inf.variant_reads \
-                and self.virtual_able(node, kids):
+        if nid not in self.tabulate and nid not in self.inf.variant_reads and self.virtual_able(node, kids):
             self.kind[nid] = MAP_VIRTUAL
             single_any = len(kids) == 1 and self.readable[kids[0].id] == ANY
             self.readable[nid] = ANY if single_any else AFFINE
