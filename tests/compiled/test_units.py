@@ -300,7 +300,6 @@ def test_a_probe_refused_on_its_sample_is_not_built_whole(monkeypatch):
     # model is the one built without sampling, and the refused probe leaves its reads as
     # they were (exact on random inputs)
     import hashlib
-
     from pathlib import Path
 
     import compiler
