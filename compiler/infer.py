@@ -52,6 +52,20 @@ def out_of_memory(node: Optional[ir.Node]) -> CompileError:
                         "select tables grow too fast with it); use a smaller vocabulary or max_seq_len", node)
 
 
+def tokenless_selector_matrices(sel: ir.Node, vocab: Sequence[Any], lengths: Iterable[int]
+                                ) -> Optional[list[np.ndarray]]:
+    """The (n, n) matrix of a selector that reads no token, at each of these lengths, run by
+    the interpreter on any tokens; None where it reads a token or the interpreter fails."""
+    if not isinstance(sel, ir.Selector) or any(isinstance(n, ir.Tokens) for n in ir.topological_order([sel])):
+        return None
+    lengths = list(lengths)
+    try:
+        rows = Interpreter([sel]).run([[vocab[0]] * n for n in lengths], [sel])[sel.id]
+    except RaspError:
+        return None
+    return [np.asarray(m, dtype=bool).reshape(n, n) for n, m in zip(lengths, rows)]
+
+
 def check_table_size(n_keys: int, n_queries: int, node: ir.Node) -> None:
     """Refuse a select whose table over its key and query values is too large to build."""
     if n_keys * n_queries > MAX_TABLE_CELLS:
@@ -481,7 +495,7 @@ class Inference:
         self.rank_widths: set[int] = set()         # widths that rank the positions (see _ranks)
         # maps whose result changes within the rounding variants merged into the values of
         # maps they read: map id -> the refusal; exact only where the map's table reads the
-        # exact s-ops those maps are computed from (see Lowering._lower_variant_read)
+        # exact s-ops those maps are computed from (see Lowering._lower_mlp_map)
         self.variant_reads: dict[int, str] = {}
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
         # aggregates that are c / (number of selected keys): the value is c at position 0,
@@ -723,7 +737,7 @@ class Inference:
                 shown = ", ".join(f"{k.name} = {v!r}" for k, v, f in zip(kids, flip, fuzzy) if v in f)
                 if all(self._merged_maps_only(k) for k in kids if k.id in self.fuzzy):
                     # (exact where its table reads the s-ops those maps are computed from,
-                    # else refused: see Lowering._lower_variant_read)
+                    # else refused: see Lowering._lower_mlp_map)
                     self.variant_reads[node.id] = _rounding_message(shown or repr(flip))
                     return set()
                 raise CompileError(_rounding_message(shown or repr(flip)), node)
@@ -1582,16 +1596,10 @@ class Inference:
             return any(self._source_always_selects(k, p) for k in source.children)
         if isinstance(source, ir.SelectAnd):
             return all(self._source_always_selects(k, p) for k in source.children)
-        if not isinstance(source, ir.Select) or \
-                any(isinstance(n, ir.Tokens) for n in ir.topological_order([source])):
+        if not isinstance(source, ir.Select):
             return False
-        dummy = self.vocab[0]
-        lengths = range(p + 1, self.N + 1)
-        try:
-            rows = Interpreter([source]).run([[dummy] * n for n in lengths], [source])[source.id]
-        except RaspError:
-            return False
-        return all(np.asarray(m, dtype=bool).reshape(n, n)[:, p].all() for n, m in zip(lengths, rows))
+        mats = tokenless_selector_matrices(source, self.vocab, range(p + 1, self.N + 1))
+        return mats is not None and all(m[:, p].all() for m in mats)
 
     def _selected_keys_agree(self, node: ir.Aggregate, src_info: NodeInfo) -> Optional[str]:
         """Whether every key a query selects holds one value of the aggregated s-op, so that

@@ -1246,15 +1246,21 @@ class Lowering:
         """
         kids = self.graph.children(node)
         fused = self._looked_through(self._mlp_leaves(node))
-        if node.id in self.inf.variant_reads:
-            self._lower_variant_read(node, refs, fused, kids)
-            return
-        if not self._fusion_too_wide(fused, kids):
+        # a map whose result changes within the rounding variants merged into the values of
+        # maps it reads (`x == 3` over `x = (indices + 1) * 3 * mean - ...`, the paper's
+        # Dyck-1 `balance == 0`) is exact only from this table over the s-ops those maps are
+        # computed from, which gives each combination its own float64 result; else refused
+        # (read from the merged values it had been a wrong model on 739 of 5,455 inputs)
+        variant_read = self.inf.variant_reads.get(node.id)
+        if not self._fusion_too_wide(fused, kids) and \
+                not (variant_read and any(leaf.id in self.inf.fuzzy for leaf in fused)):
             try:
                 self._mlp_map_over(node, refs, fused, probe=True)
                 return
             except _TableUnfit:
                 pass
+        if variant_read:
+            raise CompileError(variant_read, node)
         cut = self._staged_cut(node, kids)
         if cut is not None:
             planned = [(k.id, self.plan.kind.get(k.id), self.plan.readable.get(k.id), self.plan.time[k.id])
@@ -1270,21 +1276,6 @@ class Lowering:
         for ref in refs:
             ref.own, ref.const = {}, 0.0
         self._mlp_map_over(node, refs, list(kids), probe=False)
-
-    def _lower_variant_read(self, node: ir.Map, refs: list[Ref], fused: list[ir.SOp], kids: list[ir.Node]) -> None:
-        """A map whose result changes within the rounding variants merged into the values of
-        maps it reads (`x == 3` over `x = (indices + 1) * 3 * mean - ...`, the paper's Dyck-1
-        `balance == 0`) is exact only from a table over the s-ops those maps are computed
-        from, which gives each combination its own float64 result; where that table does not
-        fit, it is refused. Read from the merged values it had been a wrong model on 739 of
-        5,455 inputs."""
-        if not any(leaf.id in self.inf.fuzzy for leaf in fused) and not self._fusion_too_wide(fused, kids):
-            try:
-                self._mlp_map_over(node, refs, fused, probe=True)
-                return
-            except _TableUnfit:
-                pass
-        raise CompileError(self.inf.variant_reads[node.id], node)
 
     def _compute_earlier(self, node: ir.Map, leaves: list[ir.SOp]) -> None:
         """Plan the maps among `leaves` as MLPs of their own, before `node`'s."""
@@ -1443,36 +1434,31 @@ class Lowering:
         rows_idx = np.nonzero(valid)[0]
         before = [(ref.own, ref.const) for ref in refs]
         created = self._produce(node, refs)
-        self.find(node, None)          # (makes the node's value index)
-        found = self.index[node.id].find_many([results[r] for r in rows_idx.tolist()])
-        keep = found >= 0
-        if probe and node.id in self.inf.variant_reads and not keep.all():
-            # (a result the value list lacks, its variant merged away where the values were
-            # inferred: that row would be dropped from the table, and the model wrong there)
-            self._restore(node, refs, created, before)
-            raise _TableUnfit()
-        rows_idx = rows_idx[keep]
-        positions = found[keep]
-        outputs = np.zeros((len(rows_idx), len(created)))
-        for j, f in enumerate(created):
-            outputs[:, j] = f.fn[positions]
-        cols = [col[rows_idx] for col in leaf_cols]
         fitted = False
         try:
+            self.find(node, None)          # (makes the node's value index)
+            found = self.index[node.id].find_many([results[r] for r in rows_idx.tolist()])
+            keep = found >= 0
+            if probe and node.id in self.inf.variant_reads and not keep.all():
+                # (a result the value list lacks, its variant merged away where the values
+                # were inferred: that row would be dropped, and the model wrong there)
+                raise _TableUnfit()
+            rows_idx = rows_idx[keep]
+            positions = found[keep]
+            outputs = np.zeros((len(rows_idx), len(created)))
+            for j, f in enumerate(created):
+                outputs[:, j] = f.fn[positions]
+            cols = [col[rows_idx] for col in leaf_cols]
             self._table_over_leaves(node, leaves, cols, outputs, created, probe=probe, precise=precise,
                                     snapped_only=snapped_only, snap_copies=snap_copies, dry=dry)
             fitted = True
         finally:
-            if dry or not fitted:
-                self._restore(node, refs, created, before)
-
-    def _restore(self, node: ir.Map, refs: list[Ref], created: list[Feature], before: list[tuple]) -> None:
-        """Undo a table that was not kept: its features, and what its refs read."""
-        basis = self.node_basis.get(node.id)
-        if basis is not None:
-            basis.remove({f.uid for f in created})
-        for ref, (own, const) in zip(refs, before):
-            ref.own, ref.const = own, const
+            if dry or not fitted:       # (undone: the features made, and what the refs read)
+                basis = self.node_basis.get(node.id)
+                if basis is not None:
+                    basis.remove({f.uid for f in created})
+                for ref, (own, const) in zip(refs, before):
+                    ref.own, ref.const = own, const
 
     def _mlp_leaves(self, node: ir.Map, slot: Optional[int] = None) -> list[ir.SOp]:
         """The s-ops an MLP at time `slot` (default: the map's own) computes `node` from:

@@ -20,11 +20,9 @@ from typing import Any, Optional
 import numpy as np
 
 from rasp import ir
-from rasp.errors import RaspError
-from rasp.interpreter import Interpreter
 
 from .graph import conjunctive
-from .infer import Inference
+from .infer import Inference, tokenless_selector_matrices
 
 
 def anchored_width_map(node: ir.Aggregate, c: Any, inference: Inference) -> ir.Map:
@@ -65,17 +63,13 @@ def _without_position_zero(sel: ir.Selector, inference: Inference) -> Optional[i
 def _selects_position_zero_alone(z: ir.Node, inference: Inference) -> bool:
     """Whether a selector that reads no token selects key 0 and only it, at every length
     up to max_seq_len (by running the interpreter on it)."""
-    if not isinstance(z, ir.Selector) or any(isinstance(n, ir.Tokens) for n in ir.topological_order([z])):
+    mats = tokenless_selector_matrices(z, inference.vocab, range(1, inference.N + 1))
+    if mats is None:
         return False
-    N, dummy = inference.N, inference.vocab[0]
-    try:
-        rows = Interpreter([z]).run([[dummy] * n for n in range(1, N + 1)], [z])[z.id]
-    except RaspError:
-        return False
-    for n, matrix in zip(range(1, N + 1), rows):
-        want = np.zeros((n, n), dtype=bool)
+    for matrix in mats:
+        want = np.zeros(matrix.shape, dtype=bool)
         want[:, 0] = True
-        if not np.array_equal(np.asarray(matrix, dtype=bool).reshape(n, n), want):
+        if not np.array_equal(matrix, want):
             return False
     return True
 
