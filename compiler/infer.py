@@ -86,6 +86,8 @@ def value_key(v: Any) -> tuple:
         return (1, "")
     if isinstance(v, str):
         return (2, v)
+    if type(v) is tuple and len(v) == 1 and type(v[0]) in (int, float):
+        return (3, "", v[0])      # (a number made exact, see compiler.rewrite: in its order)
     return (3, repr(v))
 
 
@@ -497,6 +499,10 @@ class Inference:
         # maps they read: map id -> the refusal; exact only where the map's table reads the
         # exact s-ops those maps are computed from (see Lowering._lower_mlp_map)
         self.variant_reads: dict[int, str] = {}
+        # selects whose predicate changes within such variants (the RASP paper's Dyck-2/3
+        # compare `(indices + 1) * mean` sums with ==): select id -> the refusal; exact only
+        # where they compare the values computed from exact s-ops (see compiler.rewrite)
+        self.variant_selects: dict[int, CompileError] = {}
         self.equal_copies: set[int] = set()        # means of equal values (_selected_keys_agree)
         # aggregates that are c / (number of selected keys): the value is c at position 0,
         # which every query selects, and 0 elsewhere (see compiler.rewrite)
@@ -660,11 +666,14 @@ class Inference:
     # ---- float rounding: values the compiled model cannot match to the last bit
     def _note_fuzzy(self, node: ir.SOp, values: Iterable[Any]) -> None:
         """Mark these of node's values fuzzy (matched to its value list with the merge
-        tolerance). A listed int is marked too: floats merge into it (3 over 3.0 and
-        3.0000000000000036, when one position computes the int), and `x == 3` over
-        `x = (indices + 1) * 3 * mean - (indices + 1) * 3 * mean` was a wrong model from
-        max_seq_len 25, its int 3 not checked for the variants beside it."""
-        floats = [v if type(v) is float else float(v) for v in values if isinstance(v, float)]
+        tolerance; the callers pick which numbers, ints among them). A listed int is
+        marked too: floats merge into it (3 over 3.0 and 3.0000000000000036, when one
+        position computes the int), and `x == 3` over `x = (indices + 1) * 3 * mean -
+        (indices + 1) * 3 * mean` was a wrong model from max_seq_len 25, its int 3 not
+        checked for the variants beside it. A merge whose representative is an int logs
+        the int itself: `x == 2` over `x = (ma - mb) * indices + 1` (2 over 2.0 and
+        1.9999999999999998) was wrong on 57 of 2,000 inputs at max_seq_len 10."""
+        floats = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if not floats:
             return
         vals = self.info[node.id].values
@@ -762,8 +771,13 @@ class Inference:
                 if len(diff):
                     q, k = diff[0]
                     shown = f"{keys.name} = {kv[k]!r}" if side == "key" else f"{queries.name} = {qv[q]!r}"
-                    raise CompileError(_rounding_message(shown, self._merged_map(keys if side == "key"
+                    err = CompileError(_rounding_message(shown, self._merged_map(keys if side == "key"
                                                                                   else queries)), node)
+                    if all(isinstance(s, ir.Map) and self._merged_maps_only(s)
+                           for s in (keys, queries) if s.id in self.fuzzy):
+                        self.variant_selects[node.id] = err
+                        return
+                    raise err
 
     def _merged_maps_only(self, node: ir.SOp) -> bool:
         """Whether `node`'s values are fuzzy only as merged rounding variants of maps, down to
@@ -1858,6 +1872,11 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
                 moved = call(args[:j] + (_nudge(args[j], sign),) + args[j + 1:])
                 if moved is not _FAILED and _differs(base, moved):
                     return args
+                if type(base) is int and moved is not _FAILED and moved != base:
+                    # (an int result that moves with its input, `x * 2` of a listed int 2
+                    # that stands for 1.9999999999999998: the interpreter computes a variant
+                    # of it; `round(x)` stays put and stays exact)
+                    outs.add(base)
     return None
 
 

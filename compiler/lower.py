@@ -54,7 +54,7 @@ SCORE_GAP = 30.0
 # bound was 11 % of its 0/60 outputs made such a mean wrong at max_seq_len 28
 SCORE_PRECISION = 1e-2
 # Inputs with at most this many values may be read one-hot (as gates) by an MLP table.
-MAX_GATE_VALUES = 64
+MAX_GATE_VALUES = 128
 # how many of the best projections a table tries before reading its inputs another way
 PROJECTION_TRIES = 3
 # a gated table with more units than this also tries one coordinate per gate combination

@@ -65,6 +65,10 @@ class Compilation:
             self.inference = Inference(self.graph, vocab, max_seq_len)
             self._build()
         except CompileError:
+            variant = next(iter(plain[1].variant_selects.values()), None)
+            if variant is not None:
+                # (as written, the select would compare merged rounding variants: wrong)
+                raise variant from None
             # (the rewritten program as means, as written: a width's `or` may be too
             # deeply nested to split into heads where one select over tuples still works)
             self.graph, self.inference = plain

@@ -106,11 +106,62 @@ def _named_like(new: ir.Map, node: ir.Aggregate) -> ir.Map:
     return new
 
 
+def exact_operand(sop: ir.SOp, inference: Inference, made: dict[int, ir.Map]) -> ir.Map:
+    """`sop`'s value as the interpreter computes it, to the last bit, wrapped in a 1-tuple.
+
+    A map whose values were merged as float64 rounding variants (`(indices + 1) * mean`:
+    22 * (15/22) is 15.000000000000002) is copied, and so is every merged map under it,
+    down to exact s-ops: each copy applies the map's own function to the exact values of
+    its inputs and keeps the result as a 1-tuple. Tuples are compared exactly (value
+    sets merge only plain numbers), and a 1-tuple orders, and equals, as its number does:
+    every comparison of a select is kept. The copies form a chain like the original, so
+    that the lowering can tabulate each step from the one before where the whole chain
+    is too fine for one table. `made` (s-op id -> copy) shares the copies of shared maps."""
+    if sop.id in made:
+        return made[sop.id]
+    graph = inference.graph
+    kids = graph.children(sop)
+    if sop.id in inference.fuzzy and isinstance(sop, ir.Map):
+        inputs = [exact_operand(k, inference, made) if k.id in inference.fuzzy else k for k in kids]
+        copied = tuple(k.id in inference.fuzzy for k in kids)
+        fn = _exact_step(sop.fn, copied)
+    else:
+        inputs, fn = [sop], ir.ElementFn(_as_1_tuple, 1, f"({sop.name},)")
+    made[sop.id] = ir.Map(fn, inputs, origin=sop.origin).named(f"exact_{sop.name}")
+    return made[sop.id]
+
+
+def _as_1_tuple(v: Any) -> Any:
+    return None if v is None else (v,)
+
+
+def _exact_step(fn: ir.ElementFn, copied: tuple) -> ir.ElementFn:
+    """fn on inputs of which those `copied` are 1-tuples (or None), as a 1-tuple."""
+    def step(*args: Any) -> Any:
+        if any(c and a is None for a, c in zip(args, copied)):
+            vals = [None if c and a is None else (a[0] if c else a) for a, c in zip(args, copied)]
+        else:
+            vals = [a[0] if c else a for a, c in zip(args, copied)]
+        if not fn.takes_none and any(v is None for v in vals):
+            return None
+        return _as_1_tuple(fn.py(*vals))
+    return ir.ElementFn(step, fn.arity, f"exact {fn.label}", takes_none=True)
+
+
+def exact_select(node: ir.Select, inference: Inference) -> ir.Select:
+    """`node` comparing its keys and queries as exact 1-tuples (see exact_operand)."""
+    made: dict[int, ir.Map] = {}
+    sides = [exact_operand(sop, inference, made) for sop in inference.graph.children(node)]
+    return ir.Select(sides[0], sides[1], node.ir_predicate, origin=node.origin)
+
+
 def replacements(inference: Inference) -> dict[int, ir.Node]:
-    """Aggregate id -> the node computing the same values more cheaply."""
+    """Aggregate id -> the node computing the same values more cheaply; select id -> the
+    select comparing the exact values the interpreter compares."""
     graph = inference.graph
     out: dict[int, ir.Node] = {agg_id: anchored_width_map(graph.node(agg_id), c, inference)
                                for agg_id, c in inference.anchored_widths.items()}
+    out.update({sel_id: exact_select(graph.node(sel_id), inference) for sel_id in inference.variant_selects})
     for node in graph.nodes():
         if not isinstance(node, ir.Aggregate) or node.id in out:
             continue
