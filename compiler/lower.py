@@ -1931,6 +1931,8 @@ class Lowering:
         # the gate combination of each point as an integer code, once for all candidates
         combo_code = _combo_codes(combos)
         codes = combo_code if len(combo_code) > 0 and bool(np.any(combo_code != combo_code[0])) else None
+        fewest_changes = outputs        # (kept as it was: a projection that may undercount)
+        outputs = _output_row_codes(outputs)
         scored: list[tuple[int, list[float]]] = []
         seen: set[tuple] = set()
 
@@ -1949,7 +1951,7 @@ class Lowering:
         if k <= 4 and any(c == identity for _, c in scored) and \
                 fewest == next(steps for steps, c in scored if c == identity) and \
                 (k == 2 or _output_changes(sum(l * x for l, x in zip(identity, xs)), codes, outputs) >
-                 _fewest_changes(codes, outputs)):
+                 _fewest_changes(codes, fewest_changes)):
             # (no small combination merges points, and the outputs change more often along
             # this order than they must: the other orders are worth comparing)
             for order in itertools.permutations(range(k)):
@@ -2213,6 +2215,26 @@ def _min_gap(x: np.ndarray) -> float:
     """The smallest gap between distinct values (rounding variants merged), 1 if one value."""
     u = np.unique(canonical(x))
     return float(np.min(np.diff(u))) if len(u) > 1 else 1.0
+
+
+def _output_row_codes(outputs: np.ndarray) -> np.ndarray:
+    """One column of row codes standing for the output rows wherever that changes no test
+    on them (rows differ by more than 1e-12 exactly where their codes differ: so where
+    each column's distinct values lie further apart than that); else the rows. Scoring
+    a projection compares neighbouring rows: over the ~300 one-hot outputs of an exact
+    copy (compiler.rewrite) that was most of the paper's Dyck-3 compile."""
+    if outputs.ndim != 2 or outputs.shape[1] <= 2 or outputs.shape[0] < 2:
+        return outputs
+    gaps = np.diff(np.sort(outputs, axis=0), axis=0)
+    if np.any((gaps > 0) & (gaps <= 1e-12)):
+        return outputs
+    # (rows keyed by a projection; rows sharing a key must be equal, else the rows stay)
+    weights = np.random.default_rng(0).uniform(1.0, 2.0, outputs.shape[1])
+    keys, first, rows = np.unique(outputs @ weights, return_index=True, return_inverse=True)
+    rows = rows.reshape(-1)
+    if not np.array_equal(outputs, outputs[first][rows]):
+        return outputs
+    return rows.astype(np.float64)[:, None]
 
 
 def _output_changes(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> int:
