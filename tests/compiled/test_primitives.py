@@ -1088,6 +1088,56 @@ def test_paper_dyck1_prefix_counts_fuse_into_one_mlp(max_len, vocab, per_length)
     assert model.num_layers == 2 and model.d_mlp < 20
 
 
+PAPER_DYCK2 = """
+up_to_self = select(indices, indices, <=);
+opens = indicator(tokens in ["(", "{"]);
+closes = indicator(tokens in [")", "}"]);
+depth = (indices + 1) * aggregate(up_to_self, opens) - (indices + 1) * aggregate(up_to_self, closes);
+level = depth + closes;
+same_level = select(level, level, ==);
+nth = selector_width(same_level and up_to_self);
+partner = select(opens, 1, ==) and same_level and select(nth, nth - 1, ==);
+pair = aggregate(partner, tokens, "-") + tokens;
+bad = (closes == 1 and not (pair in ["()", "{}"])) or depth < 0;
+"F" if aggregate(up_to_self, indicator(bad)) > 0 else ("T" if depth == 0 else "P");
+"""
+
+
+def test_paper_dyck2_compares_bracket_levels_as_the_interpreter_computes_them():
+    """The RASP paper's Dyck-2 pairs each closer with its opener by `select(level, level,
+    ==)`, `level` made of `(indices + 1) * mean` products that the interpreter computes in
+    float64: at max_seq_len 26 some matched brackets get levels 1 ulp apart and the output
+    is F where integer arithmetic says P or T (46 of these 1,040 inputs). That select was
+    refused from max_seq_len 22; it now compares exact copies of `level` (as the original
+    REPL's own test runs it at length 59)."""
+    sop = compile_text(PAPER_DYCK2)
+    rng = random.Random(26)
+    inputs = []
+    for n in range(1, 27):
+        for _ in range(40):
+            text, stack = [], []
+            while len(text) < n:
+                if stack and (rng.random() < 0.45 or len(stack) >= n - len(text)):
+                    text.append(stack.pop())
+                else:
+                    opener = rng.choice("({")
+                    text.append(opener)
+                    stack.append(")" if opener == "(" else "}")
+            inputs.append(text)
+    assert_exact(sop, list("(){}"), 26, inputs=inputs)
+
+    def integer_ptf(text: list) -> list:
+        out, stack, bad = [], [], False
+        for t in text:
+            if t in "({":
+                stack.append(t)
+            elif not stack or stack.pop() + t not in ("()", "{}"):
+                bad = True
+            out.append("F" if bad else ("T" if not stack else "P"))
+        return out
+    assert sum(rasp.evaluate(sop, text) != integer_ptf(text) for text in inputs) >= 20
+
+
 def every_count_of_c_and_a(max_len: int) -> list[list]:
     """For every length up to max_len and every count of "c" and of "a" in it, one input
     (shuffled): prefix means of the two then take every value they can."""
