@@ -34,10 +34,16 @@ def random_source(rng: random.Random) -> str:
     a, b = rng.sample(["a", "b", "c"], 2)
     k, c = rng.choice(FACTORS), rng.choice(CONSTANTS)
     x = rng.choice([f"{k} * ma - {k} * mb", f"{k} * (ma + mb)", f"ma * {k} + mb * 2", f"(ma - mb) * {k}",
-                    f"{k} * ma", "ma / (mb + 1)", "ma + mb + ma"])
+                    f"{k} * ma", "ma / (mb + 1)", "ma + mb + ma", f'{k} * ma - {k} * mb + indicator(tokens == "a")',
+                    f"(ma - mb) * {k} + 1"])
     use = rng.choice([f"x == {c}", f"x > {c}", f"x >= {c}", "x % 2", "round(x) % 3", "x < 0",
                       "selector_width(select(x, x, ==))", "selector_width(select(x, x, <))",
-                      f'aggregate(select(x, {c}, ==), tokens, "-")', f"(x * 2) == {c}"])
+                      f'aggregate(select(x, {c}, ==), tokens, "-")', f"(x * 2) == {c}",
+                      # (selects over rounding variants compare exact copies: compiler.rewrite)
+                      "selector_width(select(x, x, <=))", "selector_width(select(x, indices, ==))",
+                      "selector_width(select(x, x, ==) and select(indices, indices, <=))",
+                      "aggregate(select(x, x, ==), indices, 0)", "selector_width(select(x, x, !=))",
+                      f'aggregate(select(x, x, >) and select(tokens, "{a}", ==), tokens, "-")'])
     return (f'ma = aggregate({rng.choice(SELECTORS)}, indicator(tokens == "{a}"), 0);\n'
             f'mb = aggregate({rng.choice(SELECTORS)}, indicator(tokens == "{b}"), 0);\n'
             f"x = {x};\n{use};\n")

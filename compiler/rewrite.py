@@ -138,10 +138,7 @@ def _as_1_tuple(v: Any) -> Any:
 def _exact_step(fn: ir.ElementFn, copied: tuple) -> ir.ElementFn:
     """fn on inputs of which those `copied` are 1-tuples (or None), as a 1-tuple."""
     def step(*args: Any) -> Any:
-        if any(c and a is None for a, c in zip(args, copied)):
-            vals = [None if c and a is None else (a[0] if c else a) for a, c in zip(args, copied)]
-        else:
-            vals = [a[0] if c else a for a, c in zip(args, copied)]
+        vals = [a[0] if c and a is not None else a for a, c in zip(args, copied)]
         if not fn.takes_none and any(v is None for v in vals):
             return None
         return _as_1_tuple(fn.py(*vals))
@@ -149,10 +146,18 @@ def _exact_step(fn: ir.ElementFn, copied: tuple) -> ir.ElementFn:
 
 
 def exact_select(node: ir.Select, inference: Inference) -> ir.Select:
-    """`node` comparing its keys and queries as exact 1-tuples (see exact_operand)."""
+    """`node` comparing its keys and queries as exact 1-tuples (see exact_operand), its
+    predicate called on the numbers inside (a Tracr lambda may do arithmetic on them)."""
     made: dict[int, ir.Map] = {}
     sides = [exact_operand(sop, inference, made) for sop in inference.graph.children(node)]
-    return ir.Select(sides[0], sides[1], node.ir_predicate, origin=node.origin)
+    pred = node.ir_predicate
+
+    def on_numbers(key: Any, query: Any) -> Any:
+        # (every value is a 1-tuple or None here; arrays of them, which the predicate
+        # table tries first, pass through: compared as tuples or refused and tried pair by pair)
+        return pred.py(key[0] if type(key) is tuple else key, query[0] if type(query) is tuple else query)
+    same = ir.Predicate(on_numbers, pred.label, pred.comparison, pred.none_policy)
+    return ir.Select(sides[0], sides[1], same, origin=node.origin)
 
 
 def replacements(inference: Inference) -> dict[int, ir.Node]:

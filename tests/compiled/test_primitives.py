@@ -413,14 +413,17 @@ def test_an_index_map_holding_one_value_is_uniform():
 
 @pytest.mark.parametrize("offset", [1e-10, 1e-14, 1e-16])
 @pytest.mark.parametrize("max_len", [5, 8])
-def test_tie_breaking_offsets_below_the_merge_tolerance_compile_exactly(offset, max_len):
+@pytest.mark.parametrize("lam", [False, True])
+def test_tie_breaking_offsets_below_the_merge_tolerance_compile_exactly(offset, max_len, lam):
     """A map that breaks ties with tiny offsets (`x + 1e-14 * i`, as in public Tracr-style
     programs) has values the compiler merges as rounding variants (closer than 1e-12); a
     select comparing them compares exact copies of them (compiler.rewrite.exact_operand),
-    whatever the spacing (1e-16 rounds some offsets away, as the interpreter does)."""
+    whatever the spacing (1e-16 rounds some offsets away, as the interpreter does), and a
+    Tracr lambda predicate gets the exact numbers (here it does arithmetic on them)."""
     from rasp import tracr as T
     unique = T.SequenceMap(lambda x, y, d=offset: x + y * d, T.tokens, T.indices).named("unique")
-    assert_exact(T.SelectorWidth(T.Select(unique, unique, T.Comparison.LEQ)), [0, 1, 2], max_len)
+    pred = (lambda k, q, d=offset: k + d < q) if lam else T.Comparison.LEQ
+    assert_exact(T.SelectorWidth(T.Select(unique, unique, pred)), [0, 1, 2], max_len)
 
 
 @pytest.mark.parametrize("source, vocab, max_len", [
