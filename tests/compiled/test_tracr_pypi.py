@@ -160,3 +160,24 @@ def test_causal_cases_through_tracrs_entry_point(index: int, name: str) -> None:
     wrong = [(x, got) for x, got in zip(inputs, model.run_batch(inputs))
              if not compiler.same_output(got, ours.evaluate(causal, x))]
     assert not wrong, f"{len(wrong)}/{len(inputs)} inputs differ from the causal program, e.g. {wrong[0]}"
+
+
+def test_tracr_sort_freq_at_longer_lengths() -> None:
+    """Tracr's sort_freq sorts by `-hist + i * min_key / max_seq_len` keys whose offsets
+    put distinct keys within 1e-12 of each other's rounding variants past max_seq_len 5;
+    its select over them was refused at 12 and 24. It now compares exact copies of the
+    keys (compiler.rewrite.exact_operand); checked against Tracr's evaluator on inputs
+    drawn from few tokens, where frequencies tie."""
+    case = next(c for c in tracr_cases.TEST_CASES if c["testcase_name"] == "sort_freq")
+    tokens = sorted(case["vocab"], key=repr)
+    for max_len in (8, 12):
+        model = compiler.compile(case["program"], vocab=case["vocab"], max_seq_len=max_len)
+        rng = random.Random(max_len)
+        inputs = []
+        for i in range(600):
+            chosen = rng.sample(tokens, 1 + i % len(tokens))
+            inputs.append([rng.choice(chosen) for _ in range(1 + i % max_len)])
+        expected = [tracr_rasp.evaluate(case["program"], x) for x in inputs]
+        wrong = [(x, got, want) for x, got, want in zip(inputs, model.run_batch(inputs), expected)
+                 if not compiler.same_output(got, want)]
+        assert not wrong, f"{len(wrong)}/{len(inputs)} inputs differ at max_seq_len {max_len}, e.g. {wrong[0]}"
