@@ -18,9 +18,14 @@ from .infer import Inference, sorted_values
 from .lower import Lowering, certify
 from .plan import ANY, MAP_VIRTUAL, Plan
 from .residual import layout
-from .rewrite import replacements
+from .rewrite import exact_read, replacements
 from .runtime import CompiledModel, OutputSpec
 from .schedule import schedule
+
+
+# at most this many maps are recompiled from exact copies of their inputs (each retry
+# compiles the program again)
+MAX_EXACT_READS = 8
 
 
 def normalize_vocab(vocab: Iterable[Any]) -> list:
@@ -53,12 +58,33 @@ class Compilation:
 
     def __init__(self, sop: ir.SOp, vocab: list, max_seq_len: int) -> None:
         self.sop = sop
-        self.graph = ProgramGraph(sop)
+        # maps read at merged rounding variants whose one table over exact s-ops was
+        # refused: map id -> the map computed from exact copies of its inputs
+        exact_reads: dict[int, ir.Node] = {}
+        first: Optional[CompileError] = None
+        while True:
+            try:
+                self._compile(vocab, max_seq_len, exact_reads)
+                return
+            except CompileError as err:
+                node, inf = getattr(err, "node", None), self.inference
+                if node is None or inf is None or node.id in exact_reads or node.id not in inf.variant_reads \
+                        or len(exact_reads) >= MAX_EXACT_READS:
+                    # (the first refusal names the cause: a result decided by float rounding)
+                    raise (first or err) from None
+                first = first or err
+                exact_reads[node.id] = exact_read(node, inf)
+
+    def _compile(self, vocab: list, max_seq_len: int, exact_reads: dict[int, ir.Node]) -> None:
+        sop = self.sop
+        self.inference: Optional[Inference] = None
+        self.graph = ProgramGraph(sop, replace=exact_reads or None)
         self.inference = Inference(self.graph, vocab, max_seq_len)
         replace = replacements(self.inference)
         if not replace:
             self._build()
             return
+        replace = {**exact_reads, **replace}
         plain = (self.graph, self.inference)
         try:
             self.graph = ProgramGraph(sop, replace=replace)

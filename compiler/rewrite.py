@@ -100,7 +100,7 @@ def constant_mean_map(node: ir.Aggregate, c: Any) -> Optional[ir.Map]:
                        node)
 
 
-def _named_like(new: ir.Map, node: ir.Aggregate) -> ir.Map:
+def _named_like(new: ir.Map, node: ir.SOp) -> ir.Map:
     new.annotations = dict(node.annotations._values)
     new.named(node.name)
     return new
@@ -135,14 +135,29 @@ def _as_1_tuple(v: Any) -> Any:
     return None if v is None else (v,)
 
 
-def _exact_step(fn: ir.ElementFn, copied: tuple) -> ir.ElementFn:
-    """fn on inputs of which those `copied` are 1-tuples (or None), as a 1-tuple."""
+def _exact_step(fn: ir.ElementFn, copied: tuple, wrap: bool = True) -> ir.ElementFn:
+    """fn on inputs of which those `copied` are 1-tuples (or None), as a 1-tuple (`wrap`)
+    or as it is."""
     def step(*args: Any) -> Any:
         vals = [a[0] if c and a is not None else a for a, c in zip(args, copied)]
         if not fn.takes_none and any(v is None for v in vals):
             return None
-        return _as_1_tuple(fn.py(*vals))
+        out = fn.py(*vals)
+        return _as_1_tuple(out) if wrap else out
     return ir.ElementFn(step, fn.arity, f"exact {fn.label}", takes_none=True)
+
+
+def exact_read(node: ir.Map, inference: Inference) -> ir.Map:
+    """`node` computed from exact copies of its inputs (see exact_operand): a map whose
+    result jumps within the rounding variants merged into its inputs (`x == 3` over
+    `x = (indices + 1) * 3 * ma - (indices + 1) * 3 * mb`), where one table over the
+    exact s-ops below is too fine for float32 (max_seq_len 30). Each copy is a table of
+    its own, a layer each at most, where the refusal was the alternative."""
+    made: dict[int, ir.Map] = {}
+    kids = inference.graph.children(node)
+    inputs = [exact_operand(k, inference, made) if k.id in inference.fuzzy else k for k in kids]
+    copied = tuple(k.id in inference.fuzzy for k in kids)
+    return _named_like(ir.Map(_exact_step(node.fn, copied, wrap=False), inputs, origin=node.origin), node)
 
 
 def exact_select(node: ir.Select, inference: Inference) -> ir.Select:

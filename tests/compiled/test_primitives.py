@@ -171,8 +171,9 @@ def test_a_map_of_merged_rounding_variants_at_its_jump_is_refused_clearly():
     there. It compiled (2 layers, from `w`'s merged values in an MLP after `w`'s) only
     because values listed as ints were never checked for such variants, the loophole that
     made `x == 3` a wrong model (test_a_map_at_rounding_variants_merged_into_an_int_is_exact_or_refused).
-    From `fa`, `ga` and the token themselves, one table is too fine for float32: a clear
-    refusal naming the map and the variant."""
+    From `fa`, `ga` and the token themselves, one table is too fine for float32, and so is
+    `% 2` of w's exact copy (a sawtooth over its 293 values): a clear refusal naming the
+    map and the variant."""
     prog = rasp.parse(FINE_MEANS + 'w = (fa + ga) * (tokens == "c");\nx = w % 2;', "<t>")
     with pytest.raises(compiler.CompileError) as err:
         compiler.compile(prog["x"], vocab="abc", max_seq_len=6)
@@ -382,8 +383,6 @@ FLOAT_ROUNDING_CASES = [
      [0.1, 0.2, 0.3], 4),
     # a mean of non-integers that is an integer: 2.55 * 2 + 3.3 * 6 summed in another order is 23.999...
     ("m = aggregate(select(indices, indices, <=), tokens_float);\nm == 3;", [2.55, 3.3], 8),
-    # no mean: 0.2 + 0.1 and 0.3 + 0.0 are one listed value, but only one of them is > 0.3
-    ("tokens_int / 10 + indices / 10 > 0.3;", [1, 2, 3], 5),
 ]
 
 
@@ -436,6 +435,13 @@ def test_tie_breaking_offsets_below_the_merge_tolerance_compile_exactly(offset, 
 ])
 def test_float_means_away_from_thresholds_still_compile(source, vocab, max_len):
     assert_exact(compile_text(source), vocab, max_len)
+
+
+def test_a_threshold_on_rounding_variants_of_exact_values_follows_the_interpreter():
+    """No mean: 0.2 + 0.1 and 0.3 + 0.0 are one listed value (merged rounding variants),
+    but only the first is > 0.3. The comparison reads the exact s-ops below (tokens and
+    indices), whose every combination gives one float64: exact, where it was refused."""
+    assert_exact(compile_text("tokens_int / 10 + indices / 10 > 0.3;"), [1, 2, 3], 5)
 
 
 @pytest.mark.parametrize("base", [3000, 10_000])
@@ -1162,8 +1168,9 @@ def test_a_map_at_rounding_variants_merged_into_an_int_is_exact_or_refused():
     the map's table reads the two products (over the means themselves it is too fine), it
     was tabulated as if x were 3 there too: a wrong model on 739 of 5,455 inputs. Now the
     map is tabulated from the means themselves, which gives each combination its own
-    float64 result (exact at 27, on every count of the two tokens at every length), and
-    refused where that table does not fit (30)."""
+    float64 result (exact at 27, on every count of the two tokens at every length, one
+    layer); at 30 that table is too fine for float32 (it was refused), and the map reads
+    exact copies of x's chain of maps instead (compiler.rewrite.exact_read), a layer more."""
     source = """
 p = select(indices, indices, <=);
 ma = aggregate(p, indicator(tokens == "c"), 0);
@@ -1177,8 +1184,11 @@ x == 3;
     assert model.num_layers == 1
     last = [rasp.evaluate(prog["x"], text)[-1] for text in inputs]
     assert sum(1 for v in last if v != 3 and abs(v - 3) < 1e-12) >= 2      # (the inputs reach them)
-    with pytest.raises(compiler.CompileError, match="depends on the last bits of a float"):
-        compiler.compile(prog["out"], vocab=list("abc"), max_seq_len=30)
+    inputs = every_count_of_c_and_a(30)
+    model = assert_exact(prog["out"], list("abc"), 30, inputs=inputs)
+    assert model.num_layers == 2
+    last = [rasp.evaluate(prog["x"], text)[-1] for text in inputs]
+    assert sum(1 for v in last if v != 3 and abs(v - 3) < 1e-12) >= 2
 
 
 def test_a_one_input_map_of_merged_rounding_variants_is_never_silently_wrong():
