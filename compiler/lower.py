@@ -323,6 +323,7 @@ class Lowering:
         self._identity: dict[int, Optional[np.ndarray]] = {}
         self._coordinate_cache: dict[int, np.ndarray] = {}
         self._number_masks: dict[int, np.ndarray] = {}
+        self._map_images: dict[int, np.ndarray] = {}    # see _map_image
         self.embed: list[EmbedFeature] = []
         self.heads: list[HeadBlock] = []
         self.mlps: list[MLPBlock] = []
@@ -592,17 +593,10 @@ class Lowering:
             self._lower_mlp_map(node, failed)
 
     def _forward(self, node: ir.Map, kids: list, ref: Ref) -> bool:
-        fn = node.fn.py
         if len(kids) == 1:
             (k,) = kids
-            vec = np.zeros(len(self.values(k)))
-            for j, v in enumerate(self.values(k)):
-                try:
-                    r = fn(v) if v is not None or node.fn.takes_none else None
-                except Exception:
-                    continue
-                i = self.find(node, r)
-                vec[j] = ref.vec[i] if i is not None else 0.0
+            image = self._map_image(node, k)
+            vec = np.where(image >= 0, ref.vec[np.maximum(image, 0)], 0.0)
             if self.plan.readable[k.id] == AFFINE:
                 xs = numbers(self.values(k))
                 if xs is None or affine_fit(xs, vec) is None:
@@ -622,6 +616,26 @@ class Lowering:
                 ref.parts.append((1.0, self._request_part(k, part, ref)))
         ref.const += dec.const
         return True
+
+    def _map_image(self, node: ir.Map, kid: ir.SOp) -> np.ndarray:
+        """For each value of a one-input map's input, the index of the map's value there
+        (-1 where it fails or is not listed), once per map: every request forwarded
+        through it reads this (an exact copy of a map with 8,000 values was asked for
+        8,000 functions, 32 million calls of the map at max_seq_len 30)."""
+        image = self._map_images.get(node.id)
+        if image is None:
+            fn = node.fn.py
+            image = np.full(len(self.values(kid)), -1, dtype=np.int64)
+            for j, v in enumerate(self.values(kid)):
+                try:
+                    r = fn(v) if v is not None or node.fn.takes_none else None
+                except Exception:
+                    continue
+                i = self.find(node, r)
+                if i is not None:
+                    image[j] = i
+            self._map_images[node.id] = image
+        return image
 
     def _request_part(self, kid: ir.SOp, vec: np.ndarray, ref: Ref) -> Ref:
         """A ref on a virtual map's input that `ref` forwards to; it keeps ref's needs
