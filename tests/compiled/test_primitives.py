@@ -1116,7 +1116,7 @@ def test_paper_dyck2_compares_bracket_levels_as_the_interpreter_computes_them():
     """The RASP paper's Dyck-2 pairs each closer with its opener by `select(level, level,
     ==)`, `level` made of `(indices + 1) * mean` products that the interpreter computes in
     float64: at max_seq_len 26 some matched brackets get levels 1 ulp apart and the output
-    is F where integer arithmetic says P or T (46 of these 1,040 inputs). That select was
+    is F where integer arithmetic says P or T (66 of these 1,040 inputs). That select was
     refused from max_seq_len 22; it now compares exact copies of `level` (as the original
     REPL's own test runs it at length 59)."""
     sop = compile_text(PAPER_DYCK2)
@@ -1234,7 +1234,7 @@ x == 2;
 def test_a_select_comparing_rounding_variants_compares_exact_copies():
     """`select(x, x, ==)` over `x = (indices + 1) * ma - (indices + 1) * mb`: the
     interpreter tells 15 from 15.000000000000002 (22 * (15/22)), so its widths differ from
-    integer arithmetic's (76 of these 1,800 inputs at max_seq_len 30), and the select was
+    integer arithmetic's (665 of these 5,455 inputs at max_seq_len 30), and the select was
     refused. It now compares exact copies of x, 1-tuples computed from the means by the
     same chain of maps (compiler.rewrite.exact_operand), and follows the interpreter."""
     source = """
