@@ -86,8 +86,6 @@ def value_key(v: Any) -> tuple:
         return (1, "")
     if isinstance(v, str):
         return (2, v)
-    if type(v) is tuple and len(v) == 1 and type(v[0]) in (int, float):
-        return (3, "", v[0])      # (a number made exact, see compiler.rewrite: in its order)
     return (3, repr(v))
 
 
@@ -673,13 +671,12 @@ class Inference:
         checked for the variants beside it. A merge whose representative is an int logs
         the int itself: `x == 2` over `x = (ma - mb) * indices + 1` (2 over 2.0 and
         1.9999999999999998) was wrong on 57 of 2,000 inputs at max_seq_len 10."""
-        floats = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        floats = [float(v) for v in values if _is_plain_number(v)]
         if not floats:
             return
         vals = self.info[node.id].values
         hits = self._index_of(node).find_many(floats)
-        found = {vals[i] for i in hits[hits >= 0].tolist()
-                 if isinstance(vals[i], (int, float)) and not isinstance(vals[i], bool)}
+        found = {vals[i] for i in hits[hits >= 0].tolist() if _is_plain_number(vals[i])}
         if found:
             self.fuzzy[node.id] = self.fuzzy.get(node.id, frozenset()) | frozenset(found)
 
@@ -1004,9 +1001,9 @@ class Inference:
                 vals = dict(zip(kept, combo))
                 for out_slot, fn, args in rest:
                     a = [vals[j] for j in args]
-                    vals[out_slot] = _FAILED if any(x is _FAILED for x in a) else _call(fn, a)
+                    vals[out_slot] = FAILED if any(x is FAILED for x in a) else call_element(fn, a)
                 row = tuple(vals[j] for j in outs)
-                if any(v is _FAILED for v in row):
+                if any(v is FAILED for v in row):
                     continue        # (a combination some map rejects: unreachable)
                 seen.setdefault(tuple((type(v), v) for v in row), row)
         return list(seen.values())
@@ -1108,10 +1105,10 @@ class Inference:
             return False
         groups: dict[tuple, list] = {}
         for row in rows:
-            out = _call(node.fn, list(row))
+            out = call_element(node.fn, list(row))
             if out is None:
                 return False
-            if out is not _FAILED:          # (a combination the map rejects cannot occur)
+            if out is not FAILED:          # (a combination the map rejects cannot occur)
                 groups.setdefault(tuple((type(row[j]), row[j]) for j in same), []).append(out)
         return all(len(sorted_values(outs)) == len(outs) for outs in groups.values())
 
@@ -1858,10 +1855,10 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
     combos = [args for args in rows if any(a in f for a, f in zip(args, fuzzy))]
 
     def call(args):
-        return _call(fn, args)
+        return call_element(fn, args)
     for args in combos:
         base = call(args)
-        if base is _FAILED:
+        if base is FAILED:
             continue
         if isinstance(base, float):
             outs.add(base)
@@ -1870,9 +1867,9 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
                 continue
             for sign in (1.0, -1.0):
                 moved = call(args[:j] + (_nudge(args[j], sign),) + args[j + 1:])
-                if moved is not _FAILED and _differs(base, moved):
+                if moved is not FAILED and _differs(base, moved):
                     return args
-                if type(base) is int and moved is not _FAILED and moved != base:
+                if type(base) is int and moved is not FAILED and moved != base:
                     # (an int result that moves with its input, `x * 2` of a listed int 2
                     # that stands for 1.9999999999999998: the interpreter computes a variant
                     # of it; `round(x)` stays put and stays exact)
@@ -1880,7 +1877,7 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
     return None
 
 
-_FAILED = object()
+FAILED = object()      # (what call_element gives where the function raises)
 
 
 _TAG_TUPLES_UP_TO = 4096       # (_distinct_products tags this few tuples one by one)
@@ -1936,7 +1933,7 @@ def _distinct_products(set_tuples: list[tuple], cap: int) -> Optional[list[tuple
 
 def _map_over_rows(fn: ir.ElementFn, rows: Iterable[Sequence[Any]]) -> tuple:
     """The values of fn over these input combinations (those where it raises skipped)."""
-    return sorted_values([r for r in (_call(fn, list(row)) for row in rows) if r is not _FAILED])
+    return sorted_values([r for r in (call_element(fn, list(row)) for row in rows) if r is not FAILED])
 
 
 def _collapse_private_steps(steps: list, outs: list[int], n_sources: int, sets: list
@@ -1959,8 +1956,8 @@ def _collapse_private_steps(steps: list, outs: list[int], n_sources: int, sets: 
         if args and all(j in values and uses[j] == 1 for j in args) and len(set(args)) == len(args):
             seen: dict[tuple, Any] = {}
             for combo in itertools.product(*(values[j] for j in args)):
-                v = _call(fn, list(combo))
-                if v is not _FAILED:        # (a failing combination drops every row it is in)
+                v = call_element(fn, list(combo))
+                if v is not FAILED:        # (a failing combination drops every row it is in)
                     seen.setdefault((type(v), v), v)
             for j in args:
                 del values[j]
@@ -2089,15 +2086,15 @@ def _lineage_rows_vectorized(kept: list[int], sets: list, rest: list[tuple[int, 
     return [tuple(decoded[j][c] for j, c in enumerate(row)) for row in distinct.tolist()]
 
 
-def _call(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
+def call_element(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
     """fn on one combination as the interpreter applies it: a None argument gives None
-    (unless fn takes None); an error gives _FAILED."""
+    (unless fn takes None); an error gives FAILED."""
     if not fn.takes_none and any(a is None for a in args):
         return None
     try:
         return fn.py(*args)
     except Exception:
-        return _FAILED
+        return FAILED
 
 
 def _apply_batched(fn: ir.ElementFn, set_list: list[tuple]) -> Optional[list[tuple]]:

@@ -37,7 +37,8 @@ from .bounds import (TableBound, attention_error, estimate_head_problems, estima
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused, expression_label
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
-from .infer import MAX_TUPLES, Inference, ValueIndex, apply_vectorized, is_number, out_of_memory
+from .infer import (FAILED, MAX_TUPLES, Inference, ValueIndex, apply_vectorized, call_element, is_number,
+                    out_of_memory)
 from .mlp import (EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, output_tolerance,
                   rounding_error)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
@@ -624,14 +625,10 @@ class Lowering:
         8,000 functions, 32 million calls of the map at max_seq_len 30)."""
         image = self._map_images.get(node.id)
         if image is None:
-            fn = node.fn.py
             image = np.full(len(self.values(kid)), -1, dtype=np.int64)
             for j, v in enumerate(self.values(kid)):
-                try:
-                    r = fn(v) if v is not None or node.fn.takes_none else None
-                except Exception:
-                    continue
-                i = self.find(node, r)
+                r = call_element(node.fn, (v,))
+                i = self.find(node, r) if r is not FAILED else None
                 if i is not None:
                     image[j] = i
             self._map_images[node.id] = image
@@ -2244,7 +2241,7 @@ def _output_row_codes(outputs: np.ndarray) -> np.ndarray:
         return outputs
     # (rows keyed by a projection; rows sharing a key must be equal, else the rows stay)
     weights = np.random.default_rng(0).uniform(1.0, 2.0, outputs.shape[1])
-    keys, first, rows = np.unique(outputs @ weights, return_index=True, return_inverse=True)
+    _, first, rows = np.unique(outputs @ weights, return_index=True, return_inverse=True)
     rows = rows.reshape(-1)
     if not np.array_equal(outputs, outputs[first][rows]):
         return outputs

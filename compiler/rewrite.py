@@ -119,23 +119,28 @@ def exact_operand(sop: ir.SOp, inference: Inference, made: dict[int, ir.Map]) ->
     is too fine for one table. `made` (s-op id -> copy) shares the copies of shared maps."""
     if sop.id in made:
         return made[sop.id]
-    graph = inference.graph
-    kids = graph.children(sop)
     if sop.id in inference.fuzzy and isinstance(sop, ir.Map):
-        inputs = [exact_operand(k, inference, made) if k.id in inference.fuzzy else k for k in kids]
-        copied = tuple(k.id in inference.fuzzy for k in kids)
-        fn = _exact_step(sop.fn, copied)
+        copy = _over_exact_inputs(sop, inference, made, wrap=True)
     else:
-        inputs, fn = [sop], ir.ElementFn(_as_1_tuple, 1, f"({sop.name},)")
-    made[sop.id] = ir.Map(fn, inputs, origin=sop.origin).named(f"exact_{sop.name}")
+        copy = ir.Map(ir.ElementFn(_as_1_tuple, 1, f"({sop.name},)"), [sop], origin=sop.origin)
+    made[sop.id] = copy.named(f"exact_{sop.name}")
     return made[sop.id]
+
+
+def _over_exact_inputs(node: ir.Map, inference: Inference, made: dict[int, ir.Map], wrap: bool) -> ir.Map:
+    """`node`'s function applied to exact copies of its fuzzy inputs (its exact inputs as
+    they are), its result a 1-tuple (`wrap`) or as it is."""
+    kids = inference.graph.children(node)
+    inputs = [exact_operand(k, inference, made) if k.id in inference.fuzzy else k for k in kids]
+    copied = tuple(k.id in inference.fuzzy for k in kids)
+    return ir.Map(_exact_step(node.fn, copied, wrap), inputs, origin=node.origin)
 
 
 def _as_1_tuple(v: Any) -> Any:
     return None if v is None else (v,)
 
 
-def _exact_step(fn: ir.ElementFn, copied: tuple, wrap: bool = True) -> ir.ElementFn:
+def _exact_step(fn: ir.ElementFn, copied: tuple, wrap: bool) -> ir.ElementFn:
     """fn on inputs of which those `copied` are 1-tuples (or None), as a 1-tuple (`wrap`)
     or as it is."""
     def step(*args: Any) -> Any:
@@ -153,11 +158,7 @@ def exact_read(node: ir.Map, inference: Inference) -> ir.Map:
     `x = (indices + 1) * 3 * ma - (indices + 1) * 3 * mb`), where one table over the
     exact s-ops below is too fine for float32 (max_seq_len 30). Each copy is a table of
     its own, a layer each at most, where the refusal was the alternative."""
-    made: dict[int, ir.Map] = {}
-    kids = inference.graph.children(node)
-    inputs = [exact_operand(k, inference, made) if k.id in inference.fuzzy else k for k in kids]
-    copied = tuple(k.id in inference.fuzzy for k in kids)
-    return _named_like(ir.Map(_exact_step(node.fn, copied, wrap=False), inputs, origin=node.origin), node)
+    return _named_like(_over_exact_inputs(node, inference, {}, wrap=False), node)
 
 
 def exact_select(node: ir.Select, inference: Inference) -> ir.Select:
