@@ -23,6 +23,22 @@ from torch import nn
 
 Hook = Callable[[torch.Tensor], Optional[torch.Tensor]]
 
+# a product with at most this many outputs, from at least twice as many inputs, runs with
+# its weight transposed in memory on CPU (see _affine)
+SKINNY_OUTPUTS = 16
+
+
+def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x @ weight + bias for x of shape [rows, in]. CPU BLAS computes a product with few
+    outputs from many inputs about 3x faster from the weight stored [out, in] (10,496 rows,
+    78 -> 4: 150 against 470 µs; 160 -> 246 is 10 % slower that way, so only narrow
+    outputs take it). The copy is of the weight alone; the arithmetic is float32 either way
+    (the error bounds hold for any order of summation)."""
+    n_in, n_out = weight.shape
+    if x.device.type == "cpu" and n_out <= SKINNY_OUTPUTS and n_in >= 2 * n_out:
+        return torch.nn.functional.linear(x, weight.t().contiguous(), bias)
+    return torch.addmm(bias, x, weight)
+
 
 @dataclass
 class ModelShape:
@@ -85,7 +101,7 @@ class Attention(nn.Module):
         w = torch.cat([self.W_Q, self.W_K, self.W_V], dim=0)          # [3H, M, D]
         w = w.permute(1, 0, 2).reshape(M, 3 * H * D)
         b = torch.cat([self.b_Q, self.b_K, self.b_V], dim=0).reshape(3 * H * D)
-        qkv = torch.addmm(b, x.reshape(B * T, M), w).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        qkv = _affine(x.reshape(B * T, M), w, b).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                                # [B, H, T, D]
         watched = any(name.startswith(prefix + ".") for name in hooks)
         if not watched:
@@ -106,7 +122,7 @@ class Attention(nn.Module):
                 result = torch.einsum("bhtd,hdm->bhtm", z, self.W_O)
                 result = _hook(hooks, f"{prefix}.hook_result", result)
                 return result.sum(dim=1) + self.b_O
-        out = torch.addmm(self.b_O, z.permute(0, 2, 1, 3).reshape(B * T, H * D), self.W_O.reshape(H * D, M))
+        out = _affine(z.permute(0, 2, 1, 3).reshape(B * T, H * D), self.W_O.reshape(H * D, M), self.b_O)
         return out.reshape(B, T, M)
 
 
@@ -121,9 +137,11 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, hooks: dict, prefix: str) -> torch.Tensor:
         # addmm: the bias is added inside the matrix product (one pass over the output)
         lead = x.shape[:-1]
-        pre = torch.addmm(self.b_in, x.reshape(-1, x.shape[-1]), self.W_in).reshape(*lead, -1)
-        post = _hook(hooks, f"{prefix}.hook_post", torch.relu(_hook(hooks, f"{prefix}.hook_pre", pre)))
-        return torch.addmm(self.b_out, post.reshape(-1, post.shape[-1]), self.W_out).reshape(*lead, -1)
+        pre = _affine(x.reshape(-1, x.shape[-1]), self.W_in, self.b_in).reshape(*lead, -1)
+        pre = _hook(hooks, f"{prefix}.hook_pre", pre)
+        # (in place unless a hook may keep `pre`, as run_with_cache does)
+        post = _hook(hooks, f"{prefix}.hook_post", torch.relu(pre) if hooks else torch.relu_(pre))
+        return _affine(post.reshape(-1, post.shape[-1]), self.W_out, self.b_out).reshape(*lead, -1)
 
 
 class Block(nn.Module):
@@ -214,7 +232,7 @@ class Transformer(nn.Module):
             for i, block in enumerate(self.blocks):
                 x = block(x, mask, hooks, f"blocks.{i}")
             x = _hook(hooks, "hook_resid_final", x)
-            return x @ self.W_U + self.b_U
+            return _affine(x.reshape(-1, x.shape[-1]), self.W_U, self.b_U).reshape(*x.shape[:-1], -1)
 
     def run_with_cache(self, tokens: torch.Tensor, mask: Optional[torch.Tensor] = None,
                        hooks: Optional[dict[str, Hook]] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
