@@ -1947,17 +1947,18 @@ class Lowering:
         scored: list[tuple[int, list[float]]] = []
         seen: set[tuple] = set()
 
-        def score(cand: list[float]) -> None:
-            if len(cand) < k:
-                cand = cand + identity[len(cand):] if len(cand) == n_affine and n_affine < k else cand
-            if len(cand) != k or tuple(cand) in seen:
-                return
-            seen.add(tuple(cand))
-            steps = _steps_if_function(sum(l * x for l, x in zip(cand, xs)), codes, outputs)
-            if steps is not None:
-                scored.append((steps, cand))
-        for cand in candidates + [identity]:
-            score(cand)
+        def score(cands: list[list[float]]) -> None:
+            fresh = []
+            for cand in cands:
+                if len(cand) < k:
+                    cand = cand + identity[len(cand):] if len(cand) == n_affine and n_affine < k else cand
+                if len(cand) == k and tuple(cand) not in seen:
+                    seen.add(tuple(cand))
+                    fresh.append(cand)
+            for cand, steps in zip(fresh, _steps_many(_combinations(fresh, xs), codes, outputs)):
+                if steps is not None:
+                    scored.append((steps, cand))
+        score(candidates + [identity])
         fewest = min((steps for steps, _ in scored), default=None)
         if k <= 4 and any(c == identity for _, c in scored) and \
                 fewest == next(steps for steps, c in scored if c == identity) and \
@@ -1965,9 +1966,8 @@ class Lowering:
                  _fewest_changes(codes, fewest_changes)):
             # (no small combination merges points, and the outputs change more often along
             # this order than they must: the other orders are worth comparing)
-            for order in itertools.permutations(range(k)):
-                if order != tuple(range(k)):
-                    score(_injective_combination(xs, order, gaps))
+            score([_injective_combination(xs, order, gaps) for order in itertools.permutations(range(k))
+                   if order != tuple(range(k))])
         if not scored:
             return []
         fewest = min(steps for steps, _ in scored)
@@ -2199,33 +2199,44 @@ def _combo_codes(combos: list[tuple]) -> np.ndarray:
 
 
 def _injective_combination(xs: list[np.ndarray], order: tuple[int, ...],
-                           gaps: Optional[dict[int, float]] = None) -> list[float]:
+                           gaps: Optional[dict] = None) -> list[float]:
     """Coefficients making sum_j lam_j * x_j injective: the inputs in `order`, each scaled
-    past the range of those before it (the first is the finest). `gaps` caches each
-    input's smallest gap between values across calls."""
+    past the range of those before it (the first is the finest). `gaps` caches, across
+    calls, each input's smallest gap between values and each prefix of an order's partial
+    sum and its smallest gap (the permutations of three or four inputs share prefixes)."""
     gaps = {} if gaps is None else gaps
-    for j in order[:2]:
-        if j not in gaps:
-            gaps[j] = _min_gap(xs[j])
     lam = [0.0] * len(xs)
     lam[order[0]] = 1.0
-    prev = np.asarray(xs[order[0]], dtype=np.float64)
-    gap_prev = gaps[order[0]]
+    first = order[0]
+    if first not in gaps:
+        gaps[first] = _min_gap(xs[first])
+    prev = np.asarray(xs[first], dtype=np.float64)
+    gap_prev = gaps[first]
     for step, j in enumerate(order[1:]):
+        if j not in gaps:
+            gaps[j] = _min_gap(xs[j])
+        prefix = order[:step + 2]
         if step:
-            gap_prev = _min_gap(prev)
-            if j not in gaps:
-                gaps[j] = _min_gap(xs[j])
+            gap_prev = gaps[order[:step + 1]][1]
         span = float(prev.max() - prev.min()) if len(prev) else 0.0
         lam[j] = (span + gap_prev) / gaps[j]
-        prev = prev + lam[j] * xs[j]
+        if prefix not in gaps:
+            total = prev + lam[j] * xs[j]
+            gaps[prefix] = (total, _min_gap(total) if step + 2 < len(order) else None)
+        prev = gaps[prefix][0]
     return lam
 
 
 def _min_gap(x: np.ndarray) -> float:
     """The smallest gap between distinct values (rounding variants merged), 1 if one value."""
-    u = np.unique(canonical(x))
-    return float(np.min(np.diff(u))) if len(u) > 1 else 1.0
+    u = np.unique(np.asarray(x, dtype=np.float64))
+    if len(u) < 2:
+        return 1.0
+    d = np.diff(u)
+    if np.any(d <= 1e-12 * np.maximum(1.0, np.abs(u[1:]))):
+        u = np.unique(canonical(x))         # (variants to merge: canonical's rule)
+        return float(np.min(np.diff(u))) if len(u) > 1 else 1.0
+    return float(d.min())
 
 
 def _output_row_codes(outputs: np.ndarray) -> np.ndarray:
@@ -2306,6 +2317,56 @@ def _steps_if_function(z: np.ndarray, combo_code: Optional[np.ndarray], outputs:
 
 # points _steps_if_function looks at first, to reject a coordinate cheaply
 _SAMPLE = 2048
+# largest candidates x points x outputs that _steps_many scores in one pass
+_BATCH_CELLS = 1 << 21
+
+
+def _combinations(lams: list[list[float]], xs: list[np.ndarray]) -> np.ndarray:
+    """sum_j lam_j * x_j for each coefficient list (rows), summed in the order of the
+    inputs as a Python sum of arrays would be, so that every row is bitwise that sum."""
+    if not lams:
+        return np.zeros((0, len(xs[0]) if xs else 0))
+    L = np.asarray(lams, dtype=np.float64)
+    z = L[:, :1] * np.asarray(xs[0], dtype=np.float64)
+    for j in range(1, len(xs)):
+        z = z + L[:, j:j + 1] * np.asarray(xs[j], dtype=np.float64)
+    return z
+
+
+def _steps_many(Z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> list[Optional[int]]:
+    """_steps_if_function of each row of Z. A small table's projections (detect_pattern's
+    three flags: ~40 candidates over 8 points) are scored in one numpy pass over all
+    rows, where one call per row was mostly numpy's call overhead; rows that need
+    canonical's value-by-value merging, and large tables, take the single-row path."""
+    C, P = Z.shape
+    F = outputs.shape[1] if outputs.ndim == 2 else 1
+    if C <= 1 or P == 0 or P > 4 * _SAMPLE or C * P * F > _BATCH_CELLS:
+        return [_steps_if_function(z, combo_code, outputs) for z in Z]
+    order = np.argsort(Z, axis=1, kind="stable")
+    zs = np.take_along_axis(Z, order, axis=1)
+    tol = 1e-12 * np.maximum(1.0, np.abs(zs))
+    first = np.ones((C, P), dtype=bool)
+    first[:, 1:] = np.diff(zs, axis=1) > tol[:, 1:]
+    run = np.cumsum(first, axis=1) - 1
+    start = np.maximum.accumulate(np.where(first, np.arange(P), 0), axis=1)
+    merged = np.any(zs - np.take_along_axis(zs, start, axis=1) > tol, axis=1)
+    if combo_code is None:
+        key, at = run, order
+    else:
+        # (points ordered by (gates, z run), ties by their original order, as _is_function_of
+        # orders them by the combined code)
+        key = combo_code[order] * P + run
+        again = np.lexsort((order, key), axis=1)
+        key, at = np.take_along_axis(key, again, axis=1), np.take_along_axis(order, again, axis=1)
+    o = outputs.reshape(P, F)[at]
+    same = key[:, 1:] == key[:, :-1]
+    moved = np.any(np.abs(o[:, 1:] - o[:, :-1]) > 1e-12, axis=2)
+    bad = np.any(same & moved, axis=1).tolist()
+    steps = (P - same.sum(axis=1)).tolist()
+    out: list[Optional[int]] = [None if b else int(n) for b, n in zip(bad, steps)]
+    for c in np.flatnonzero(merged).tolist():
+        out[c] = _steps_if_function(Z[c], combo_code, outputs)
+    return out
 
 
 def _collides_in_sample(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> bool:
