@@ -93,6 +93,24 @@ def test_no_python_loop_over_positions_in_forward(reverse_model):
     assert count_ops(2) == count_ops(8)
 
 
+def test_plain_and_hooked_forward_agree_and_hooks_keep_pre_activations(reverse_model):
+    # the plain pass takes the transposed-weight product for narrow outputs and an in-place
+    # ReLU; the hooked pass (inspection) must see the same numbers, and the MLP's input
+    # as it was before the ReLU
+    from compiler.model import _affine
+    ids, mask, _ = reverse_model.encode(["abcab", "ba", "c"])
+    module = reverse_model.module
+    with torch.no_grad():
+        plain = module(ids, mask)
+        hooked, cache = module.run_with_cache(ids, mask)
+    assert torch.allclose(plain, hooked, rtol=1e-6, atol=1e-4)
+    layer = next(i for i, b in enumerate(module.blocks) if b.mlp is not None)
+    pre, post = cache[f"blocks.{layer}.mlp.hook_pre"], cache[f"blocks.{layer}.mlp.hook_post"]
+    assert (pre < 0).any() and torch.equal(post, torch.relu(pre))
+    x, w, b = torch.randn(300, 40), torch.randn(40, 3), torch.randn(3)
+    assert torch.allclose(_affine(x, w, b), torch.addmm(b, x, w), rtol=1e-5, atol=1e-4)
+
+
 def test_float32_weights(reverse_model):
     assert all(p.dtype == torch.float32 for p in reverse_model.module.parameters())
 
