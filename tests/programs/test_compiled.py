@@ -201,10 +201,7 @@ def test_compiled_on_header_examples(name):
 LONG = 64
 LONG_PER_LENGTH = 8
 # program -> (reason, exception) for the max_seq_len 64 test
-LONG_XFAIL: dict = {
-    "addition": ("`plus` averages the positions of every '+', so at 64 `length - plus` has 5 million "
-                 "values, past the enumeration cap (a clear refusal)", CompileError),
-}
+LONG_XFAIL: dict = {}
 
 
 @pytest.mark.parametrize("name", with_xfail(PROGRAM_NAMES, LONG_XFAIL))
