@@ -290,8 +290,10 @@ def _as_numbers(values: Sequence[Any]) -> np.ndarray:
 
 class Lowering:
     def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan, low_error: bool = False,
-                 output_by_code: bool = False, no_squares: frozenset = frozenset(), head_pairs: bool = True) -> None:
+                 output_by_code: bool = False, no_squares: frozenset = frozenset(), head_pairs: bool = True,
+                 uniform_width_scores: bool = True) -> None:
         self.graph = graph
+        self.uniform_width_scores = uniform_width_scores
         # per-gate tables may read two counts from their heads along one projection (see
         # _per_gate_parts); whether one did
         self.head_pairs = head_pairs
@@ -1124,7 +1126,8 @@ class Lowering:
             # select(2 * indices - length, tokens, !=) was wrong from max_seq_len 18)
             # (keys holding the same value but computed from different inputs round apart
             # too: `fine` marks a mean whose values lie so close together that this matters)
-            uneven_matters = need_uniform and bool(np.any(np.asarray(P, dtype=bool).sum(axis=1) > 1))
+            uneven_matters = need_uniform and (mean or self.uniform_width_scores) and \
+                bool(np.any(np.asarray(P, dtype=bool).sum(axis=1) > 1))
             terms = []
             for r in range(rank):
                 qref = self.request(lit.queries, A[:, r], f"{lit.queries.name}~{r}")
