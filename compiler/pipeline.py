@@ -103,6 +103,7 @@ class Compilation:
     def _build(self) -> None:
         self.plan = Plan(self.graph, self.inference)
         self.no_squares: frozenset = frozenset()
+        self.unsnapped_widths = False       # (see _widths_without_snap_heads)
         while True:
             try:
                 self.lowered = self._lower()
@@ -180,7 +181,7 @@ class Compilation:
         if alt is None or alt.problems or schedule(alt).num_layers >= schedule(kept[0]).num_layers:
             self.lowered, self.plan = kept
             return
-        self.lowered = alt
+        self.lowered, self.unsnapped_widths = alt, True
 
     def _folded_readers(self, node: ir.Node) -> frozenset:
         """The maps reading `node` that are virtual, so that any function of `node` they need
