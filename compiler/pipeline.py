@@ -146,20 +146,10 @@ class Compilation:
         blocked = self.lowered.squares_blocking_fusion - self.no_squares
         if not blocked or self.lowered.problems:
             return
-        kept = (self.lowered, self.no_squares, self.plan)
-        self.no_squares = self.no_squares | blocked
-        # (a fresh plan: lowering replans in place, and the first one planned the maps
-        # under the refused table as MLPs of their own)
-        self.plan = Plan(self.graph, self.inference, tabulate=kept[2].tabulate)
-        try:
-            alt = self._lower()
-        except CompileError:
-            alt = None
-        if alt is None or alt.problems or \
-                schedule(alt).num_layers >= schedule(kept[0]).num_layers:
-            self.lowered, self.no_squares, self.plan = kept
-            return
-        self.lowered = alt
+        previous = self.no_squares
+        self.no_squares = previous | blocked
+        if not self._keep_if_shallower():
+            self.no_squares = previous
 
     def _widths_without_snap_heads(self) -> None:
         """A width whose selected keys may hold different key values (`select(key, key, <)`
@@ -171,17 +161,23 @@ class Compilation:
         lowering is kept where it takes fewer layers and the estimate finds no problem."""
         if self.lowered.problems or not any(head.snap for head in self.lowered.heads):
             return
+        self.unsnapped_widths = self._keep_if_shallower(uniform_width_scores=False)
+
+    def _keep_if_shallower(self, **options) -> bool:
+        """Lower again (with `options`, from a fresh plan: lowering replans in place, and the
+        first one may have planned maps as MLPs of their own); keep that lowering where it
+        has no problem and takes fewer layers. Whether it was kept."""
         kept = (self.lowered, self.plan)
-        # (a fresh plan: lowering replans in place)
         self.plan = Plan(self.graph, self.inference, tabulate=kept[1].tabulate)
         try:
-            alt = self._lower(uniform_width_scores=False)
+            alt = self._lower(**options)
         except CompileError:
             alt = None
         if alt is None or alt.problems or schedule(alt).num_layers >= schedule(kept[0]).num_layers:
             self.lowered, self.plan = kept
-            return
-        self.lowered, self.unsnapped_widths = alt, True
+            return False
+        self.lowered = alt
+        return True
 
     def _folded_readers(self, node: ir.Node) -> frozenset:
         """The maps reading `node` that are virtual, so that any function of `node` they need
