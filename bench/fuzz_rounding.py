@@ -11,16 +11,14 @@ runs found two (an int-listed value whose merged variants were never checked).
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import compiler  # noqa: E402
-import rasp  # noqa: E402
+from fuzz_check import Drawn, run  # noqa: E402
 
 SELECTORS = ["select(indices, indices, <=)", "select(indices, indices, >=)", "select(indices, indices, <)",
              "select(tokens, tokens, ==)"]
@@ -63,35 +61,11 @@ def count_inputs(rng: random.Random, max_len: int, per_length: int) -> list[list
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lengths", default="6,8,10,12", help="max_seq_len values to draw from")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    lengths = [int(n) for n in args.lengths.split(",")]
-    counts: Counter = Counter()
-    for _ in range(args.programs):
-        source = random_source(rng)
-        sop = rasp.parse(source)["out"]
-        max_len = rng.choice(lengths)
-        try:
-            model = compiler.compile(sop, vocab=list("abc"), max_seq_len=max_len)
-        except compiler.CompileError:
-            counts["refused"] += 1
-            continue
-        good, expected = rasp.evaluate_accepted(sop, count_inputs(rng, max_len, 12))
-        got = model.run_batch(good) if good else []
-        bad = [(x, e, g) for x, e, g in zip(good, expected, got) if not compiler.same_output(e, g)]
-        if bad:
-            counts["wrong"] += 1
-            print(f"WRONG at max_seq_len {max_len} ({len(bad)} of {len(good)} inputs), e.g. {bad[0]}:\n{source}")
-        else:
-            counts["ok"] += 1
-    print(f"{args.programs} programs: {dict(counts)}")
-    return 1 if counts["wrong"] else 0
+def draw(rng: random.Random, lengths: list[int]) -> Drawn:
+    source = random_source(rng)
+    max_len = rng.choice(lengths)
+    return source, "out", list("abc"), max_len, lambda: count_inputs(rng, max_len, 12)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(__doc__, 200, "6,8,10,12", draw))

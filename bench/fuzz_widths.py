@@ -14,7 +14,6 @@ a wrong model is not.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import random
 import sys
@@ -22,9 +21,10 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compiler  # noqa: E402
-import rasp  # noqa: E402
+from fuzz_check import Drawn, run  # noqa: E402
 
 BASE = """hist = selector_width(select(tokens, tokens, ==));
 seen = selector_width(select(tokens, tokens, ==) and select(indices, indices, <)) > 0;
@@ -62,36 +62,15 @@ def test_inputs(rng: random.Random, vocab: list, max_len: int) -> list[list]:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=150)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lengths", default="5,6,8,10,12,16", help="max_seq_len values to draw from")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    lengths = [int(n) for n in args.lengths.split(",")]
-    counts: Counter = Counter()
-    for _ in range(args.programs):
-        source = random_source(rng)
-        sop = rasp.parse(source)["res"]
-        max_len, vocab = rng.choice(lengths), list(rng.choice(["abc", "abcd"]))
-        try:
-            model = compiler.compile(sop, vocab=vocab, max_seq_len=max_len)
-        except compiler.CompileError:
-            counts["refused"] += 1
-            continue
-        counts["without snap heads"] += model.program.unsnapped_widths
-        good, expected = rasp.evaluate_accepted(sop, test_inputs(rng, vocab, max_len))
-        got = model.run_batch(good) if good else []
-        bad = [(x, e, g) for x, e, g in zip(good, expected, got) if not compiler.same_output(e, g)]
-        if bad:
-            counts["wrong"] += 1
-            print(f"WRONG at max_seq_len {max_len} ({len(bad)} of {len(good)} inputs), e.g. {bad[0]}:\n{source}")
-        else:
-            counts["ok"] += 1
-    print(f"{args.programs} programs: {dict(counts)}")
-    return 1 if counts["wrong"] else 0
+def draw(rng: random.Random, lengths: list[int]) -> Drawn:
+    source = random_source(rng)
+    max_len, vocab = rng.choice(lengths), list(rng.choice(["abc", "abcd"]))
+    return source, "res", vocab, max_len, lambda: test_inputs(rng, vocab, max_len)
+
+
+def note(model: compiler.CompiledModel, counts: Counter) -> None:
+    counts["without snap heads"] += model.program.unsnapped_widths
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(__doc__, 150, "5,6,8,10,12,16", draw, note))
