@@ -61,7 +61,7 @@ def main() -> None:
     lengths = [10, 100]
     rng = random.Random(0)
 
-    print(f"# RASP interpreter: microseconds per input (best of a few runs)\n")
+    print("# RASP interpreter: microseconds per input (best of a few runs)\n")
     print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}\n")
     header = ("| program | length | " + " | ".join(f"batch {b}" for b in batches) +
               f" | batch {batches[-1]}, arrays |")
