@@ -247,6 +247,9 @@ class Lowered:
     # maps whose fused table (the maps under them folded in) was refused while it also had
     # to write a squared code for an equality head: see Compilation._fuse_without_squares
     squares_blocking_fusion: frozenset = frozenset()
+    # a map waited for the MLPs of its map inputs where a table over their inputs was not
+    # tried: see Lowering(deeper_cuts=...) and Compilation._tables_over_deeper_cuts
+    deeper_cut_untried: bool = False
 
 
 def _indicator_scales(table: np.ndarray) -> np.ndarray:
@@ -291,9 +294,13 @@ def _as_numbers(values: Sequence[Any]) -> np.ndarray:
 class Lowering:
     def __init__(self, graph: ProgramGraph, inf: Inference, plan: Plan, low_error: bool = False,
                  output_by_code: bool = False, no_squares: frozenset = frozenset(), head_pairs: bool = True,
-                 uniform_width_scores: bool = True) -> None:
+                 uniform_width_scores: bool = True, deeper_cuts: bool = False) -> None:
         self.graph = graph
         self.uniform_width_scores = uniform_width_scores
+        self.deeper_cuts = deeper_cuts
+        # maps whose table waited for their inputs' MLPs -> their map inputs (a deeper cut
+        # was possible, see _cut_below)
+        self._waited: dict[int, set[int]] = {}
         # per-gate tables may read two counts from their heads along one projection (see
         # _per_gate_parts); whether one did
         self.head_pairs = head_pairs
@@ -433,7 +440,7 @@ class Lowering:
         feature_err = dict(self.err)
         return Lowered(self.embed, self.heads, self.mlps, readout, self.vocab, self.N, feature_err,
                        {k: list(v) for k, v in self.refs.items()}, problems, self._head_pair_tables,
-                       frozenset(self._squares_blocking_fusion))
+                       frozenset(self._squares_blocking_fusion), self._deeper_cut_untried())
 
     def _lower_node(self, node: ir.SOp) -> None:
         """Lower one s-op by its kind (see compiler.plan)."""
@@ -1275,21 +1282,58 @@ class Lowering:
                 pass
         if variant_read:
             raise CompileError(variant_read, node)
-        cut = self._staged_cut(node, kids)
-        if cut is not None:
-            planned = [(k.id, self.plan.kind.get(k.id), self.plan.readable.get(k.id), self.plan.time[k.id])
-                       for k in [node, *cut] if isinstance(k, ir.Map)]
-            self._compute_earlier(node, cut)
-            try:
-                self._mlp_map_over(node, refs, cut, probe=True)
+        below = self._cut_below(node, kids)
+        for cut in (self._staged_cut(node, kids), below if self.deeper_cuts else None):
+            if cut is not None and self._table_over_cut(node, refs, cut):
                 return
-            except _TableUnfit:
-                for nid, kind, readable, time in planned:
-                    self.plan.kind[nid], self.plan.readable[nid], self.plan.time[nid] = kind, readable, time
+        self._waited[node.id] = {k.id for k in kids if isinstance(k, ir.Map)} if below is not None else set()
         self._compute_earlier(node, list(kids))
         for ref in refs:
             ref.own, ref.const = {}, 0.0
         self._mlp_map_over(node, refs, list(kids), probe=False)
+
+    def _deeper_cut_untried(self) -> bool:
+        """Whether a map waited for a map input that itself waited for its own inputs' MLPs
+        (a chain of MLPs, a layer each), with no table over a deeper cut tried: where its
+        map inputs have tables of their own, a deeper cut saves no layer."""
+        return not self.deeper_cuts and any(kid in self._waited for kids in self._waited.values() for kid in kids)
+
+    def _table_over_cut(self, node: ir.Map, refs: list[Ref], cut: list[ir.SOp]) -> bool:
+        """Tabulate `node` over `cut`, its maps planned as MLPs before; False (the plan as
+        it was) where that table does not fit."""
+        planned = [(k.id, self.plan.kind.get(k.id), self.plan.readable.get(k.id), self.plan.time[k.id])
+                   for k in [node, *cut] if isinstance(k, ir.Map)]
+        self._compute_earlier(node, cut)
+        try:
+            self._mlp_map_over(node, refs, cut, probe=True)
+            return True
+        except _TableUnfit:
+            for nid, kind, readable, time in planned:
+                self.plan.kind[nid], self.plan.readable[nid], self.plan.time[nid] = kind, readable, time
+            return False
+
+    def _cut_below(self, node: ir.Map, kids: list[ir.Node]) -> Optional[list[ir.SOp]]:
+        """The inputs of `node`'s map inputs (its other inputs as they are): where no table
+        over the s-ops a chain is built from fits, nor one over a staged cut, `node` over
+        its inputs waits for each map input's own MLP, which may itself need the maps under
+        it first. Over the inputs' inputs it runs one MLP after those. The paper's Dyck-2
+        over exact copies (compiler.rewrite): `delay_closer = depth + closes` with `depth =
+        n_opens - n_closes` took an MLP each, a layer each (6 layers), and takes one table
+        over n_opens, n_closes and closes (5). Where the map inputs have tables of their own
+        over their inputs, it saves nothing and its table can be far wider (Tracr's
+        shuffle_dyck2 at 10: d_model 33 -> 157), so it is tried only in a second lowering
+        that is kept where it takes fewer layers (Compilation._tables_over_deeper_cuts).
+        None where that is no other cut, or where the table would take more combinations
+        than a fused one may."""
+        cut: dict[int, ir.SOp] = {}
+        for k in kids:
+            if isinstance(k, ir.Map) and self.plan.kind.get(k.id) in (MAP_VIRTUAL, MAP_MLP):
+                cut.update((c.id, c) for c in self.graph.children(k) if isinstance(c, ir.SOp))
+            elif isinstance(k, ir.SOp):
+                cut[k.id] = k
+        if set(cut) == {k.id for k in kids} or self._fusion_width(list(cut.values())) > FUSE_MAX_COMBINATIONS:
+            return None
+        return list(cut.values())
 
     def _compute_earlier(self, node: ir.Map, leaves: list[ir.SOp]) -> None:
         """Plan the maps among `leaves` as MLPs of their own, before `node`'s."""

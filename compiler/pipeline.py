@@ -104,6 +104,8 @@ class Compilation:
         self.plan = Plan(self.graph, self.inference)
         self.no_squares: frozenset = frozenset()
         self.unsnapped_widths = False       # (see _widths_without_snap_heads)
+        # Lowering options kept by _keep_if_shallower, passed to every later lowering
+        self.lowering_options: dict = {}
         while True:
             try:
                 self.lowered = self._lower()
@@ -125,6 +127,7 @@ class Compilation:
                 self.plan = Plan(self.graph, self.inference, tabulate=self.plan.tabulate | folded)
         self._fuse_without_squares()
         self._widths_without_snap_heads()
+        self._tables_over_deeper_cuts()
         problems = self.lowered.problems
         if problems:
             raise CompileError("the compiled model could not be made exact in float32:\n  " + "\n  ".join(problems),
@@ -163,6 +166,13 @@ class Compilation:
             return
         self.unsnapped_widths = self._keep_if_shallower(uniform_width_scores=False)
 
+    def _tables_over_deeper_cuts(self) -> None:
+        """A map whose table waited for its map inputs' own MLPs may take one table over
+        their inputs instead (Lowering._cut_below); that lowering is kept where it takes
+        fewer layers (the paper's Dyck-2 at 26 and 59 and Dyck-3 at 43: 6 -> 5)."""
+        if self.lowered.deeper_cut_untried and not self.lowered.problems:
+            self._keep_if_shallower(deeper_cuts=True)
+
     def _keep_if_shallower(self, **options) -> bool:
         """Lower again (with `options`, from a fresh plan: lowering replans in place, and the
         first one may have planned maps as MLPs of their own); keep that lowering where it
@@ -177,6 +187,7 @@ class Compilation:
             self.lowered, self.plan = kept
             return False
         self.lowered = alt
+        self.lowering_options.update(options)
         return True
 
     def _folded_readers(self, node: ir.Node) -> frozenset:
@@ -210,7 +221,8 @@ class Compilation:
 
     def _lower(self, **options) -> Lowering:
         try:
-            return Lowering(self.graph, self.inference, self.plan, no_squares=self.no_squares, **options).run()
+            return Lowering(self.graph, self.inference, self.plan, no_squares=self.no_squares,
+                            **{**self.lowering_options, **options}).run()
         except ReadoutError as first:
             if options:
                 raise
@@ -226,7 +238,8 @@ class Compilation:
         if self.plan.kind.get(out.id) == MAP_VIRTUAL:
             plan = Plan(self.graph, self.inference, tabulate=frozenset({out.id}))
             try:
-                lowered = Lowering(self.graph, self.inference, plan, no_squares=self.no_squares).run()
+                lowered = Lowering(self.graph, self.inference, plan, no_squares=self.no_squares,
+                                   **self.lowering_options).run()
                 self.plan = plan
                 return lowered
             except CompileError:

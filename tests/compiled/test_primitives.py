@@ -1135,7 +1135,9 @@ def test_paper_dyck2_compares_bracket_levels_as_the_interpreter_computes_them():
     float64: at max_seq_len 26 some matched brackets get levels 1 ulp apart and the output
     is F where integer arithmetic says P or T (66 of these 1,040 inputs). That select was
     refused from max_seq_len 22; it now compares exact copies of `level` (as the original
-    REPL's own test runs it at length 59)."""
+    REPL's own test runs it at length 59). `level` over exact copies takes one table over
+    the copies of n_opens, n_closes and closes (Lowering._cut_below), where `depth` and
+    `level` took an MLP each, a layer each: 5 layers, not 6."""
     sop = compile_text(PAPER_DYCK2)
     rng = random.Random(26)
     inputs = []
@@ -1150,7 +1152,8 @@ def test_paper_dyck2_compares_bracket_levels_as_the_interpreter_computes_them():
                     text.append(opener)
                     stack.append(")" if opener == "(" else "}")
             inputs.append(text)
-    assert_exact(sop, list("(){}"), 26, inputs=inputs)
+    model = assert_exact(sop, list("(){}"), 26, inputs=inputs)
+    assert model.num_layers == 5
 
     def integer_ptf(text: list) -> list:
         out, stack, bad = [], [], False
