@@ -24,7 +24,6 @@ import pytest
 
 import compiler
 import rasp
-from compiler.errors import CompileError
 from rasp.errors import RaspError
 
 from .conftest import PROGRAM_NAMES, header, program_path, program_sop
