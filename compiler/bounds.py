@@ -405,9 +405,16 @@ def _side_sizes(head, resolve, side: int, values: bool = False) -> Optional[list
     what an error on the other side is multiplied by (`1 - hist=2 - hist=3 ...`, hist=1's
     indicator, is 0 wherever one of its terms is 1). A read at any position is at most
     the sum of its blocks there. None where a term is no function of one s-op's value."""
+    blocks = _side_blocks(head, resolve, side, (lambda x: x) if values else np.abs)
+    return None if blocks is None else [np.abs(b) for b in blocks] if values else blocks
+
+
+def _side_blocks(head, resolve, side: int, size) -> Optional[list[np.ndarray]]:
+    """Per s-op one side's reads read: a [its values, dimensions] block of the sum over the
+    terms that read it of size(c) * size(f(value)) (the constant's size(c) joins the first
+    block); None where a term is no function of one s-op's value."""
     groups: dict[int, np.ndarray] = {}
     const = np.zeros(len(head.terms))
-    size = (lambda x: x) if values else np.abs
     for t, pair in enumerate(head.terms):
         for f, c in resolve(pair[side]).terms.items():
             if f.kind == "one":
@@ -425,7 +432,7 @@ def _side_sizes(head, resolve, side: int, values: bool = False) -> Optional[list
                 block[:, t] += size(c) * size(np.asarray(f.fn, dtype=np.float64))
     blocks = list(groups.values()) or [np.zeros((1, len(head.terms)))]
     blocks[0] = blocks[0] + const
-    return [np.abs(b) for b in blocks] if values else blocks
+    return blocks
 
 
 def _largest_products(head, resolve) -> Optional[float]:
@@ -458,6 +465,99 @@ def _score_input_error_by_value(head, err: dict[int, float], resolve) -> float:
                  sum(np.max(b @ eq, initial=0.0) for b in keys) + eq @ ek)
 
 
+# largest query-side combinations x key-side values _pairwise_leak enumerates, and most
+# key-side values (it compares every pair of them)
+PAIRWISE_MAX_CELLS = 4_000_000
+PAIRWISE_MAX_KEYS = 2_000
+
+
+def _side_combinations(head, resolve, side: int) -> Optional[np.ndarray]:
+    """One side's read per head dimension at every combination of the values of the s-ops
+    it reads ([combinations, dimensions]; every combination of their value lists, a
+    superset of those that occur together), or None where a term is no function of one
+    s-op's value or there are more than PAIRWISE_MAX_CELLS of them."""
+    raw = _side_blocks(head, resolve, side, lambda x: x)
+    if raw is None:
+        return None
+    if math.prod(len(b) for b in raw) > PAIRWISE_MAX_CELLS:
+        return None
+    total = np.zeros((1, len(head.terms)))
+    for block in raw:
+        total = (total[:, None, :] + block[None, :, :]).reshape(-1, len(head.terms))
+    return total
+
+
+def _pairwise_leak(head, err: dict[int, float], n: int, resolve, rounding: float,
+                   bos_error: float) -> Optional[float]:
+    """attention_error_parts' leak (per unit of value size), from the exact scores of every
+    query and key value instead of one score error charged against the smallest gap.
+
+    A query read off by d moves every key's score by d times that key's read, so the
+    difference between a selected key's score and another's moves by d times the
+    difference of their reads, not by twice d times the largest read: reverse's query
+    `length - indices - 1` reads the decoded length (off by 0.006 at max_seq_len 80) with
+    weight 60 against key codes up to 79, a score error of 15 against a gap of 30, while
+    neighbouring keys' codes differ by 1 and far ones lose 30 * distance^2. Each key's
+    own error moves its score by at most the query's read times it. Keys selected are
+    those at the head's top score (for a selection that is never empty, the query's own
+    top), the others at least a gap below (the construction's scores, checked here); a
+    query with none reads BOS (a head that may select nothing) or occurs in no input (one
+    that never does). None where the scores are not of that form, or too many to
+    enumerate."""
+    queries, keys = _side_combinations(head, resolve, 0), _side_combinations(head, resolve, 1)
+    if queries is None or keys is None or len(queries) * len(keys) > PAIRWISE_MAX_CELLS or \
+            len(keys) > PAIRWISE_MAX_KEYS:
+        return None
+    eq = np.array([read_error(resolve(q), err) for q, _ in head.terms])
+    ek = np.array([read_error(resolve(k), err) for _, k in head.terms])
+    scores = queries @ keys.T
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(scores), initial=0.0)))
+    if head.may_be_empty:
+        top = np.full((len(queries), 1), len(head.literals) * head.gap)
+        if np.any(scores > top + tol):
+            return None
+    else:
+        # (a selection that is never empty may shift each query's scores by a constant of
+        # its own: a quadratic form without its query-squared term)
+        top = scores.max(axis=1, keepdims=True)
+    selected = scores >= top - tol
+    if np.any(~selected & (scores > top - head.gap + tol)):
+        return None         # (not the construction's scores: an `or` of parts, say)
+    key_errors = np.abs(queries) @ ek + float(eq @ ek)                 # a key's own error, per query
+    moved = (np.abs(keys[:, None, :] - keys[None, :, :]) * eq).sum(axis=2)    # [selected key, other key]
+    own = np.abs(keys) @ eq                                              # against BOS's key (0 there)
+    worst = 0.0
+    # (a query selecting one key value, a copy's: every such query at once)
+    single = np.flatnonzero(selected.sum(axis=1) == 1)
+    if len(single):
+        key = selected[single].argmax(axis=1)
+        rows = scores[single]
+        chosen_score = rows[np.arange(len(single)), key]
+        margins = chosen_score[:, None] - rows - moved[key]
+        margins[np.arange(len(single)), key] = np.inf
+        margin = margins.min(axis=1) - 2 * key_errors[single] - 2 * rounding
+        to_bos = chosen_score - own[key] - head.bos_score - key_errors[single] - rounding - bos_error
+        leaks = (n + 1) * np.exp(np.minimum(0.0, -margin)) + np.exp(np.minimum(0.0, -to_bos))
+        worst = float(np.max(leaks))
+    for row in np.flatnonzero(selected.sum(axis=1) != 1).tolist():
+        chosen = np.flatnonzero(selected[row])
+        others = np.flatnonzero(~selected[row])
+        if len(chosen):
+            margins = (scores[row, chosen][:, None] - scores[row, others][None, :] - moved[np.ix_(chosen, others)])
+            margin = float(np.min(margins, initial=np.inf)) - 2 * key_errors[row] - 2 * rounding
+            to_bos = float(np.min(scores[row, chosen] - own[chosen])) - head.bos_score - key_errors[row] - \
+                rounding - bos_error
+            leak = (n + 1) * math.exp(min(0.0, -margin)) + math.exp(min(0.0, -to_bos))
+        elif head.may_be_empty:
+            margin = head.bos_score - float(np.max(scores[row, others] + own[others], initial=-np.inf)) - \
+                key_errors[row] - rounding - bos_error
+            leak = n * math.exp(min(0.0, -margin))
+        else:
+            continue        # (selects no key: occurs in no input, the selection is never empty)
+        worst = max(worst, leak)
+    return worst
+
+
 def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) -> None:
     """Each value the head writes: its absolute bound in `err`, and, where every value it
     averages (BOS's included) is at least 0, also a pointwise bound in `pointwise`:
@@ -478,6 +578,11 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
     biggest = max([1.0] + [abs(bos) for _, _, bos in values] + [read_magnitude(r) for _, r, _ in values])
     leak, relative = attention_error_parts(n, head.gap, s, head.uniform, empty=head.may_be_empty,
                                            summed=2 * (n + 1), width_spread=spread)
+    if not head.width and s > 0:
+        rounding = keys - _score_input_error_by_value(head, err, resolve)
+        pairwise = _pairwise_leak(head, err, n, resolve, max(0.0, rounding), bos_terms)
+        if pairwise is not None:
+            leak = min(leak, pairwise)
     # (2 * biggest: a convex combination moves by at most its values' spread)
     own = 2 * biggest * (leak + relative)
     bos_value = bos_value_rounding(head)

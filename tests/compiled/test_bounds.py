@@ -34,6 +34,11 @@ PROGRAMS = {
     "balance_80": ("p = select(indices, indices, <=);\n"
                    "result = numerical(aggregate(p, numerical(indicator(tokens == \"(\")))) - "
                    "numerical(aggregate(p, numerical(indicator(tokens == \")\"))));", "()a", 80),
+    # a copy whose query reads the decoded length (off by 0.006) with weight 60 against key
+    # codes up to 79: charged 15 on every score against a gap of 30 it was unproven from
+    # 60; bounded per pair of keys (a query's error moves two keys' scores apart by the
+    # difference of their codes, and far keys are far below), it is proven
+    "reverse_80": ("result = aggregate(select(indices, length - indices - 1, ==), tokens);", "abc", 80),
     "count_rare": ("h = selector_width(select(tokens, tokens, ==));\n"
                    "result = selector_width(select(h, 2, <=));", "abcd", 24),
 }
