@@ -524,7 +524,9 @@ def _pairwise_leak(head, err: dict[int, float], n: int, resolve, rounding: float
     if np.any(~selected & (scores > top - head.gap + tol)):
         return None         # (not the construction's scores: an `or` of parts, say)
     key_errors = np.abs(queries) @ ek + float(eq @ ek)                 # a key's own error, per query
-    moved = (np.abs(keys[:, None, :] - keys[None, :, :]) * eq).sum(axis=2)    # [selected key, other key]
+    moved = np.zeros((len(keys), len(keys)))              # [selected key, other key]
+    for t in np.flatnonzero(eq).tolist():
+        moved += eq[t] * np.abs(keys[:, t, None] - keys[None, :, t])
     own = np.abs(keys) @ eq                                              # against BOS's key (0 there)
     worst = 0.0
     # (a query selecting one key value, a copy's: every such query at once)
