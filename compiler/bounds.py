@@ -283,8 +283,8 @@ def score_error(head, err: dict[int, float], resolve) -> float:
     which is exact where no input is off and every number involved is a multiple of a
     power of two small enough for float32's 24 bits (integer and half-integer codes).
     BOS's key, set by cancelling the rest of BOS's residual, is charged its rounding."""
-    keys, bos_terms = _score_error_parts(head, err, resolve)
-    return keys + bos_terms
+    inputs, rounding, bos_terms = _score_error_parts(head, err, resolve)
+    return inputs + rounding + bos_terms
 
 
 def _width_score_spread(head, keys: float, bos_terms: float) -> float:
@@ -296,8 +296,9 @@ def _width_score_spread(head, keys: float, bos_terms: float) -> float:
     return keys + bos_terms + EPS32 * (len(head.terms) + 2) * (abs(head.bos_score) + bos_terms)
 
 
-def _score_error_parts(head, err: dict[int, float], resolve) -> tuple[float, float]:
-    """(an ordinary key's score error: inputs and float32; BOS's key rounding's share)."""
+def _score_error_parts(head, err: dict[int, float], resolve) -> tuple[float, float, float]:
+    """(an ordinary key's score error through its inputs; through float32 computing it;
+    BOS's key rounding's share)."""
     total = _score_input_error_by_value(head, err, resolve)
     bos_terms = 0.0
     exact = True
@@ -317,9 +318,9 @@ def _score_error_parts(head, err: dict[int, float], resolve) -> tuple[float, flo
     # (the dot product's partial sums, in units of the finest product's last digit)
     if exact and products * 2.0 ** bits < 2 ** 24:
         # (the weights as float32 stores them: -30 for -30.000000000000004)
-        return total + sum(read_magnitude(resolve(q)) * _weight_rounding(resolve(k)) +
-                           read_magnitude(resolve(k)) * _weight_rounding(resolve(q))
-                           for q, k in head.terms), bos_terms
+        return total, sum(read_magnitude(resolve(q)) * _weight_rounding(resolve(k)) +
+                          read_magnitude(resolve(k)) * _weight_rounding(resolve(q))
+                          for q, k in head.terms), bos_terms
     sizes = _largest_products(head, resolve)
     if sizes is None:
         sizes = sum((_term_sizes(resolve(q)) + read_error(resolve(q), err)) *
@@ -329,7 +330,7 @@ def _score_error_parts(head, err: dict[int, float], resolve) -> tuple[float, flo
     # and the dot product of T dimensions by T eps/2 of its products' sizes; 1.01 covers
     # gamma's higher-order terms
     longest = max((len(resolve(lin).terms) for pair in head.terms for lin in pair), default=0)
-    return total + 1.01 * EPS32 / 2 * (len(head.terms) + 2 * longest + 2) * sizes, bos_terms
+    return total, 1.01 * EPS32 / 2 * (len(head.terms) + 2 * longest + 2) * sizes, bos_terms
 
 
 def bos_key_rounding(head) -> np.ndarray:
@@ -573,7 +574,8 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
         for f, lin, _ in head.values:
             err[f.uid] = 0.0 if snap_input_error(resolve(lin), err) <= SNAP_MARGIN and n < 1000 else 1.0
         return
-    keys, bos_terms = _score_error_parts(head, err, resolve)
+    inputs, rounding, bos_terms = _score_error_parts(head, err, resolve)
+    keys = inputs + rounding
     s = keys + bos_terms            # (score_error)
     spread = _width_score_spread(head, keys, bos_terms) if head.width else None
     values = [(f, resolve(lin), bos) for f, lin, bos in head.values]
@@ -581,8 +583,7 @@ def _head_errors(head, err: dict[int, float], n: int, resolve, pointwise: dict) 
     leak, relative = attention_error_parts(n, head.gap, s, head.uniform, empty=head.may_be_empty,
                                            summed=2 * (n + 1), width_spread=spread)
     if not head.width and s > 0:
-        rounding = keys - _score_input_error_by_value(head, err, resolve)
-        pairwise = _pairwise_leak(head, err, n, resolve, max(0.0, rounding), bos_terms)
+        pairwise = _pairwise_leak(head, err, n, resolve, rounding, bos_terms)
         if pairwise is not None:
             leak = min(leak, pairwise)
     # (2 * biggest: a convex combination moves by at most its values' spread)

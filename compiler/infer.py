@@ -1853,11 +1853,8 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
     rounding (see _nudge), or None; adds to `outs` the results of combinations with a fuzzy
     input. Errors at a moved point are skipped (no evidence either way)."""
     combos = [args for args in rows if any(a in f for a, f in zip(args, fuzzy))]
-
-    def call(args):
-        return call_element(fn, args)
     for args in combos:
-        base = call(args)
+        base = call_element(fn, args)
         if base is FAILED:
             continue
         if isinstance(base, float):
@@ -1866,7 +1863,7 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
             if args[j] not in f:
                 continue
             for sign in (1.0, -1.0):
-                moved = call(args[:j] + (_nudge(args[j], sign),) + args[j + 1:])
+                moved = call_element(fn, args[:j] + (_nudge(args[j], sign),) + args[j + 1:])
                 if moved is not FAILED and _differs(base, moved):
                     return args
                 if type(base) is int and moved is not FAILED and moved != base:
