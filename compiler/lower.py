@@ -2101,11 +2101,13 @@ class Lowering:
         self._mlp_from_tables(node, gate_leaves, [_TablePart(combos, z, z_lin, plan, z_err)], created, label, snap)
 
     def _mlp_from_tables(self, node: ir.SOp, gate_leaves: list[ir.SOp], parts: list["_TablePart"],
-                         created: list[Feature], label: str, snap: bool = False) -> None:
-        """One MLP adding up tables over the same gates, each with its own z coordinate: the
-        per-gate tables of _per_gate_parts, of which one is on at any point (their rounding
-        errors do not add up: see TableBound.exclusive)."""
-        exclusive = 0 if len(parts) > 1 else None
+                         created: list[Feature], label: str, snap: bool = False,
+                         one_part_on: bool = True) -> None:
+        """One MLP adding up tables over the same gates, each with its own z coordinate.
+        `one_part_on`: the per-gate tables of _per_gate_parts, of which one is on at any
+        point (their rounding errors do not add up: see TableBound.exclusive); otherwise
+        every part is on and their errors add (a width summed over disjoint heads)."""
+        exclusive = 0 if len(parts) > 1 and one_part_on else None
         gate_refs: dict[tuple[int, Any], "Ref | Feature"] = {}
         indicator = self._exact_indicator if snap else self.indicator
         # (first-use order, not a set's: a set of string keys made the weights depend on
@@ -2156,24 +2158,12 @@ class Lowering:
         self.mlps.append(MLPBlock(node, units, outs, label, bounds))
 
     def _mlp_sum_of_tables(self, node: ir.SOp, parts: list, f_out: Feature, label: str) -> None:
-        units: list[MLPUnitSpec] = []
-        weights: dict[int, float] = {}
-        bias = 0.0
-        bounds: list[TableBound] = []
-        for z, f_x, outputs in parts:
-            plan = build_table([()] * len(z), z, outputs, 0)
-            for u in plan.units:
-                units.append(MLPUnitSpec({f_x: u.z} if u.z else {}, u.bias))
-            offset = len(units) - len(plan.units)
-            for uidx, w in plan.out_weights[0].items():
-                weights[offset + uidx] = w
-            bias += float(plan.out_bias[0])
-            rounding = rounding_error(plan, [()] * len(z), z, 0)
-            bounds.append(TableBound({f_x: 1.0}, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
-                                     [], 0.0, np.zeros(1), rounding, None, label, self._width_x_error(),
-                                     plan.step_z, plan.step_half))
+        """One MLP writing the sum of tables, each over its own input feature and all on at
+        once (a width summed over disjoint heads: `parts` = (z, input feature, outputs))."""
+        tables = [_TablePart([()] * len(z), z, {f_x: 1.0}, build_table([()] * len(z), z, outputs, 0),
+                             self._width_x_error()) for z, f_x, outputs in parts]
+        self._mlp_from_tables(node, [], tables, [f_out], label, one_part_on=False)
         self.err[f_out.uid] = 1e-4          # (an estimate: compiler.bounds recomputes it)
-        self.mlps.append(MLPBlock(node, units, [(f_out, weights, bias)], label, bounds))
 
 
 def _width_x(widths: np.ndarray, boost: float = 0.0) -> np.ndarray:

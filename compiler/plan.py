@@ -33,7 +33,7 @@ from rasp import ir
 
 from .errors import CompileError
 from .graph import ProgramGraph
-from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, aggregate_rule, apply_vectorized
+from .infer import IDX, LEN, Inference, NodeInfo, ValueIndex, aggregate_rule, apply_vectorized, call_element
 
 CONST, EMBED_TOK, EMBED_POS = "const", "embed_tok", "embed_pos"
 ATTN_COPY, ATTN_MEAN, WIDTH = "attn_copy", "attn_mean", "width"
@@ -269,13 +269,11 @@ class Plan:
         return True
 
     def _apply_1(self, node: ir.Map, values) -> Optional[np.ndarray]:
+        """The unary map on each value as numbers (None where one is not a number)."""
         out = []
         for v in values:
-            try:
-                r = node.fn.py(v) if v is not None or node.fn.takes_none else None
-            except Exception:
-                return None
-            if not isinstance(r, (int, float)):
+            r = call_element(node.fn, (v,))
+            if not isinstance(r, (int, float)):     # (also None, and FAILED on an error)
                 return None
             out.append(float(r))
         return np.array(out)
