@@ -233,7 +233,8 @@ def _worst_active_sums(z: np.ndarray, point_code: np.ndarray, unit_code: np.ndar
     every point (one segment of their own); a unit of a combination no point has, nowhere.
     (A Python loop per combination took 40 s for tables of 100,000 combinations.)"""
     n_out = W.shape[1]
-    const = (bias + np.abs(bias) + 2 * gate_sum)[:, None] * W
+    const_factor = bias + np.abs(bias) + 2 * gate_sum
+    const = const_factor[:, None] * W
     shared, own = unit_code == -2, unit_code >= 0
     total = np.zeros((len(z), n_out))
     flat = coef == 0
@@ -252,18 +253,25 @@ def _worst_active_sums(z: np.ndarray, point_code: np.ndarray, unit_code: np.ndar
             sel = group & ((coef > 0) if above else (coef < 0))
             if not np.any(sel):
                 continue
-            parts = np.concatenate([coef[sel][:, None] * W[sel], np.abs(coef[sel])[:, None] * W[sel], const[sel]],
+            ranges = _active_ranges(z, p_seg, t[sel], u_seg[sel], above)
+            weights = W[sel]
+            if np.count_nonzero(weights) <= _SPARSE_PARTS * weights.size:
+                factors = np.stack([coef[sel], np.abs(coef[sel]), const_factor[sel]], axis=1)
+                _add_column_sums(total, z, ranges, weights, factors)
+                continue
+            parts = np.concatenate([coef[sel][:, None] * weights, np.abs(coef[sel])[:, None] * weights, const[sel]],
                                    axis=1)
-            sums = _segment_sums(z, p_seg, t[sel], u_seg[sel], parts, above)
+            sums = _range_sums(ranges, parts)
             lin, absl, cst = sums[:, :n_out], sums[:, n_out:2 * n_out], sums[:, 2 * n_out:]
             total += z[:, None] * lin + np.abs(z)[:, None] * absl + cst
     return total.max(axis=0, initial=0.0) if len(z) else np.zeros(n_out)
 
 
-def _segment_sums(z: np.ndarray, p_seg: np.ndarray, t: np.ndarray, u_seg: np.ndarray, parts: np.ndarray,
-                  above: bool) -> np.ndarray:
-    """Per point, the sum of `parts` over the units of its segment that are active there:
-    breakpoint t < z (`above`) or t > z (a unit exactly at z is inactive either way)."""
+def _active_ranges(z: np.ndarray, p_seg: np.ndarray, t: np.ndarray, u_seg: np.ndarray,
+                   above: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Units and points sorted together by segment and value: (each unit's rank, and per
+    point the ranks [lo, hi) of the units of its segment active there, breakpoint t < z
+    (`above`) or t > z (a unit exactly at z is inactive either way), and the count)."""
     n_u = len(t)
     values = np.concatenate([t, z])
     seg = np.concatenate([u_seg, p_seg])
@@ -276,14 +284,47 @@ def _segment_sums(z: np.ndarray, p_seg: np.ndarray, t: np.ndarray, u_seg: np.nda
     rank[order] = np.arange(len(order))
     sorted_seg = seg[order]
     p_rank = rank[n_u:]
-    contrib = np.zeros((len(order) + 1, parts.shape[1]))
-    contrib[1:][rank[:n_u]] = parts
-    cum = np.cumsum(contrib, axis=0)          # cum[i]: the first i sorted entries
+    # from its segment's start up to the point (above), or from it to the segment's end
     if above:
-        start = np.searchsorted(sorted_seg, p_seg, side="left")
-        return cum[p_rank] - cum[start]
-    end = np.searchsorted(sorted_seg, p_seg, side="right")
-    return cum[end] - cum[p_rank + 1]
+        lo, hi = np.searchsorted(sorted_seg, p_seg, side="left"), p_rank
+    else:
+        lo, hi = p_rank + 1, np.searchsorted(sorted_seg, p_seg, side="right")
+    return rank[:n_u], lo, hi, len(order)
+
+
+def _range_sums(ranges: tuple, parts: np.ndarray) -> np.ndarray:
+    """Per point, the sum of `parts` over its active units (`ranges` from _active_ranges),
+    by prefix sums over every column."""
+    unit_rank, lo, hi, count = ranges
+    contrib = np.zeros((count + 1, parts.shape[1]))
+    contrib[1:][unit_rank] = parts
+    cum = np.cumsum(contrib, axis=0)          # cum[i]: the first i sorted entries
+    return cum[hi] - cum[lo]
+
+
+# share of nonzero unit weights below which _worst_active_sums sums each output over its
+# own units: a step table's unit changes the one-hot outputs on either side of its step,
+# so of the paper's Dyck-2's 150 outputs at max_seq_len 26 a unit writes ~2, and prefix
+# sums over every column (27,700 entries x 450) took 4 s of its 10 s compile
+_SPARSE_PARTS = 0.1
+
+
+def _add_column_sums(total: np.ndarray, z: np.ndarray, ranges: tuple, weights: np.ndarray,
+                     factors: np.ndarray) -> None:
+    """total[:, o] += each point's sum over its active units (`ranges`) of weight[u, o]
+    times the unit's term (factors: its z, |z| and constant coefficients), one output at a
+    time over the units that write it."""
+    unit_rank, lo, hi, _ = ranges
+    abs_z = np.abs(z)
+    for o in np.flatnonzero(weights.any(axis=0)).tolist():
+        units = np.flatnonzero(weights[:, o])
+        by_rank = np.argsort(unit_rank[units])
+        units = units[by_rank]
+        ranks = unit_rank[units]
+        cum = np.zeros((len(units) + 1, 3))
+        np.cumsum(factors[units] * weights[units, o][:, None], axis=0, out=cum[1:])
+        sums = cum[np.searchsorted(ranks, hi)] - cum[np.searchsorted(ranks, lo)]
+        total[:, o] += z * sums[:, 0] + abs_z * sums[:, 1] + sums[:, 2]
 
 
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
@@ -386,6 +427,19 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
     return plan
 
 
+def _distinct_rows(outputs: np.ndarray) -> np.ndarray:
+    """The rows of `outputs` without repeats, found by a random projection and checked
+    row by row (`outputs` itself where the check fails: NaN, or two rows projecting
+    alike). A table's points share few output rows: Dyck-2's 13,858 points have ~150."""
+    if len(outputs) < 64 or not outputs.shape[1]:
+        return outputs
+    with np.errstate(all="ignore"):
+        key = outputs @ np.random.default_rng(0).random(outputs.shape[1])
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rows = outputs[first]
+    return rows if np.array_equal(rows[inverse.reshape(-1)], outputs) else outputs
+
+
 def output_tolerance(outputs: np.ndarray) -> np.ndarray:
     """How far each output may be off and still be read right downstream.
 
@@ -393,13 +447,14 @@ def output_tolerance(outputs: np.ndarray) -> np.ndarray:
     them by 30, far from the 15 that would flip a selection); other features by a quarter
     of the gap between their values, the margin every table and decoder that reads them has.
     """
-    tol = np.empty(outputs.shape[1])
-    for o in range(outputs.shape[1]):
-        u = np.unique(outputs[:, o])
-        gaps = np.diff(u)
+    # (every column sorted at once: the gaps between its distinct values are the nonzero
+    # steps between neighbours; a unique() per column took a second of Dyck-2's compile)
+    ordered = np.sort(_distinct_rows(outputs), axis=0)
+    with np.errstate(invalid="ignore"):         # (inf - inf between two infinite values)
+        steps = np.diff(ordered, axis=0)
         # values within 1e-9 (relative) are one value for every reader: ignore those gaps
-        gaps = gaps[gaps > 1e-9 * np.maximum(1.0, np.abs(u[1:]))]
-        gap = float(np.min(gaps)) if len(gaps) else 1.0
-        small = float(np.max(np.abs(u), initial=0.0)) <= 1.0     # one-hot-like features
-        tol[o] = min(0.05, 0.25 * gap) if small else 0.25 * gap
-    return tol
+        real = steps > 1e-9 * np.maximum(1.0, np.abs(ordered[1:]))
+    gap = np.min(np.where(real, steps, np.inf), axis=0, initial=np.inf)
+    gap = np.where(real.any(axis=0), gap, 1.0)
+    small = np.max(np.abs(outputs), axis=0, initial=0.0) <= 1.0     # one-hot-like features
+    return np.where(small, np.minimum(0.05, 0.25 * gap), 0.25 * gap)

@@ -116,9 +116,12 @@ def test_factorize_rank():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, monkeypatch):
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, one_hot, monkeypatch):
     """Large tables bound their float32 rounding from sorted unit breakpoints and prefix
-    sums instead of every unit at every point; both give the same bound."""
+    sums instead of every unit at every point, over every output column at once or over
+    each column's own units (most units of a one-hot table write two of its outputs);
+    all three give the same bound."""
     from compiler import mlp
     rng = np.random.default_rng(seed)
     for _ in range(40):
@@ -126,13 +129,17 @@ def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, monkey
         z = np.sort(np.round(rng.normal(size=n), 1))      # (repeated z values: ties)
         combos = [tuple(rng.integers(0, 3, gates).tolist()) for _ in range(n)]
         table = {}                  # (outputs: a function of the point)
-        outputs = np.array([table.setdefault((c, x), rng.integers(0, 4, 2).tolist()) for c, x in zip(combos, z)],
-                           dtype=float)
+        width = 6 if one_hot else 2
+        draw = (lambda: np.eye(width)[rng.integers(0, width)].tolist()) if one_hot else \
+            (lambda: rng.integers(0, 4, width).tolist())
+        outputs = np.array([table.setdefault((c, x), draw()) for c, x in zip(combos, z)], dtype=float)
         plan = build_table(combos, z, outputs, gates)
         monkeypatch.setattr(mlp, "_DENSE_ROUNDING_LIMIT", 10 ** 12)
         dense = mlp.rounding_error(plan, combos, z, gates)
         monkeypatch.setattr(mlp, "_DENSE_ROUNDING_LIMIT", 0)
-        assert np.allclose(mlp.rounding_error(plan, combos, z, gates), dense, rtol=1e-12, atol=0)
+        for sparse in (0.0, 1.0):       # (prefix sums over every column, then per column)
+            monkeypatch.setattr(mlp, "_SPARSE_PARTS", sparse)
+            assert np.allclose(mlp.rounding_error(plan, combos, z, gates), dense, rtol=1e-12, atol=0)
 
 
 _MIXED = st.sampled_from([True, False, 0, 1, 2, 1.0, 0.5, None, "a", "1", (1, 2), (True,)])
