@@ -2510,10 +2510,9 @@ def _is_function_of(code_cols: list[np.ndarray], outputs: np.ndarray) -> bool:
         key = np.unique(np.stack(code_cols, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
     order = np.argsort(key, kind="stable")
     k_sorted = key[order]
-    o_sorted = outputs[order]
-    same = k_sorted[1:] == k_sorted[:-1]
-    diff = np.any(np.abs(o_sorted[1:] - o_sorted[:-1]) > 1e-12, axis=1)
-    return not np.any(same & diff)
+    # (the rows of each repeated key against their neighbour of the same key)
+    same = np.flatnonzero(k_sorted[1:] == k_sorted[:-1])
+    return not np.any(np.abs(outputs[order[same + 1]] - outputs[order[same]]) > 1e-12)
 
 
 def certify(lowered: Lowered) -> dict:

@@ -93,20 +93,33 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
         z_lo, z_hi = min(z_lo, z_span[0]), max(z_hi, z_span[1])
     # per combination (in order of first appearance), its points by z (ties in input order)
     order = np.lexsort((z_all, code))
-    sc, sz, so = code[order], z_all[order], np.asarray(outputs, dtype=np.float64)[order].reshape(len(order), n_out)
+    sc, sz = code[order], z_all[order]
+    out_all = np.asarray(outputs, dtype=np.float64).reshape(len(order), n_out)
     first = np.ones(len(order), dtype=bool)
     first[1:] = (sc[1:] != sc[:-1]) | (sz[1:] != sz[:-1])
-    uniq_code, uniq_z, uniq_out = sc[first], sz[first], so[first]
+    uniq_code, uniq_z, uniq_out = sc[first], sz[first], out_all[order[first]]
     # consistency: every point with the same combination and z must give the same outputs
-    if so.size and np.max(np.abs(so - uniq_out[np.cumsum(first) - 1])) > 1e-12:
+    # (the repeated points against the first of theirs: tables over value tuples repeat few)
+    repeats = np.flatnonzero(~first)
+    if out_all.size and len(repeats) and \
+            np.max(np.abs(out_all[order[repeats]] - uniq_out[np.cumsum(first)[repeats] - 1])) > 1e-12:
         raise InconsistentTable("inconsistent table: one input point maps to different outputs")
-    # the steps: between consecutive reachable z values of one combination whose outputs differ
+    # the steps: between consecutive reachable z values of one combination whose outputs
+    # differ (a step changes few outputs, a one-hot table's two of hundreds: the changes
+    # are kept by their nonzeros, in step order)
     deltas = np.diff(uniq_out, axis=0)
-    changed = np.flatnonzero((uniq_code[1:] == uniq_code[:-1]) & np.any(deltas != 0, axis=1))
+    change_row, out_of = np.nonzero(deltas)
+    is_step = np.zeros(len(deltas), dtype=bool)
+    is_step[change_row] = True
+    is_step &= uniq_code[1:] == uniq_code[:-1]
+    changed = np.flatnonzero(is_step)
+    kept = is_step[change_row]
+    step_of = (np.cumsum(is_step) - 1)[change_row[kept]]
+    out_of = out_of[kept]
+    step_delta = deltas[change_row[kept], out_of]
     combo_of = uniq_code[changed]
     mid = (uniq_z[changed] + uniq_z[changed + 1]) / 2
     half = (uniq_z[changed + 1] - uniq_z[changed]) / 2
-    delta = deltas[changed].reshape(len(changed), n_out)
     base = np.zeros((len(combos_in_order), n_out))
     starts = np.flatnonzero(np.r_[True, uniq_code[1:] != uniq_code[:-1]]) if len(uniq_code) else np.zeros(0, int)
     base[uniq_code[starts]] = uniq_out[starts]
@@ -119,7 +132,8 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
         plan.min_half_gap = min(plan.min_half_gap, float(half.min()))
     gate_m = max_act + 1.0 if n_gates else 0.0
     # base values: per combo (needs an AND unit when gated), folded with falling steps
-    np.add.at(base, combo_of[~rising], delta[~rising])
+    falling = ~rising[step_of]
+    np.add.at(base, (combo_of[step_of[falling]], out_of[falling]), step_delta[falling])
     if n_gates == 0:
         if combos_in_order:
             plan.out_bias += base[0]
@@ -143,15 +157,17 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
         gates = gates_of[c]                                   # (shared, never mutated)
         plan.units.append(Unit(cf, gates, b0 + 0.5 + gate_bias))
         plan.units.append(Unit(cf, gates, b0 - 0.5 + gate_bias))
-    signed = delta * sign[:, None]
+    by_output = np.argsort(out_of, kind="stable")          # (each output's steps in order)
+    ends = np.cumsum(np.bincount(out_of, minlength=n_out)).tolist()
+    units_all = (first_unit + 2 * step_of[by_output]).tolist()
+    ws_all = (step_delta * sign[step_of])[by_output].tolist()
+    start = 0
     for o in range(n_out):
-        ks = np.flatnonzero(delta[:, o])
-        units = (first_unit + 2 * ks).tolist()
-        ws = signed[ks, o].tolist()
         weights = plan.out_weights[o]
-        for u, w in zip(units, ws):
+        for u, w in zip(units_all[start:ends[o]], ws_all[start:ends[o]]):
             weights[u] = w
             weights[u + 1] = -w
+        start = ends[o]
     plan.max_preactivation = max(max_act, 1.0) + (gate_m * n_gates if n_gates else 0.0)
     plan.z_tolerance = plan.min_half_gap / 4 if np.isfinite(plan.min_half_gap) else np.inf
     plan.step_z = np.concatenate([mid - half, mid + half])
@@ -383,8 +399,12 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
         return plan
     order = np.argsort(z, kind="stable")
     uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
-    ys = outputs[order][first]
-    if np.max(np.abs(outputs[order] - ys[inverse.reshape(-1)]), initial=0.0) > 1e-12:
+    ys = outputs[order[first]]
+    # (each repeated z against the first point of its z)
+    repeats = np.ones(len(z), dtype=bool)
+    repeats[first] = False
+    repeats = np.flatnonzero(repeats)
+    if np.max(np.abs(outputs[order[repeats]] - ys[inverse.reshape(-1)[repeats]]), initial=0.0) > 1e-12:
         return None
     plan.out_bias = ys[0].astype(np.float64).copy()
     if len(uz) == 1:
