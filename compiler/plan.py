@@ -109,6 +109,9 @@ def separable_on(cols: list[np.ndarray], outputs: np.ndarray, sizes: list[int]) 
     additive even though it is never evaluated where indices >= length.
     """
     offsets = np.cumsum([0] + list(sizes))
+    if len(cols) == 2 and len(outputs) * int(offsets[-1]) > _CYCLE_CHECK_FROM and \
+            _cycle_mismatch(cols[0], cols[1], np.asarray(outputs, dtype=np.float64)):
+        return None
     A = np.zeros((len(outputs), int(offsets[-1]) + 1))
     rows = np.arange(len(outputs))
     for i, c in enumerate(cols):
@@ -124,6 +127,58 @@ def separable_on(cols: list[np.ndarray], outputs: np.ndarray, sizes: list[int]) 
         seen[c] = True
         part[~seen] = 0.0
     return Decomposition(parts, float(sol[-1]))
+
+
+# tuples x unknowns past which a two-input separable_on first looks for a cycle that
+# rules it out (the paper's Dyck-2 at max_seq_len 59 asked six times of 1,829 tuples over
+# 59 x 1,087 values, which are not separable: a least-squares solve of 0.4 s each)
+_CYCLE_CHECK_FROM = 100_000
+EPS64 = 2.0 ** -52
+
+
+def _cycle_mismatch(a: np.ndarray, b: np.ndarray, F: np.ndarray) -> bool:
+    """Whether F(a, b) = g(a) + h(b) + c fails by more than exact_least_squares tolerates
+    at every point, shown by one cycle of the graph joining each tuple's two values: along
+    a spanning tree, g and h are fixed to fit its tuples exactly; a tuple off the tree then
+    misses by its cycle's alternating sum of F. A decomposition within `tol` of every
+    tuple keeps that sum within tol times the cycle's length (here: at most one more than
+    the two tree depths), so a larger miss rules out the solve's success. (False: the
+    solve decides.)"""
+    scale = max(1.0, float(np.max(np.abs(F), initial=0.0)))
+    tol = 1e-9 * scale          # (exact_least_squares' own)
+    n_a = int(a.max()) + 1
+    nodes = n_a + int(b.max()) + 1
+    ends = np.stack([a, n_a + b], axis=1).tolist()
+    adjacent: list[list[int]] = [[] for _ in range(nodes)]
+    for t, (u, v) in enumerate(ends):
+        adjacent[u].append(t)
+        adjacent[v].append(t)
+    values = F.tolist()
+    potential: list[Optional[float]] = [None] * nodes
+    depth = [0] * nodes
+    on_tree = [False] * len(ends)
+    for root in range(nodes):
+        if potential[root] is not None or not adjacent[root]:
+            continue
+        potential[root] = 0.0
+        queue = [root]
+        for node in queue:
+            for t in adjacent[node]:
+                u, v = ends[t]
+                other = v if u == node else u
+                if potential[other] is None:
+                    potential[other] = values[t] - potential[node]
+                    depth[other] = depth[node] + 1
+                    on_tree[t] = True
+                    queue.append(other)
+    for t, (u, v) in enumerate(ends):
+        if not on_tree[t]:
+            hops = depth[u] + depth[v] + 1
+            # (a potential sums up to `depth` values of size `scale`, each step rounding
+            # by float64's eps of the sum: hops^2 eps scale bounds what they miss by)
+            if abs(values[t] - potential[u] - potential[v]) > tol * hops + 4 * EPS64 * hops * hops * scale:
+                return True
+    return False
 
 
 def exact_least_squares(A: np.ndarray, b: np.ndarray) -> Optional[np.ndarray]:

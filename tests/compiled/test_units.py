@@ -142,6 +142,38 @@ def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, one_ho
             assert np.allclose(mlp.rounding_error(plan, combos, z, gates), dense, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_two_input_cycle_check_rules_out_only_what_the_solve_rejects(seed, monkeypatch):
+    """separable_on first looks for a cycle of tuples whose values cannot be split as
+    g(a) + h(b) + c; it returns None early only where the least-squares solve would, and
+    otherwise the solve gives the same decomposition as without the check (near the
+    tolerance too: some tuples are off by a few times 1e-9)."""
+    from compiler import plan
+    rng = np.random.default_rng(seed)
+    early = 0
+    for _ in range(60):
+        n_a, n_b = int(rng.integers(1, 12)), int(rng.integers(1, 12))
+        rows = int(rng.integers(1, 3 * (n_a + n_b)))
+        a, b = rng.integers(0, n_a, rows), rng.integers(0, n_b, rows)
+        g, h = rng.integers(-5, 6, n_a).astype(float), rng.integers(-5, 6, n_b).astype(float)
+        F = g[a] + h[b] + 0.5
+        per_tuple = {}
+        for r in range(rows):       # (a tuple's output is one value, however often it occurs)
+            off = per_tuple.setdefault((a[r], b[r]), rng.choice([0.0, 0.0, 1e-10, 3e-9, 1e-8, 0.25]))
+            F[r] += off
+        results = []
+        for start in (10 ** 12, 0):
+            monkeypatch.setattr(plan, "_CYCLE_CHECK_FROM", start)
+            results.append(plan.separable_on([a, b], F, [n_a, n_b]))
+        full, checked = results
+        assert (full is None) == (checked is None)
+        if full is not None:
+            assert full.const == checked.const
+            assert all(np.array_equal(p, q) for p, q in zip(full.parts, checked.parts))
+        early += plan._cycle_mismatch(a, b, F)
+    assert early > 5
+
+
 _MIXED = st.sampled_from([True, False, 0, 1, 2, 1.0, 0.5, None, "a", "1", (1, 2), (True,)])
 
 
