@@ -62,12 +62,60 @@ class TablePlan:
         return z_err <= self.z_tolerance and self.max_preactivation * EPS32 * 8 <= 0.25
 
 
+@dataclass
+class OutputRows:
+    """A table's outputs as its distinct rows: point i's outputs are `distinct[code[i]]`,
+    and two points' outputs are equal exactly where their codes are. A table's points
+    share few output rows (the paper's Dyck-3 at max_seq_len 43: 58,738 points, 328 rows of
+    330 one-hot outputs), and passes over the dense table were most of its compile."""
+
+    code: np.ndarray
+    distinct: np.ndarray
+
+    def changes(self, before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The nonzeros of distinct[after] - distinct[before] (row codes, one pair per
+        step), as (step, output, change) in step order, outputs ascending within a step."""
+        if not len(before):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        pairs, pair_of = np.unique(np.stack([before, after], axis=1), axis=0, return_inverse=True)
+        pair_of = pair_of.reshape(-1)
+        diff = self.distinct[pairs[:, 1]] - self.distinct[pairs[:, 0]]
+        pair_row, pair_col = np.nonzero(diff)
+        counts = np.bincount(pair_row, minlength=len(pairs))
+        starts = np.cumsum(counts) - counts
+        per_step = counts[pair_of]
+        step = np.repeat(np.arange(len(pair_of)), per_step)
+        within = np.arange(len(step)) - np.repeat(np.cumsum(per_step) - per_step, per_step)
+        entry = starts[pair_of][step] + within
+        return step, pair_col[entry], diff[pair_row[entry], pair_col[entry]]
+
+
+# tables of at least this many output entries are worked on by their distinct rows
+ROWS_FROM = 50_000
+
+
+def output_rows(outputs: np.ndarray) -> Optional[OutputRows]:
+    """`outputs` by its distinct rows (found by a random projection, then checked row by
+    row), or None: a small table, NaN, or two rows projecting alike."""
+    if outputs.ndim != 2 or outputs.size < ROWS_FROM or not outputs.shape[1]:
+        return None
+    with np.errstate(all="ignore"):
+        key = outputs @ np.random.default_rng(0).random(outputs.shape[1])
+    _, first, code = np.unique(key, return_index=True, return_inverse=True)
+    code = code.reshape(-1)
+    distinct = outputs[first]
+    if not np.array_equal(distinct[code], outputs):
+        return None
+    return OutputRows(code, distinct)
+
+
 class InconsistentTable(ValueError):
     """Two input points that the table cannot tell apart need different outputs."""
 
 
 def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
-                gate_index_ok: bool = True, z_span: Optional[tuple[float, float]] = None) -> TablePlan:
+                gate_index_ok: bool = True, z_span: Optional[tuple[float, float]] = None,
+                rows: Optional[OutputRows] = None) -> TablePlan:
     """Units computing outputs[i] at input point (combos[i], z[i]) for every i.
 
     combos: per point, the tuple of gate values (length n_gates).
@@ -75,6 +123,7 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     outputs: (points, n_out) float table; points with equal (combo, z) must agree.
     z_span: the range z takes at points outside the table, where its gated units must
     stay off (a table for one gate combination among several, each with its own z).
+    rows: `outputs` by its distinct rows (output_rows), where it has them.
     """
     n_out = outputs.shape[1]
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
@@ -97,32 +146,43 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     out_all = np.asarray(outputs, dtype=np.float64).reshape(len(order), n_out)
     first = np.ones(len(order), dtype=bool)
     first[1:] = (sc[1:] != sc[:-1]) | (sz[1:] != sz[:-1])
-    uniq_code, uniq_z, uniq_out = sc[first], sz[first], out_all[order[first]]
+    uniq_code, uniq_z = sc[first], sz[first]
     # consistency: every point with the same combination and z must give the same outputs
-    # (the repeated points against the first of theirs: tables over value tuples repeat few)
+    # (the repeated points against the first of theirs: tables over value tuples repeat few;
+    # by distinct rows, only those whose rows differ at all)
     repeats = np.flatnonzero(~first)
+    leader = np.flatnonzero(first)[np.cumsum(first)[repeats] - 1]
+    if rows is not None:
+        differ = rows.code[order[repeats]] != rows.code[order[leader]]
+        repeats, leader = repeats[differ], leader[differ]
     if out_all.size and len(repeats) and \
-            np.max(np.abs(out_all[order[repeats]] - uniq_out[np.cumsum(first)[repeats] - 1])) > 1e-12:
+            np.max(np.abs(out_all[order[repeats]] - out_all[order[leader]])) > 1e-12:
         raise InconsistentTable("inconsistent table: one input point maps to different outputs")
     # the steps: between consecutive reachable z values of one combination whose outputs
     # differ (a step changes few outputs, a one-hot table's two of hundreds: the changes
     # are kept by their nonzeros, in step order)
-    deltas = np.diff(uniq_out, axis=0)
-    change_row, out_of = np.nonzero(deltas)
-    is_step = np.zeros(len(deltas), dtype=bool)
-    is_step[change_row] = True
-    is_step &= uniq_code[1:] == uniq_code[:-1]
-    changed = np.flatnonzero(is_step)
-    kept = is_step[change_row]
-    step_of = (np.cumsum(is_step) - 1)[change_row[kept]]
-    out_of = out_of[kept]
-    step_delta = deltas[change_row[kept], out_of]
+    if rows is None:
+        uniq_out = out_all[order[first]]
+        deltas = np.diff(uniq_out, axis=0)
+        change_row, out_of = np.nonzero(deltas)
+        is_step = np.zeros(len(deltas), dtype=bool)
+        is_step[change_row] = True
+        is_step &= uniq_code[1:] == uniq_code[:-1]
+        changed = np.flatnonzero(is_step)
+        kept = is_step[change_row]
+        step_of = (np.cumsum(is_step) - 1)[change_row[kept]]
+        out_of = out_of[kept]
+        step_delta = deltas[change_row[kept], out_of]
+    else:
+        uniq_row = rows.code[order[first]]
+        changed = np.flatnonzero((uniq_code[1:] == uniq_code[:-1]) & (uniq_row[1:] != uniq_row[:-1]))
+        step_of, out_of, step_delta = rows.changes(uniq_row[changed], uniq_row[changed + 1])
     combo_of = uniq_code[changed]
     mid = (uniq_z[changed] + uniq_z[changed + 1]) / 2
     half = (uniq_z[changed + 1] - uniq_z[changed]) / 2
     base = np.zeros((len(combos_in_order), n_out))
     starts = np.flatnonzero(np.r_[True, uniq_code[1:] != uniq_code[:-1]]) if len(uniq_code) else np.zeros(0, int)
-    base[uniq_code[starts]] = uniq_out[starts]
+    base[uniq_code[starts]] = uniq_out[starts] if rows is None else rows.distinct[uniq_row[starts]]
     # orientation and magnitude of each step: active on the shorter side of the z range
     rise = (z_hi - mid) / half if len(mid) else mid       # activation reach if active above the midpoint
     fall = (mid - z_lo) / half if len(mid) else mid       # ... if active below
@@ -359,26 +419,32 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     `z_span`: see build_table (gated tables only); `tolerance`: per output, how far it may
     be off (default: output_tolerance of these outputs; a part of a table passes the whole's).
     """
-    plan = build_table(combos, z, outputs, n_gates, z_span=z_span)
+    rows = output_rows(outputs)
+    plan = build_table(combos, z, outputs, n_gates, z_span=z_span, rows=rows)
     step_error = rounding_error(plan, combos, z, n_gates) if plan.precise_enough(z_err) else None
-    tolerance = output_tolerance(outputs) if tolerance is None else tolerance
+    tolerance = output_tolerance(outputs, rows) if tolerance is None else tolerance
     if precision is not None:
         steps_only = True
-        tolerance = np.minimum(tolerance, precision * np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0)))
+        tolerance = np.minimum(tolerance, precision * np.maximum(1.0, _largest(outputs, rows)))
     if step_error is not None and not np.any(step_error > tolerance):
         if low_error and not n_gates and not steps_only:
-            alt = _checked_interpolation(combos, z, outputs, z_err)
+            alt = _checked_interpolation(combos, z, outputs, z_err, rows)
             if alt is not None and \
                     np.max(rounding_error(alt, combos, z, 0) + alt.z_gain * z_err) < np.max(step_error):
                 return alt
         return plan
     if n_gates or steps_only:
         return None
-    return _checked_interpolation(combos, z, outputs, z_err)
+    return _checked_interpolation(combos, z, outputs, z_err, rows)
+
+
+def _largest(outputs: np.ndarray, rows: Optional[OutputRows]) -> np.ndarray:
+    """Each output's largest size (over its distinct rows where known: the same rows)."""
+    return np.max(np.abs(outputs if rows is None else rows.distinct), axis=0, initial=0.0)
 
 
 def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
-                        limit: "np.ndarray | None" = None) -> "TablePlan | None":
+                        limit: "np.ndarray | None" = None, rows: Optional[OutputRows] = None) -> "TablePlan | None":
     """Units interpolating the outputs linearly between consecutive reachable z values:
 
         f(z) = y_0 + s_0 (z - z_0) + sum_i (s_i - s_(i-1)) relu(z - z_i)
@@ -389,7 +455,8 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
     mean (x * x of a fraction with denominators up to 20); here activations stay within
     the z range and each unit weighs a change of slope. The price: a z error is not
     reset but passed on, times the slope (`z_gain`). None if one z has two outputs, or if
-    z_err * z_gain already exceeds `limit` (per output; the check before any unit is built).
+    z_err * z_gain already exceeds `limit` (per output; the check before any unit is built;
+    from the distinct `rows` where given, without the dense table of slopes).
     """
     z = np.asarray(z, dtype=np.float64)
     n_out = outputs.shape[1]
@@ -399,17 +466,30 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
         return plan
     order = np.argsort(z, kind="stable")
     uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
-    ys = outputs[order[first]]
-    # (each repeated z against the first point of its z)
+    # (each repeated z against the first point of its z, where their rows differ at all)
     repeats = np.ones(len(z), dtype=bool)
     repeats[first] = False
     repeats = np.flatnonzero(repeats)
-    if np.max(np.abs(outputs[order[repeats]] - ys[inverse.reshape(-1)[repeats]]), initial=0.0) > 1e-12:
+    leader = first[inverse.reshape(-1)[repeats]]
+    if rows is not None:
+        differ = rows.code[order[repeats]] != rows.code[order[leader]]
+        repeats, leader = repeats[differ], leader[differ]
+    if np.max(np.abs(outputs[order[repeats]] - outputs[order[leader]]), initial=0.0) > 1e-12:
         return None
+    gaps = np.diff(uz)
+    if rows is not None and len(uz) > 1 and limit is not None:
+        # (the slopes' largest sizes from the steps where the rows change)
+        at = rows.code[order[first]]
+        moved = np.flatnonzero(at[1:] != at[:-1])
+        step, out, change = rows.changes(at[moved], at[moved + 1])
+        z_gain = np.zeros(n_out)
+        np.maximum.at(z_gain, out, np.abs(change / gaps[moved][step]))
+        if np.any(z_gain * z_err > limit):
+            return None
+    ys = outputs[order[first]]
     plan.out_bias = ys[0].astype(np.float64).copy()
     if len(uz) == 1:
         return plan
-    gaps = np.diff(uz)
     slopes = np.diff(ys, axis=0) / gaps[:, None]
     plan.z_gain = np.max(np.abs(slopes), axis=0)
     if limit is not None and np.any(plan.z_gain * z_err > limit):
@@ -429,14 +509,14 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
 
 
 def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray,
-                           z_err: float) -> "TablePlan | None":
+                           z_err: float, rows: Optional[OutputRows] = None) -> "TablePlan | None":
     """interpolation_table if its outputs, off by z_gain * z_err plus float32 rounding, stay
     within what their readers tolerate, and within the 1e-4 * scale that later tables
     assume of any MLP output (they are lowered first, so they cannot know better); its
     z_tolerance is the z error that allows."""
-    assumed = 1e-4 * np.maximum(1.0, np.max(np.abs(outputs), axis=0, initial=0.0))
-    limit = np.minimum(output_tolerance(outputs), assumed)
-    plan = interpolation_table(z, outputs, z_err, limit)
+    assumed = 1e-4 * np.maximum(1.0, _largest(outputs, rows))
+    limit = np.minimum(output_tolerance(outputs, rows), assumed)
+    plan = interpolation_table(z, outputs, z_err, limit, rows)
     if plan is None or plan.max_preactivation * EPS32 * 8 > 0.25:
         return None
     room = limit - rounding_error(plan, combos, z, 0)
@@ -447,34 +527,22 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
     return plan
 
 
-def _distinct_rows(outputs: np.ndarray) -> np.ndarray:
-    """The rows of `outputs` without repeats, found by a random projection and checked
-    row by row (`outputs` itself where the check fails: NaN, or two rows projecting
-    alike). A table's points share few output rows: Dyck-2's 13,858 points have ~150."""
-    if len(outputs) < 64 or not outputs.shape[1]:
-        return outputs
-    with np.errstate(all="ignore"):
-        key = outputs @ np.random.default_rng(0).random(outputs.shape[1])
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    rows = outputs[first]
-    return rows if np.array_equal(rows[inverse.reshape(-1)], outputs) else outputs
-
-
-def output_tolerance(outputs: np.ndarray) -> np.ndarray:
+def output_tolerance(outputs: np.ndarray, rows: Optional[OutputRows] = None) -> np.ndarray:
     """How far each output may be off and still be read right downstream.
 
     One-hot-like features (values within [-1, 1]) may be off by 0.05 (a score term weighs
     them by 30, far from the 15 that would flip a selection); other features by a quarter
     of the gap between their values, the margin every table and decoder that reads them has.
     """
-    # (every column sorted at once: the gaps between its distinct values are the nonzero
-    # steps between neighbours; a unique() per column took a second of Dyck-2's compile)
-    ordered = np.sort(_distinct_rows(outputs), axis=0)
+    # (every column sorted at once, over the distinct rows where given: the gaps between
+    # its distinct values are the nonzero steps between neighbours; a unique() per column
+    # took a second of Dyck-2's compile)
+    ordered = np.sort(outputs if rows is None else rows.distinct, axis=0)
     with np.errstate(invalid="ignore"):         # (inf - inf between two infinite values)
         steps = np.diff(ordered, axis=0)
         # values within 1e-9 (relative) are one value for every reader: ignore those gaps
         real = steps > 1e-9 * np.maximum(1.0, np.abs(ordered[1:]))
     gap = np.min(np.where(real, steps, np.inf), axis=0, initial=np.inf)
     gap = np.where(real.any(axis=0), gap, 1.0)
-    small = np.max(np.abs(outputs), axis=0, initial=0.0) <= 1.0     # one-hot-like features
+    small = _largest(outputs, rows) <= 1.0     # one-hot-like features
     return np.where(small, np.minimum(0.05, 0.25 * gap), 0.25 * gap)
