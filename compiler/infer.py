@@ -169,7 +169,10 @@ def _sorted_plain_numbers(values: list) -> Optional[tuple]:
     if len(ints) == len(values):
         return tuple(sorted(ints))
     merged = sorted(ints | {v for v in values if type(v) is float})
-    arr = np.fromiter(merged, dtype=np.float64, count=len(merged))
+    try:
+        arr = np.fromiter(merged, dtype=np.float64, count=len(merged))
+    except OverflowError:       # (an int past float64's range: refused by _check_finite)
+        return None
     if np.isnan(arr).any():
         return None
     return _merge_near(merged, arr, floats_only=not ints)
@@ -280,8 +283,7 @@ def _sorted_values_general(values: Iterable[Any]) -> tuple:
     merged: list = []
     for v in out:
         prev = merged[-1] if merged else None
-        if (_is_plain_number(v) and _is_plain_number(prev)
-                and abs(v - prev) <= 1e-12 * max(1.0, abs(v))):
+        if _is_plain_number(v) and _is_plain_number(prev) and _near_number(v, prev):
             # one number: an int wins (3 over 3.0); of two floats, the simpler spelling
             if not isinstance(prev, int):
                 merged[-1] = v if isinstance(v, int) else _representative(prev, v)
@@ -290,6 +292,15 @@ def _sorted_values_general(values: Iterable[Any]) -> tuple:
             continue
         merged.append(v)
     return tuple(merged)
+
+
+def _near_number(v: Any, prev: Any) -> bool:
+    """Whether two numbers are one value (within 1e-12, relative); ints past float64's
+    range are never near another (_check_finite refuses them: 2**1000 is no float)."""
+    try:
+        return abs(v - prev) <= 1e-12 * max(1.0, abs(v))
+    except OverflowError:
+        return False
 
 
 def union_values(sets: Sequence[tuple]) -> tuple:

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import ir
 from .errors import RaspError, RaspInputError, RaspRuntimeError, describe_exception
-from .ops import NP_COMPARE
+from .ops import NP_COMPARE, short_repr
 from .values import (array_of, as_float, factorize, floats_hold, full_like_shape, select_values,
                      to_python, token_list)
 
@@ -286,7 +286,7 @@ class Interpreter:
                 results.append(py(*call_args))
             except Exception as exc:  # user functions may raise anything
                 b, i = divmod(int(pos), g.n)
-                shown = ", ".join(repr(a) for a in call_args)
+                shown = ", ".join(short_repr(a, 40) for a in call_args)
                 raise _error(node, f"cannot compute {node.fn.label} for ({shown}) at position {i} of input "
                                    f"{_describe_input(g.tokens[b])}: {describe_exception(exc)}") from None
         table = array_of(results)

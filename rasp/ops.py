@@ -429,11 +429,13 @@ def lookup_fn(container: Any) -> ElementFn:
             return seq[x]
         values = list(seq)
     types = frozenset(type(v) for v in values) if values else ANY
-    label = f"{_short(container)}[x]"
+    label = f"{short_repr(container)}[x]"
     return ElementFn(py, 1, label, out_types=lambda t: types, op="lookup", consts=(container,))
 
 
-def _short(value: Any, limit: int = 30) -> str:
+def short_repr(value: Any, limit: int = 30) -> str:
+    """repr(value), cut to `limit` characters (error messages and labels: an int of a
+    thousand digits is shown by its first ones)."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 

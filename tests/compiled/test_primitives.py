@@ -206,6 +206,8 @@ def test_numerical_mean_with_a_non_number_default(name):
     ("tokens_float * 1e308 * 10;", ["1", "0"]),          # overflow to inf
     ("selector_width(select(tokens_float, tokens_float, ==));", ["nan", "2"]),
     ("tokens_int ^ 100;", [2, 3]),                        # integers past 2**53
+    ("(length ^ 1000) > 5;", "ab"),                       # ... and past float64's range
+    ("selector_width(select(tokens, tokens, ==)) ^ 1000;", "ab"),
 ])
 def test_non_finite_values_are_refused(source, vocab):
     with pytest.raises(compiler.CompileError) as err:

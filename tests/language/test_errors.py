@@ -170,6 +170,13 @@ def test_other_evaluation_errors(src, tokens, message):
     assert message in first_line(err)
 
 
+def test_an_argument_of_a_thousand_digits_is_shown_by_its_first():
+    err = eval_error("q = (length ^ 1000) / 2;", "abc", "q")
+    line = first_line(err)
+    assert "cannot compute x / 2 for (1322070819480806636890455259752144365...)" in line
+    assert "too large for a float" in line and len(line) < 300
+
+
 def test_evaluate_rejects_non_nodes():
     with pytest.raises(rasp.RaspInputError):
         rasp.evaluate(3, "abc")
