@@ -142,6 +142,46 @@ def test_rounding_bound_by_sorted_breakpoints_matches_the_dense_one(seed, one_ho
             assert np.allclose(mlp.rounding_error(plan, combos, z, gates), dense, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_tables_by_distinct_output_rows_match_the_dense_ones(seed, monkeypatch):
+    """Large tables are worked on by their distinct output rows (mlp.OutputRows): the same
+    step and interpolating tables, tolerances and refusals as over the dense outputs,
+    with repeated points off by less and by more than the 1e-12 they may differ by."""
+    from compiler import mlp
+
+    def summary(make):
+        try:
+            p = make()
+        except mlp.InconsistentTable:
+            return "inconsistent"
+        return None if p is None else repr((p.units, p.out_weights, p.out_bias.tolist(), p.z_tolerance,
+                                            p.max_preactivation, np.asarray(p.z_gain).tolist()))
+    rng = np.random.default_rng(seed)
+    for t in range(150):
+        n, gates, width = int(rng.integers(2, 60)), int(rng.integers(0, 3)), int(rng.integers(1, 6))
+        z = np.round(rng.normal(size=n), 1)
+        combos = [tuple(rng.integers(0, 3, gates).tolist()) for _ in range(n)]
+        table = {}
+        one_hot = t % 2 == 0
+        draw = (lambda: np.eye(width)[rng.integers(0, width)].tolist()) if one_hot else \
+            (lambda: np.round(rng.normal(size=width), 2).tolist())
+        outputs = np.array([table.setdefault((c, x), draw()) for c, x in zip(combos, z)]).reshape(n, width)
+        if t % 3 == 0:
+            z[1], combos[1] = z[0], combos[0]
+            outputs[1] = outputs[0] + rng.choice([0.0, 5e-13, 1e-11])
+        results = []
+        for start in (10 ** 12, 0):
+            monkeypatch.setattr(mlp, "ROWS_FROM", start)
+            rows = mlp.output_rows(outputs)
+            assert (rows is None) == (start > 0)
+            results.append([summary(lambda: build_table(combos, z, outputs, gates, rows=rows)),
+                            *(summary(lambda: exact_table(combos, z, outputs, gates, z_err, low_error=low))
+                              for z_err in (0.0, 0.01) for low in (False, True)),
+                            summary(lambda: interpolation_table(z, outputs, 0.01, np.full(width, 0.05), rows)),
+                            mlp.output_tolerance(outputs, rows).tolist()])
+        assert results[0] == results[1]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_two_input_cycle_check_rules_out_only_what_the_solve_rejects(seed, monkeypatch):
     """separable_on first looks for a cycle of tuples whose values cannot be split as
