@@ -39,8 +39,8 @@ from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import (FAILED, MAX_TUPLES, Inference, ValueIndex, apply_vectorized, call_element, is_number,
                     out_of_memory)
-from .mlp import (EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, output_tolerance,
-                  rounding_error)
+from .mlp import (EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, output_rows,
+                  output_tolerance, rounding_error)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -2287,13 +2287,8 @@ def _output_row_codes(outputs: np.ndarray) -> np.ndarray:
     gaps = np.diff(np.sort(outputs, axis=0), axis=0)
     if np.any((gaps > 0) & (gaps <= 1e-12)):
         return outputs
-    # (rows keyed by a projection; rows sharing a key must be equal, else the rows stay)
-    weights = np.random.default_rng(0).uniform(1.0, 2.0, outputs.shape[1])
-    _, first, rows = np.unique(outputs @ weights, return_index=True, return_inverse=True)
-    rows = rows.reshape(-1)
-    if not np.array_equal(outputs, outputs[first][rows]):
-        return outputs
-    return rows.astype(np.float64)[:, None]
+    rows = output_rows(outputs, from_size=0)
+    return outputs if rows is None else rows.code.astype(np.float64)[:, None]
 
 
 def _output_changes(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> int:

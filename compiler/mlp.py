@@ -94,13 +94,15 @@ class OutputRows:
 ROWS_FROM = 50_000
 
 
-def output_rows(outputs: np.ndarray) -> Optional[OutputRows]:
+def output_rows(outputs: np.ndarray, from_size: Optional[int] = None) -> Optional[OutputRows]:
     """`outputs` by its distinct rows (found by a random projection, then checked row by
-    row), or None: a small table, NaN, or two rows projecting alike."""
-    if outputs.ndim != 2 or outputs.size < ROWS_FROM or not outputs.shape[1]:
+    row), or None: a table of fewer than `from_size` entries (default ROWS_FROM), NaN, or
+    two rows projecting alike."""
+    if outputs.ndim != 2 or outputs.size < (ROWS_FROM if from_size is None else from_size) or \
+            not outputs.shape[1]:
         return None
     with np.errstate(all="ignore"):
-        key = outputs @ np.random.default_rng(0).random(outputs.shape[1])
+        key = outputs @ np.random.default_rng(0).uniform(1.0, 2.0, outputs.shape[1])
     _, first, code = np.unique(key, return_index=True, return_inverse=True)
     code = code.reshape(-1)
     distinct = outputs[first]
