@@ -1635,10 +1635,12 @@ class Lowering:
             return
         codes = [_codes(c) for c in cols]
         active = list(range(len(leaves)))
-        # drop inputs the outputs do not depend on (functional dependence on the others)
+        # drop inputs the outputs do not depend on (functional dependence on the others;
+        # asked of the outputs' row codes, which answer alike)
+        output_codes = _output_row_codes(outputs) if len(leaves) > 1 else outputs
         for j in sorted(range(len(leaves)), key=lambda j: -len(set(codes[j].tolist()))):
             rest = [a for a in active if a != j]
-            if _is_function_of([codes[a] for a in rest], outputs):
+            if _is_function_of([codes[a] for a in rest], output_codes):
                 active = rest
         affine = [j for j in active if self.plan.readable[leaves[j].id] == AFFINE]
         anyread = [j for j in active if j not in affine]
