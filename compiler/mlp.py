@@ -153,13 +153,13 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     # (the repeated points against the first of theirs: tables over value tuples repeat few;
     # by distinct rows, only those whose rows differ at all)
     repeats = np.flatnonzero(~first)
-    leader = np.flatnonzero(first)[np.cumsum(first)[repeats] - 1]
-    if rows is not None:
-        differ = rows.code[order[repeats]] != rows.code[order[leader]]
-        repeats, leader = repeats[differ], leader[differ]
-    if out_all.size and len(repeats) and \
-            np.max(np.abs(out_all[order[repeats]] - out_all[order[leader]])) > 1e-12:
-        raise InconsistentTable("inconsistent table: one input point maps to different outputs")
+    if len(repeats) and out_all.size:
+        leader = np.flatnonzero(first)[np.cumsum(first)[repeats] - 1]
+        if rows is not None:
+            differ = rows.code[order[repeats]] != rows.code[order[leader]]
+            repeats, leader = repeats[differ], leader[differ]
+        if len(repeats) and np.max(np.abs(out_all[order[repeats]] - out_all[order[leader]])) > 1e-12:
+            raise InconsistentTable("inconsistent table: one input point maps to different outputs")
     # the steps: between consecutive reachable z values of one combination whose outputs
     # differ (a step changes few outputs, a one-hot table's two of hundreds: the changes
     # are kept by their nonzeros, in step order)
@@ -195,7 +195,8 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     gate_m = max_act + 1.0 if n_gates else 0.0
     # base values: per combo (needs an AND unit when gated), folded with falling steps
     falling = ~rising[step_of]
-    np.add.at(base, (combo_of[step_of[falling]], out_of[falling]), step_delta[falling])
+    if falling.any():
+        np.add.at(base, (combo_of[step_of[falling]], out_of[falling]), step_delta[falling])
     if n_gates == 0:
         if combos_in_order:
             plan.out_bias += base[0]
