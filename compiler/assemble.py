@@ -50,7 +50,8 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
         constant = any(bias != 0 for m in sched.mlps[layer] for _, _, bias in m.outputs)
         # an MLP whose table is constant has no units but still writes its bias
         d_mlp.append(max(units, 1) if constant else units)
-    d_out = len(lowered.readout.reads)
+    several = lowered.readout.several
+    d_out = len(lowered.readout.reads) + (several is not None)
     shape = ModelShape(V + 2, N + 1, d, d_out, n_heads, d_head, d_mlp, attn_scale=1.0)
 
     W_E = np.zeros((V + 2, d))
@@ -103,6 +104,8 @@ def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:
     W_U = np.zeros((d, d_out))
     for o, ref in enumerate(lowered.readout.reads):
         _fill_column(W_U, o, ref.read(), lay)
+    if several is not None:         # (the last column: see Readout.several)
+        W_U[lay[several[0]], d_out - 1] = 1.0
     params["W_U"] = W_U
     # (the float32 arrays themselves become the parameters: building zeros and filling them
     # took a tenth of a small program's compile)

@@ -33,7 +33,7 @@ from rasp import ir
 from rasp.values import array_of, factorize
 
 from .bounds import (TableBound, attention_error, estimate_head_problems, estimate_problems, propagate,
-                     readout_errors)
+                     readout_errors, score_error)
 from .errors import CompileError, ReadoutError, SquareUnfit, TableRefused, expression_label
 from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
@@ -195,6 +195,8 @@ class HeadBlock:
     # a snap head (see SNAP_OFFSET): every position attends to itself alone, and each value
     # (one feature's read) comes out rounded to the nearest integer
     snap: bool = False
+    # selected keys score the top less a constant of each query's own (never-empty heads)
+    shifted: bool = False
 
 
 @dataclass
@@ -230,6 +232,10 @@ class Readout:
     values: tuple             # the output's value list
     reads: list[Ref]          # onehot: one per value; numeric: [value] (+ [is_none])
     node: ir.SOp
+    # an output mean's BOS weight times its scale (e^(top score - BOS's)): 1/w for w selected
+    # keys, so that the decoder gives a mean of several keys the interpreter's float type
+    # (one key keeps an int); (feature, scale), or None
+    several: Optional[tuple] = None
 
 
 @dataclass
@@ -306,6 +312,7 @@ class Lowering:
         self.head_pairs = head_pairs
         self._head_pair_tables = False
         self._squares_blocking_fusion: set[int] = set()
+        self._bos_weight: Optional[Feature] = None      # (see Readout.several)
         # s-ops whose equality heads take the table form: an MLP could not also provide
         # their squared codes exactly (see SquareUnfit)
         self.no_squares = no_squares
@@ -434,6 +441,7 @@ class Lowering:
                 raise out_of_memory(node) from None
         # (every ref is final now: resolved once here, for the checks and all later stages)
         _resolve_blocks(self.heads, self.mlps)
+        readout.several = self._several_readout()
         problems = estimate_problems(self.mlps, resolve) + estimate_head_problems(self.heads, self.err, resolve)
         if not problems:
             self._check_readout(readout)
@@ -469,6 +477,8 @@ class Lowering:
         all_num = bool(kinds) and all(issubclass(k, (int, float)) and not issubclass(k, bool) for k in kinds)
         readable = self.plan.readable[out.id]
         has_none = None in vals
+        if self._count_decides_type(out):
+            self._bos_weight = Feature(f"{out.name}: BOS weight", kind="aux")
         numeric = (all_num or all_bool) and (readable == AFFINE or len(vals) - has_none > 2) and \
             not self.output_by_code
         if numeric:
@@ -495,6 +505,36 @@ class Lowering:
                 raise ReadoutError(f"the output cannot be decoded exactly in float32: its values are "
                                    f"{2 * margin:.3g} apart, and the model's error on them can reach {err:.3g} "
                                    f"(use a smaller vocabulary or max_seq_len)", readout.node)
+
+    def _count_decides_type(self, out: ir.SOp) -> bool:
+        """Whether the output is a mean (or a copy of numbers) whose number type the count
+        of its selected keys decides (a whole-number mean of several ints is the float 2.0,
+        one selected 2 stays the int), where no structural selector fixes that count per
+        position and length (pipeline._floats_at)."""
+        if not isinstance(out, ir.Aggregate) or out.semantics != "rasp" or \
+                self.plan.kind.get(out.id) not in (ATTN_MEAN, ATTN_COPY):
+            return False
+        sel = self.inf.sel[self.graph.children(out)[0].id]
+        return sel.exact is None and not sel.at_most_one and \
+            any(type(v) is int for v in self.values(out))
+
+    def _several_readout(self) -> Optional[tuple]:
+        """Readout.several: the output head's BOS weight, where its scores make it 1/w
+        after scaling (selected keys at the head's top score, not shifted per query; BOS far
+        enough below for float32 to hold its weight, e^-60 at most) and score errors leave
+        w = 1 and w = 2 apart (a factor e^(2 s) each way). Elsewhere the value is dropped."""
+        f = self._bos_weight
+        head = next((h for h in self.heads if any(g is f for g, _, _ in h.values)), None) if f else None
+        if head is None:
+            return None
+        drop = head.shifted or head.width
+        scale = len(head.literals) * head.gap - head.bos_score
+        if not drop and (scale > 60 or score_error(head, self.err, resolve) > 0.1):
+            drop = True
+        if drop:
+            head.values = [v for v in head.values if v[0] is not f]
+            return None
+        return f, math.exp(scale)
 
     # ---- constants and embeddings
     def _lower_const(self, node: ir.SOp) -> None:
@@ -721,6 +761,8 @@ class Lowering:
                                  dtype=np.float64)
                 lin = {self.request(src, where, f.label): 1.0} if where.any() else {}
                 outs.append((f, lin, 1.0 if di == i else 0.0))
+            if self._bos_weight is not None and node is self.graph.output:
+                outs.append((self._bos_weight, {}, 1.0))       # (1 at BOS alone: its weight)
             self._head(node, sel, outs, width=False, exact_mean=True)
             if nonaffine:
                 self._materialize(node, nonaffine, z_feature=f_mean, flags=flags)
@@ -741,8 +783,13 @@ class Lowering:
             outs.append((f, {self.request(src, vec, f.label): 1.0}, bos_val))
         # (a select over tuples: its one literal, tabulated once for both ways of building the head)
         joint = conjunction(sel, self.graph, self.inf) if sel.id in self.graph.joint_sources else None
+        # (a copy of equal numbers from several keys is their float mean: the output's BOS
+        # weight tells how many were selected where the selected keys weigh the same)
+        count = self._bos_weight is not None and node is self.graph.output and joint is None
+        if count:
+            outs.append((self._bos_weight, {}, 1.0))
         if joint is None or not self._disjunctive_head(node, sel, outs, joint[0].matrix):
-            self._head(node, sel, outs, width=False, exact_mean=False, literals=joint)
+            self._head(node, sel, outs, width=False, exact_mean=count, literals=joint)
 
     # ---- selector width (and length)
     def _width_parts(self, node: ir.SOp) -> list[Optional[list[Literal]]]:
@@ -988,7 +1035,7 @@ class Lowering:
         label = f"{'width' if width else 'aggregate'} {node.name}" + (f" (part {part})" if part else "")
         head = HeadBlock(node, sel, terms, bos_score, outs, width, label, description, literals,
                          uniform=width or (exact_mean and not (sel_info is not None and sel_info.at_most_one)),
-                         may_be_empty=may_be_empty, gap=gap)
+                         may_be_empty=may_be_empty, gap=gap, shifted=row_shift)
         self.heads.append(head)
         if sel is not None and not width:
             self._shared_heads[(sel.id, exact_mean, self.plan.time[node.id])] = head

@@ -316,6 +316,8 @@ def build(sop: ir.SOp, vocab: list, max_seq_len: int) -> CompiledModel:
         spec = OutputSpec("numeric", values, none_flag=len(readout.reads) > 1)
     else:
         spec = OutputSpec(readout.mode, list(readout.values))
+    if readout.several is not None:        # (the readout's last column, see Readout.several)
+        spec.several = [len(readout.reads), readout.several[1]]
     spec.floats_at = _floats_at(comp.graph, comp.inference)
     info = {
         "blocks": [[h.label for h in comp.schedule.heads[l]] + [m.label for m in comp.schedule.mlps[l]]

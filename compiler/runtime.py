@@ -56,20 +56,27 @@ class OutputSpec:
     # where that depends on the length), or None if nowhere: the value list keeps the int
     # 1 for 1 and 1.0, and a mean of several keys is the float 1.0 (one key: the int)
     floats_at: Optional[list] = None
+    # [logit column, scale] where an output mean's BOS weight times the scale is 1/w for w
+    # selected keys (compiler.lower.Readout.several): a mean of several keys is a float
+    several: Optional[list] = None
 
     def decode(self, logits: np.ndarray) -> list:
         """logits: [positions, d_out] (the positions of one input) -> list of values."""
-        return self._typed(self._values(logits))
+        return self._typed(self._values(logits), logits)
 
-    def _typed(self, out: list) -> list:
-        if self.floats_at is None:
+    def _typed(self, out: list, logits: np.ndarray) -> list:
+        if self.floats_at is None and self.several is None:
             return out
         n = len(out)
+        # (w = 1 gives 1, w = 2 gives 1/2, none selected BOS's whole weight times the scale)
+        several = logits[:, self.several[0]] * self.several[1] < 0.75 if self.several is not None else None
         typed = []
         for i, v in enumerate(out):
-            flag = self.floats_at[i] if i < len(self.floats_at) else False
+            flag = self.floats_at[i] if self.floats_at is not None and i < len(self.floats_at) else False
             if isinstance(flag, list):
                 flag = flag[n - i - 1]
+            if several is not None and several[i]:
+                flag = True
             typed.append(float(v) if flag and type(v) is int else v)
         return typed
 
@@ -247,7 +254,8 @@ class CompiledModel:
             "vocab": [encode_value(v) for v in self.vocab],
             "max_seq_len": self.max_seq_len,
             "output": {"mode": self.output.mode, "values": [encode_value(v) for v in self.output.values],
-                       "none_flag": self.output.none_flag, "floats_at": self.output.floats_at},
+                       "none_flag": self.output.none_flag, "floats_at": self.output.floats_at,
+                       "several": self.output.several},
             "features": self.feature_labels,
             "info": self.info,
         }
@@ -299,7 +307,7 @@ def load(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Co
     module.load_state_dict(load_file(str(path)))
     out = info["output"]
     spec = OutputSpec(out["mode"], [decode_value(v) for v in out["values"]], out.get("none_flag", False),
-                      out.get("floats_at"))
+                      out.get("floats_at"), out.get("several"))
     model = CompiledModel(module, [decode_value(v) for v in info["vocab"]], info["max_seq_len"], spec,
                           info["features"], info.get("info", {}))
     return model.to(device)

@@ -133,6 +133,34 @@ def test_numeric_mean_output_is_float_exact():
     assert compiler.same_output(model([5, 0, 1]), [5, 2.5, 2.0])
 
 
+@pytest.mark.parametrize("source, vocab, max_len", [
+    ("aggregate(select(tokens, tokens, ==), indices);", "abc", 7),          # never empty
+    ("aggregate(select(tokens, tokens, <), indices, 99);", "abcd", 6),      # may select nothing
+    ("aggregate(select(tokens_int, 2, ==), tokens_int, 0);", [1, 2, 3], 6), # a copy of equal ints
+    ("aggregate(select(tokens, tokens, ==), length);", "abc", 6),           # ... of a number
+])
+def test_a_mean_of_several_ints_has_the_interpreters_float_type(source, vocab, max_len, tmp_path):
+    """The interpreter's mean of several selected ints is a float (2.0), one selected int
+    stays an int; value sets merge 2 and 2.0. Where no structural selector fixes how many
+    keys a position averages, the output head's BOS weight tells it (1/w after scaling:
+    Readout.several), so the decoder gives the interpreter's type at every position (it
+    gave the int everywhere: `rasp run` printed 2 where `rasp eval` printed 2.0). Checked
+    on every input, types included, and after save and load."""
+    sop = compile_text(source)
+    model = compiler.compile(sop, vocab=vocab, max_seq_len=max_len)
+    assert model.output.several is not None
+    model.save(tmp_path / "m.safetensors")
+    loaded = compiler.load(tmp_path / "m.safetensors")
+    inputs = all_inputs(list(vocab), max_len)
+    expected = [rasp.evaluate(sop, x) for x in inputs]
+    floats = 0
+    for m in (model, loaded):
+        for x, want, got in zip(inputs, expected, m.run_batch(inputs)):
+            assert compiler.same_output(want, got) and [type(v) for v in got] == [type(v) for v in want], (x, want, got)
+            floats += sum(type(v) is float for v in got)
+    assert floats > 0
+
+
 def test_compile_error_names_the_expression():
     # means of means of irrational-looking floats: too many values to guarantee exactness
     prog = rasp.parse("x = aggregate(select(tokens, tokens, ==), tokens_float * 0.1 + indices * 0.7);\n"
