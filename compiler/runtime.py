@@ -68,8 +68,9 @@ class OutputSpec:
         if self.floats_at is None and self.several is None:
             return out
         n = len(out)
-        # (w = 1 gives 1, w = 2 gives 1/2, none selected BOS's whole weight times the scale)
-        several = logits[:, self.several[0]] * self.several[1] < 0.75 if self.several is not None else None
+        # (w = 1 gives 1, w = 2 gives 1/2, each within a factor e^(2 s) < e^0.3 where the
+        # compiler keeps the column; none selected: BOS's whole weight times the scale)
+        several = logits[:, self.several[0]] * self.several[1] < 0.5 ** 0.5 if self.several is not None else None
         typed = []
         for i, v in enumerate(out):
             flag = self.floats_at[i] if self.floats_at is not None and i < len(self.floats_at) else False
