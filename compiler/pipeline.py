@@ -35,8 +35,9 @@ def normalize_vocab(vocab: Iterable[Any]) -> list:
     except RaspInputError as err:
         raise CompileError(err.message) from None
     for t in vocab:          # checked before sorting: lists do not hash, inf would merge away
-        if not isinstance(t, (str, int, float, bool)):
-            raise CompileError(f"vocabulary entries must be strings, numbers or booleans, got {t!r}")
+        if not _atom_or_tuple(t):
+            raise CompileError(f"vocabulary entries must be strings, numbers, booleans or tuples of them, "
+                               f"got {t!r}")
         if isinstance(t, float) and not math.isfinite(t):
             raise CompileError(f"vocabulary entries must be finite numbers, got {t!r}")
         if isinstance(t, int) and not isinstance(t, bool) and abs(t) > 2 ** 53:
@@ -51,6 +52,14 @@ def normalize_vocab(vocab: Iterable[Any]) -> list:
         raise CompileError(f"the vocabulary lists the number {dropped[0]!r} twice (also as an int or float); "
                            "list it once")
     return list(tokens)
+
+
+def _atom_or_tuple(token: Any) -> bool:
+    """A string, number or boolean, or a tuple of them (Tracr's programs may take tuple
+    tokens, and programs hold tuple values anyway)."""
+    if isinstance(token, tuple):
+        return all(_atom_or_tuple(t) for t in token)
+    return isinstance(token, (str, int, float, bool))
 
 
 class Compilation:

@@ -246,8 +246,24 @@ def test_non_finite_values_are_refused(source, vocab):
 def test_non_finite_vocabulary_entries_are_refused():
     with pytest.raises(compiler.CompileError, match="finite"):
         compiler.compile(compile_text("tokens_float + 1;"), vocab=[float("inf"), 1.0], max_seq_len=2)
-    with pytest.raises(compiler.CompileError, match="strings, numbers or booleans"):
+    with pytest.raises(compiler.CompileError, match="strings, numbers, booleans or tuples of them"):
         compiler.compile(compile_text("tokens;"), vocab=[["a"], ["b"]], max_seq_len=2)
+    with pytest.raises(compiler.CompileError, match="tuples of them, got \\(1, \\[2\\]\\)"):
+        compiler.compile(compile_text("tokens;"), vocab=[(1, [2])], max_seq_len=2)
+
+
+def test_tuple_tokens_compile_as_tracr_takes_them():
+    """Tracr's evaluator takes tuple tokens (hashable atoms); the compiler refused them as
+    vocabulary entries, though programs hold tuple values anyway."""
+    from rasp import tracr as tr
+    sop = tr.categorical(tr.Map(lambda t: t[0] + 2 * t[1], tr.tokens))
+    model = assert_exact(sop, [(0, 1), (1, 1), (2, 0)], 4)
+    assert model([(2, 0), (0, 1), (1, 1)]) == [2, 2, 3]
+    # (a tuple token as a whole: copied by attention, compared in a select)
+    first = tr.Aggregate(tr.Select(tr.indices, tr.Full(0), tr.Comparison.EQ), tr.tokens)
+    same = tr.numerical(tr.SelectorWidth(tr.Select(tr.tokens, first, tr.Comparison.EQ)))
+    assert_exact(first, [(0, 1), (1, 1), (2, 0)], 4)
+    assert_exact(same, [(0, 1), (1, 1), (2, 0)], 4)
 
 
 def test_compile_error_for_tokens_the_program_rejects():
