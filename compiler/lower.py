@@ -1806,11 +1806,12 @@ class Lowering:
             else:
                 lams = self._projections(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [[1.0] * len(xs)]
             plan = None
+            out_rows = output_rows(t_outputs) if lams else None
             for lam in lams[:PROJECTION_TRIES]:
                 z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
                 plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
-                                   precision=SCORE_PRECISION if precise else None)
+                                   precision=SCORE_PRECISION if precise else None, rows=out_rows)
                 if plan is not None:
                     break
             split = None
@@ -2125,6 +2126,7 @@ class Lowering:
                 lams = self._projections(sub, sum(1 for j in keep if j < n_aff), [()] * len(rows), sub_out)
             part_combos = [combos[r] for r in rows.tolist()]
             part = None
+            out_rows = output_rows(sub_out) if lams else None
             for lam in lams[:PROJECTION_TRIES]:
                 full = [0.0] * len(xs)
                 for j, l in zip(keep, lam):
@@ -2134,7 +2136,8 @@ class Lowering:
                 err = sum(abs(l) * e for l, e in zip(full, x_errs))
                 plan = exact_table(part_combos, z, sub_out, n_gates, err,
                                    precision=SCORE_PRECISION if precise else None,
-                                   z_span=(float(z_all.min()), float(z_all.max())), tolerance=tolerance)
+                                   z_span=(float(z_all.min()), float(z_all.max())), tolerance=tolerance,
+                                   rows=out_rows)
                 if plan is not None:
                     part = _TablePart(part_combos, z, {}, plan, err, full)
                     break

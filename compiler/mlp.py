@@ -409,7 +409,7 @@ def _add_column_sums(total: np.ndarray, z: np.ndarray, ranges: tuple, weights: n
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
                 z_err: float, steps_only: bool = False, low_error: bool = False,
                 precision: "float | None" = None, z_span: Optional[tuple[float, float]] = None,
-                tolerance: Optional[np.ndarray] = None) -> "TablePlan | None":
+                tolerance: Optional[np.ndarray] = None, rows: Optional[OutputRows] = None) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
     the activations, or the rounding of the outputs beyond what their readers tolerate.
 
@@ -421,8 +421,10 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     features of a mean whose selected keys must weigh the same); a step table only.
     `z_span`: see build_table (gated tables only); `tolerance`: per output, how far it may
     be off (default: output_tolerance of these outputs; a part of a table passes the whole's).
+    `rows`: `outputs` by its distinct rows (default: output_rows of them; a caller trying
+    several projections of one table finds them once).
     """
-    rows = output_rows(outputs)
+    rows = output_rows(outputs) if rows is None else rows
     plan = build_table(combos, z, outputs, n_gates, z_span=z_span, rows=rows)
     step_error = rounding_error(plan, combos, z, n_gates) if plan.precise_enough(z_err) else None
     tolerance = output_tolerance(outputs, rows) if tolerance is None else tolerance
