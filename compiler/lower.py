@@ -2338,11 +2338,14 @@ def _output_row_codes(outputs: np.ndarray) -> np.ndarray:
     copy (compiler.rewrite) that was most of the paper's Dyck-3 compile."""
     if outputs.ndim != 2 or outputs.shape[1] <= 2 or outputs.shape[0] < 2:
         return outputs
-    gaps = np.diff(np.sort(outputs, axis=0), axis=0)
+    rows = output_rows(outputs, from_size=0)
+    if rows is None:
+        return outputs
+    # (each column's values sorted over the distinct rows alone: the same gaps)
+    gaps = np.diff(np.sort(rows.distinct, axis=0), axis=0)
     if np.any((gaps > 0) & (gaps <= 1e-12)):
         return outputs
-    rows = output_rows(outputs, from_size=0)
-    return outputs if rows is None else rows.code.astype(np.float64)[:, None]
+    return rows.code.astype(np.float64)[:, None]
 
 
 def _output_changes(z: np.ndarray, combo_code: Optional[np.ndarray], outputs: np.ndarray) -> int:

@@ -182,6 +182,23 @@ def test_tables_by_distinct_output_rows_match_the_dense_ones(seed, monkeypatch):
         assert results[0] == results[1]
 
 
+def test_output_row_codes_stand_for_rows_only_where_no_test_can_tell_them_apart():
+    """A table's output rows are replaced by one column of row codes (equal exactly where
+    the rows are) for the tests that compare rows with a 1e-12 tolerance; where two values
+    of a column lie within that tolerance, codes would call them different and the rows
+    stay as they are."""
+    from compiler.lower import _output_row_codes
+    rng = np.random.default_rng(0)
+    rows = np.eye(5)[rng.integers(0, 5, 200)] * 3.0
+    codes = _output_row_codes(rows)
+    assert codes.shape == (200, 1)
+    same = (rows[:, None, :] == rows[None, :, :]).all(axis=2)
+    assert np.array_equal(same, codes[:, None, 0] == codes[None, :, 0])
+    close = rows.copy()
+    close[0, 0] += 1e-13            # (within the tolerance of 3.0, or of 0.0)
+    assert _output_row_codes(close) is close
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_two_input_cycle_check_rules_out_only_what_the_solve_rejects(seed, monkeypatch):
     """separable_on first looks for a cycle of tuples whose values cannot be split as
