@@ -220,7 +220,7 @@ def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False) -> tup
         out.extend(merged[start:j])                   # (a chain of merges leaves this empty)
         start = j + 1
         v, prev = merged[j], out[-1]
-        if abs(v - prev) <= 1e-12 * max(1.0, abs(v)):
+        if _near_number(v, prev):
             if type(prev) is not int:
                 out[-1] = v if type(v) is int else _representative(prev, v)
             if v != prev:
