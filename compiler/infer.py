@@ -175,7 +175,9 @@ def _sorted_plain_numbers(values: list) -> Optional[tuple]:
         return None
     if np.isnan(arr).any():
         return None
-    return _merge_near(merged, arr, floats_only=not ints)
+    if not ints:
+        return _merge_near(merged, arr, floats_only=True)
+    return _merge_near(merged, arr, is_int=np.fromiter((type(v) is int for v in merged), dtype=bool, count=len(merged)))
 
 
 class _Merges:
@@ -201,11 +203,13 @@ def _merge_log():
         _Merges.log = outer
 
 
-def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False) -> tuple:
+def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False,
+                is_int: Optional[np.ndarray] = None) -> tuple:
     """Sorted distinct numbers (`arr` = them as floats) with float64 rounding variants merged.
 
     `floats_only` (no ints among them) allows merging whole groups of variants at once:
     a difference of two means has ~40 variants of each of its values at max_seq_len 40.
+    `is_int` (which of them are ints) does the same for groups with an int.
     """
     near = _near_mask(arr)
     if not near.any():
@@ -214,6 +218,10 @@ def _merge_near(merged: list, arr: np.ndarray, floats_only: bool = False) -> tup
         fast = _merge_float_groups(arr, near)
         if fast is not None:
             return tuple(fast[0].tolist())
+    elif is_int is not None:
+        fast = _merge_groups_with_ints(merged, arr, near, is_int)
+        if fast is not None:
+            return fast
     out: list = []
     start = 0
     for j in (np.flatnonzero(near) + 1).tolist():     # merged[j] is near merged[j - 1]
@@ -254,8 +262,8 @@ def _merge_float_groups(arr: np.ndarray, near: np.ndarray) -> Optional[tuple[np.
     multi = np.flatnonzero(ends - starts > 1)
     tol = 1e-12 * np.maximum(1.0, np.abs(arr))
     s, e = starts[multi], ends[multi]
-    simple = np.array([_simplest(x) for x in arr[s].tolist()])
-    if not all(_simplest(x) == x for x in simple.tolist()):
+    simple = _simplest_fixed_points(arr[s])
+    if simple is None:
         return None
     per_run = np.full(len(starts), np.nan)
     per_run[multi] = simple
@@ -268,6 +276,78 @@ def _merge_float_groups(arr: np.ndarray, near: np.ndarray) -> Optional[tuple[np.
     if _Merges.log is not None:
         _Merges.log.extend(simple.tolist())
     return values[first], first
+
+
+def _merge_groups_with_ints(merged: list, arr: np.ndarray, near: np.ndarray, is_int: np.ndarray) -> Optional[tuple]:
+    """_merge_near's result for sorted ints and floats, a run of near values at a time,
+    or None where the rule must go value by value. A run of floats merges as in
+    _merge_float_groups; a run with one int (its floats within the tolerance of it and
+    of each other) merges into that int, as the one-at-a-time rule does: an int is kept
+    over the floats beside it, and two floats before it merge into their simplest
+    fraction, which is the int."""
+    first = np.concatenate(([True], ~near))
+    starts = np.flatnonzero(first)
+    ends = np.append(starts[1:], len(arr))
+    multi = np.flatnonzero(ends - starts > 1)
+    s, e = starts[multi], ends[multi]
+    ints_in = np.add.reduceat(is_int.astype(np.int64), starts)[multi]
+    if (ints_in > 1).any():
+        return None
+    tol = 1e-12 * np.maximum(1.0, np.abs(arr))
+    simple = _simplest_fixed_points(arr[s])
+    if simple is None:
+        return None
+    # (a run's int, where it has one, must be its simplest fraction)
+    run_of = np.cumsum(first) - 1
+    at_int = np.flatnonzero(is_int & (ends - starts > 1)[run_of])
+    per_run = np.full(len(starts), np.nan)
+    per_run[multi] = simple
+    if not (arr[at_int] == per_run[run_of[at_int]]).all():
+        return None
+    members_ok = np.abs(arr - per_run[run_of]) <= tol
+    if not ((arr[e - 1] - arr[s] <= np.minimum.reduceat(tol, starts)[multi]).all()
+            and np.logical_and.reduceat(members_ok, starts)[multi].all()):
+        return None
+    reps = simple.tolist()
+    for k, j in zip(run_of[at_int].tolist(), at_int.tolist()):
+        reps[int(np.searchsorted(multi, k))] = merged[j]        # (the int itself)
+    out = np.array(merged, dtype=object)
+    out[s] = np.array(reps, dtype=object) if reps else out[s]
+    if _Merges.log is not None:
+        _Merges.log.extend(reps)
+    return tuple(out[first].tolist())
+
+
+# _simplest_fixed_points tries denominators up to this in numpy; a fraction p/q that close
+# to x (SMALL_FRACTION_DISTANCE / q) is the closest to x of all with denominators up to
+# 1,000,000 (another one is at least 1 / (q * 1,000,000) from p/q), so it is _simplest(x)
+SMALL_DENOMINATORS = 64
+SMALL_FRACTION_DISTANCE = 1e-9
+
+
+def _simplest_fixed_points(xs: np.ndarray) -> Optional[np.ndarray]:
+    """[_simplest(x) for x in xs], or None where one of them is not its own _simplest.
+    Values near a fraction of small denominator are found in numpy (p / q, the float
+    Fraction(p, q) gives, and its own simplest fraction); the rest go through Fraction
+    one at a time (7,500 merged runs per position of long addition's sums took 10 µs each
+    that way)."""
+    out = np.full(len(xs), np.nan)
+    left = np.flatnonzero(np.abs(xs) <= 1e4)         # (where float64 resolves those distances)
+    for q in range(1, SMALL_DENOMINATORS + 1):
+        if not len(left):
+            break
+        x = xs[left]
+        p = np.rint(x * q)
+        hit = np.abs(x - p / q) <= SMALL_FRACTION_DISTANCE / q
+        out[left[hit]] = p[hit] / q + 0.0        # (+ 0.0: Fraction gives 0.0 for -0.0)
+        left = left[~hit]
+    rest = np.flatnonzero(np.isnan(out))
+    for i, x in zip(rest.tolist(), xs[rest].tolist()):
+        simple = _simplest(x)
+        if _simplest(simple) != simple:
+            return None
+        out[i] = simple
+    return out
 
 
 @functools.lru_cache(maxsize=65536)
@@ -1430,16 +1510,18 @@ class Inference:
             raise CompileError(f"the inputs of this elementwise operation have {total} value combinations "
                                f"(limit {MAX_TUPLES}); the compiler cannot enumerate them exactly", node)
         if total > 64 and fn.vec is not None:
-            arrays = [array_of(s) for s in sets]
-            if all(a.dtype != object for a in arrays):   # (a None or mixed types: object)
+            arrays = [_typed_array(s) for s in sets]
+            if all(a is not None for a in arrays):   # (a None or mixed types: none)
                 fast = apply_vectorized(fn, [_grid_column(arrays, k) for k in range(len(arrays))])
                 if fast is not None:
                     return sorted_values(fast if fast.dtype.kind in "iuf" else fast.tolist())
             else:
-                return sorted_values(_apply_by_type(fn, sets))
+                return _sorted_chunks(_apply_by_type(fn, sets))
+        may_be_none = any(None in s for s in sets) and not fn.takes_none
+        if fn.op == "lookup" and len(sets) == 1 and isinstance(fn.consts[0], dict):
+            return sorted_values(_dict_lookups(fn.consts[0], sets[0], may_be_none))
         results = []
         py = fn.py
-        may_be_none = any(None in s for s in sets) and not fn.takes_none
         for args in itertools.product(*sets):
             if may_be_none and None in args:
                 results.append(None)
@@ -1863,7 +1945,15 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
     """An input combination (among `rows`) where fn changes if a fuzzy input moves by its
     rounding (see _nudge), or None; adds to `outs` the results of combinations with a fuzzy
     input. Errors at a moved point are skipped (no evidence either way)."""
-    combos = [args for args in rows if any(a in f for a, f in zip(args, fuzzy))]
+    if len(fuzzy) == 1:
+        only = fuzzy[0]
+        combos = [args for args in rows if args[0] in only]
+        if fn.op == "lookup" and isinstance(fn.consts[0], dict):
+            # (a key the dict lacks fails, so it is skipped: not called, and not raised)
+            table = fn.consts[0]
+            combos = [args for args in combos if args[0] in table]
+    else:
+        combos = [args for args in rows if any(a in f for a, f in zip(args, fuzzy))]
     for args in combos:
         base = call_element(fn, args)
         if base is FAILED:
@@ -1917,16 +2007,28 @@ def _distinct_products(set_tuples: list[tuple], cap: int) -> Optional[list[tuple
                 seen.setdefault(tuple((type(v), v) for v in combo), combo)
         return list(seen.values())
     codes = []
-    distinct = np.zeros(0, dtype=np.int64)
+    # the distinct codes so far, counted (in a set: a numpy union after each entry took a
+    # second in long addition at 64) only once their upper bound, every code so far,
+    # could pass the cap
+    distinct: Optional[set] = None
+    so_far = 0
     for sets in set_tuples:
-        if math.prod(len(s) for s in sets) + len(distinct) > cap:
-            return None
+        size = math.prod(len(s) for s in sets)
+        if size + so_far > cap:
+            if distinct is None:
+                distinct = set(np.concatenate(codes).tolist()) if codes else set()
+            if size + len(distinct) > cap:
+                return None
         code = np.zeros(1, dtype=np.int64)
         for j, s in enumerate(sets):      # (row-major, like itertools.product)
             ids = np.fromiter((index[j][(type(v), v)] for v in s), dtype=np.int64, count=len(s))
             code = (code[:, None] * radix[j] + ids[None, :]).reshape(-1)
         codes.append(code)
-        distinct = np.union1d(distinct, code)
+        if distinct is not None:
+            distinct.update(code.tolist())
+            so_far = len(distinct)
+        else:
+            so_far += len(code)
     every = np.concatenate(codes)
     _, first = np.unique(every, return_index=True)
     kept = every[np.sort(first)]
@@ -1993,30 +2095,89 @@ def _split_by_type(values: Sequence[Any]) -> list[tuple[type, list[int]]]:
 def _apply_by_type(fn: ir.ElementFn, sets: tuple) -> list:
     """fn's results over every combination of the sets, as Inference._apply's loop gives
     them (None once for combinations with a None that fn does not take; none for those
-    that raise), each set split by the types of its values and every choice of parts
-    through fn's numpy form where it has one: a mean of indices holds ints where one key
-    is selected and floats elsewhere, which made the loop run over every pair (long
-    addition's refusal at max_seq_len 32 took 5 s of such loops)."""
-    parts_per_set = [[(t, [values[i] for i in idx]) for t, idx in _split_by_type(values)] for values in sets]
-    results: list = []
+    that raise), in chunks: lists of values, and numpy arrays of the numbers that fn's
+    numpy form computed. Each set is split by the types of its values and every choice
+    of parts goes through that numpy form where there is one: a mean of indices holds
+    ints where one key is selected and floats elsewhere, which made the loop run over
+    every pair (long addition's refusal at max_seq_len 32 took 5 s of such loops)."""
+    parts_per_set = [_parts_by_type(values) for values in sets]
+    chunks: list = []
     for choice in itertools.product(*parts_per_set):
         types, lists = [t for t, _ in choice], [vs for _, vs in choice]
         if type(None) in types and not fn.takes_none:
-            results.append(None)
+            chunks.append([None])
             continue
         if all(t in _PLAIN_TYPES for t in types):
             arrays = [array_of(vs) for vs in lists]
             if all(a.dtype.kind in _PLAIN_KINDS for a in arrays):
                 fast = apply_vectorized(fn, [_grid_column(arrays, k) for k in range(len(arrays))])
                 if fast is not None and fast.dtype.kind in _PLAIN_KINDS:
-                    results.extend(fast.tolist())
+                    chunks.append(fast if fast.dtype.kind in "iuf" else fast.tolist())
                     continue
+        results = []
         for args in itertools.product(*lists):
             try:
                 results.append(fn.py(*args))
             except Exception:
                 continue        # (unreachable combination, or one the interpreter rejects too)
-    return results
+        chunks.append(results)
+    return chunks
+
+
+def _parts_by_type(values: Sequence[Any]) -> list[tuple[type, list]]:
+    """Each type among the values with its values (types in order of first appearance)."""
+    types = list(dict.fromkeys(map(type, values)))
+    if len(types) == 1:
+        return [(types[0], list(values))]
+    return [(t, [v for v in values if type(v) is t]) for t in types]
+
+
+def _typed_array(values: Sequence[Any]) -> Optional[np.ndarray]:
+    """array_of(values) where its dtype is not object (values of one type, or ints or
+    floats from Python and numpy), else None without building the object array."""
+    types = set(map(type, values))
+    if len(types) == 1 or types <= {int, np.int64} or types <= {float, np.float64}:
+        arr = array_of(values)
+        return arr if arr.dtype != object else None
+    return None
+
+
+def _sorted_chunks(chunks: list) -> tuple:
+    """sorted_values of _apply_by_type's chunks, as of their values in order; numbers
+    (with at most a None besides) are sorted and merged in numpy. (Listed one by one,
+    the 1.5 million values of a sum with a fraction in long addition at max_seq_len 64
+    took 3 s to sort.)"""
+    arrays = [c for c in chunks if isinstance(c, np.ndarray)]
+    lists = [c for c in chunks if not isinstance(c, np.ndarray)]
+    if arrays and all(v is None for c in lists for v in c):
+        numbers = _sorted_number_arrays([a for a in arrays if a.dtype.kind in "iu"],
+                                        [a for a in arrays if a.dtype.kind == "f"])
+        if numbers is not None:
+            return numbers + ((None,) if lists and any(lists) else ())
+    return sorted_values([v for c in chunks for v in (c.tolist() if isinstance(c, np.ndarray) else c)])
+
+
+def _sorted_number_arrays(int_arrays: list[np.ndarray], float_arrays: list[np.ndarray]) -> Optional[tuple]:
+    """_sorted_plain_numbers of the arrays' values (as Python ints and floats), or None
+    where the order of the values could matter (a NaN; -0.0, which a set keeps or drops
+    by what came first) or ints are too large to compare with floats exactly."""
+    ints = np.unique(np.concatenate(int_arrays)) if int_arrays else np.empty(0, dtype=np.int64)
+    if ints.size and (ints.dtype.kind == "u" and ints[-1] >= 2 ** 62 or max(-int(ints[0]), int(ints[-1])) >= 10 ** 11):
+        return None     # (ints this far apart from 0 may be within the merge tolerance of each other)
+    ints = ints.astype(np.int64)
+    floats = np.concatenate(float_arrays) if float_arrays else np.empty(0)
+    if floats.size and (np.isnan(floats).any() or np.signbit(floats[floats == 0]).any()):
+        return None
+    floats = np.unique(floats)
+    if not floats.size:
+        return tuple(ints.tolist())
+    if not ints.size:
+        return _merge_near(floats.tolist(), floats, floats_only=True)
+    floats = floats[~np.isin(floats, ints.astype(np.float64))]    # (the int of 3 and 3.0)
+    values = np.concatenate([ints.astype(np.float64), floats])
+    order = np.argsort(values, kind="stable")
+    merged = np.concatenate([ints.astype(object), floats.astype(object)])[order].tolist()
+    return _merge_near(merged, values[order], is_int=order < len(ints))
 
 
 def _lineage_rows_vectorized(kept: list[int], sets: list, rest: list[tuple[int, ir.ElementFn, list[int]]],
@@ -2103,6 +2264,19 @@ def call_element(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
         return fn.py(*args)
     except Exception:
         return FAILED
+
+
+def _dict_lookups(table: dict, values: tuple, none_gives_none: bool) -> list:
+    """Inference._apply's loop for a dict lookup (`char[x]`), without raising an error for
+    each missing key: the map of a fractional sum in long addition looked up 806,000
+    values at max_seq_len 64, nearly all of them missing."""
+    out = []
+    for x in values:
+        if x is None and none_gives_none:
+            out.append(None)
+        elif x in table:
+            out.append(table[x])
+    return out
 
 
 def _apply_batched(fn: ir.ElementFn, set_list: list[tuple]) -> Optional[list[tuple]]:

@@ -408,6 +408,18 @@ def membership_fn(container: list) -> ElementFn:
     return ElementFn(py, 1, f"x in {items!r}", out_types=lambda t: BOOL, op="in", consts=(tuple(items),))
 
 
+class MissingKey(KeyError):
+    """A dict lookup's miss; the message is formatted only when shown (the compiler
+    enumerates lookups of hundreds of thousands of values that miss)."""
+
+    def __init__(self, key: Any) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"index {_fmt(self.key)} not in dict"
+
+
 def lookup_fn(container: Any) -> ElementFn:
     """`container[x]` for an s-op x and a list, string or dict container."""
     if isinstance(container, dict):
@@ -415,9 +427,10 @@ def lookup_fn(container: Any) -> ElementFn:
 
         def py(x):
             if x not in table:
-                raise KeyError(f"index {_fmt(x)} not in dict")
+                raise MissingKey(x)
             return table[x]
         values = list(table.values())
+        container = table       # (the table py reads, for the compiler's lookup of many values)
     else:
         seq = container
 

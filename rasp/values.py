@@ -9,13 +9,23 @@ converting back with `to_python` returns exactly the Python values.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from .errors import RaspInputError
 
 _INT_LIMIT = 2 ** 62
+
+
+def _small_ints(values: list) -> Optional[np.ndarray]:
+    """The ints as an int64 array if each lies strictly within +-_INT_LIMIT, else None
+    (checked by numpy: a generator over 25,000 value-set ints was most of array_of)."""
+    try:
+        out = np.array(values, dtype=np.int64)
+    except OverflowError:
+        return None
+    return out if bool(((out > -_INT_LIMIT) & (out < _INT_LIMIT)).all()) else None
 
 
 def array_of(values: Sequence[Any], shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -29,8 +39,8 @@ def array_of(values: Sequence[Any], shape: tuple[int, ...] | None = None) -> np.
         types = {type(v) for v in values}
         if types == {bool} or types == {np.bool_}:
             out = np.array(values, dtype=bool)
-        elif types <= {int, np.int64} and all(-_INT_LIMIT < v < _INT_LIMIT for v in values):
-            out = np.array(values, dtype=np.int64)
+        elif types <= {int, np.int64} and (ints := _small_ints(values)) is not None:
+            out = ints
         elif types <= {float, np.float64}:
             out = np.array(values, dtype=np.float64)
         elif types == {str} or types == {np.str_}:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -372,7 +374,7 @@ def test_value_sets_split_by_type_match_the_combination_loop(expr):
     # numpy form part by part, the same values (and types) as one call per combination
     import itertools
 
-    from compiler.infer import _apply_by_type, sorted_values
+    from compiler.infer import _apply_by_type, _sorted_chunks, sorted_values
     from rasp import parse
     fn = parse(f"a = indices;\nb = length;\nres = {expr};")["res"].fn
     sets = ((0, 1, 2, 3, 2.5, 0.5, None, 7, True), (0, 1, 2, 1.5, -1, None, 4.0, 12, 13.25))
@@ -385,8 +387,66 @@ def test_value_sets_split_by_type_match_the_combination_loop(expr):
             want.append(fn.py(*args))
         except Exception:
             continue
-    got, expected = sorted_values(_apply_by_type(fn, sets)), sorted_values(want)
+    chunks = _apply_by_type(fn, sets)
+    flat = [v for c in chunks for v in (c.tolist() if isinstance(c, np.ndarray) else c)]
+    got, expected = _sorted_chunks(chunks), sorted_values(want)
     assert got == expected and [type(v) for v in got] == [type(v) for v in expected]
+    assert sorted_values(flat) == got
+
+
+def _near_numbers(rng: random.Random, n: int) -> list:
+    """Ints and floats with rounding variants of fractions and ints among them (runs of
+    near values for the merging rule), and a few values no small fraction is near."""
+    out = []
+    for _ in range(n):
+        k, d, r = rng.randint(-20, 20), rng.randint(1, 12), rng.random()
+        if r < 0.3:
+            out.append(k)
+        elif r < 0.55:
+            out.append(k / d)
+        elif r < 0.8:
+            out.append(k / d + 1e-15 * rng.choice([-3, -1, 1, 3]) * max(1, abs(k)))
+        elif r < 0.9:
+            out.append(float(k) + rng.choice([1e-14, -1e-14, 2e-15, 3e-13]) * max(1, abs(k)))
+        elif r < 0.95:
+            out.append(rng.choice([0.1 + 0.2, 0.3, 1 / 3, 1 - 2 / 3, rng.uniform(-50, 50)]))
+        else:
+            out.append(k / rng.randint(10 ** 6, 10 ** 7))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_value_sets_from_numpy_parts_match_the_one_at_a_time_rule(seed):
+    # ints and floats merged by runs in numpy (_merge_near with is_int, _sorted_chunks of
+    # numeric arrays) against the rule applied one value at a time: the same values,
+    # types and logged merge representatives
+    from compiler.infer import (_merge_log, _merge_near, _simplest, _simplest_fixed_points, _sorted_chunks,
+                                sorted_values)
+    rng = random.Random(seed)
+    runs_with_ints = 0
+    for _ in range(60):
+        values = _near_numbers(rng, rng.choice([5, 40, 400]))
+        merged = sorted(set(v for v in values if type(v) is int) | set(v for v in values if type(v) is float))
+        arr = np.array(merged, dtype=np.float64)
+        is_int = np.array([type(v) is int for v in merged])
+        with _merge_log() as slow_log:
+            slow = _merge_near(merged, arr)
+        with _merge_log() as fast_log:
+            fast = _merge_near(merged, arr, is_int=is_int)
+        assert fast == slow and [type(v) for v in fast] == [type(v) for v in slow]
+        assert set(map(float, fast_log)) == set(map(float, slow_log))
+        runs_with_ints += any(type(v) is int and v in slow_log for v in slow)
+        chunks = [np.array([v for v in values if type(v) is int], dtype=np.int64),
+                  np.array([v for v in values if type(v) is float]), [None]]
+        with _merge_log() as chunk_log:
+            got = _sorted_chunks(chunks)
+        with _merge_log() as want_log:
+            want = sorted_values([v for c in chunks for v in (c.tolist() if isinstance(c, np.ndarray) else c)])
+        assert got == want and [type(v) for v in got] == [type(v) for v in want]
+        assert set(map(float, chunk_log)) == set(map(float, want_log))
+        xs = np.array([v for v in values if type(v) is float])
+        assert _simplest_fixed_points(xs).tolist() == [_simplest(x) for x in xs.tolist()]
+    assert runs_with_ints > 0
 
 
 def test_a_probe_refused_on_its_sample_is_not_built_whole(monkeypatch):
