@@ -2244,6 +2244,23 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     out_code = out_code.reshape(-1)
     if lams is None:
         lams = np.concatenate([np.geomspace(0.01, 100.0, 300), -np.geomspace(0.01, 100.0, 300)])
+    if len(x0) < 2:
+        return [1.0, 0.0]
+    # (a few candidates at a time: their sorts' temporaries stay in cache; long addition's
+    # carry table at max_seq_len 32, 17,424 points, took 1.8 s for all 600 at once, 0.54 s so)
+    gaps = np.concatenate([_projection_gaps(x0, x1, out_code, lams[at:at + _PROJECTIONS_AT_ONCE], groups)
+                           for at in range(0, len(lams), _PROJECTIONS_AT_ONCE)])
+    best = int(np.argmax(gaps))
+    return [1.0, float(lams[best])] if gaps[best] > 0 else None
+
+
+_PROJECTIONS_AT_ONCE = 16
+
+
+def _projection_gaps(x0: np.ndarray, x1: np.ndarray, out_code: np.ndarray, lams: np.ndarray,
+                     groups: Optional[np.ndarray]) -> np.ndarray:
+    """Each candidate's smallest gap between neighbouring points with different outputs
+    (of one group), over 1 + |lam|; 0 where there is none."""
     zs = x0[None, :] + lams[:, None] * x1[None, :]
     # (any sort: tied points' order changes no gap, since tied points with different
     # outputs give a gap of 0 whichever way they lie)
@@ -2258,12 +2275,8 @@ def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
     if groups is not None:
         g_sorted = groups[order]
         differs &= g_sorted[:, 1:] == g_sorted[:, :-1]
-    if differs.shape[1] == 0:
-        return [1.0, 0.0]
     gaps = np.where(differs, np.diff(z_sorted, axis=1), np.inf).min(axis=1) / (1.0 + np.abs(lams))
-    gaps = np.where(np.isfinite(gaps), gaps, 0.0)
-    best = int(np.argmax(gaps))
-    return [1.0, float(lams[best])] if gaps[best] > 0 else None
+    return np.where(np.isfinite(gaps), gaps, 0.0)
 
 
 def _coordinate_lin(lam: Sequence[float], x_refs: Sequence[Callable], made: dict[int, Any],
