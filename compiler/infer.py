@@ -1993,10 +1993,12 @@ def _distinct_products(set_tuples: list[tuple], cap: int) -> Optional[list[tuple
     width = len(set_tuples[0])
     index: list[dict] = [{} for _ in range(width)]
     small = sum(math.prod(len(s) for s in sets) for sets in set_tuples) <= _TAG_TUPLES_UP_TO
+    ids_of: dict[tuple, np.ndarray] = {}      # (column, id of a set) -> its values' indices
     for sets in set_tuples if not small else ():
         for j, s in enumerate(sets):
-            for v in s:
-                index[j].setdefault((type(v), v), len(index[j]))
+            if (j, id(s)) not in ids_of:
+                ix = index[j]
+                ids_of[j, id(s)] = np.array([ix.setdefault((type(v), v), len(ix)) for v in s], dtype=np.int64)
     radix = [max(1, len(ix)) for ix in index]
     if small or math.prod(radix) >= 2 ** 62:      # (few tuples: tagging them is quicker)
         seen: dict[tuple, tuple] = {}
@@ -2021,8 +2023,7 @@ def _distinct_products(set_tuples: list[tuple], cap: int) -> Optional[list[tuple
                 return None
         code = np.zeros(1, dtype=np.int64)
         for j, s in enumerate(sets):      # (row-major, like itertools.product)
-            ids = np.fromiter((index[j][(type(v), v)] for v in s), dtype=np.int64, count=len(s))
-            code = (code[:, None] * radix[j] + ids[None, :]).reshape(-1)
+            code = (code[:, None] * radix[j] + ids_of[j, id(s)][None, :]).reshape(-1)
         codes.append(code)
         if distinct is not None:
             distinct.update(code.tolist())
