@@ -323,6 +323,7 @@ def _merge_groups_with_ints(merged: list, arr: np.ndarray, near: np.ndarray, is_
 # 1,000,000 (another one is at least 1 / (q * 1,000,000) from p/q), so it is _simplest(x)
 SMALL_DENOMINATORS = 64
 SMALL_FRACTION_DISTANCE = 1e-9
+_SIMPLEST_ONE_AT_A_TIME = 256
 
 
 def _simplest_fixed_points(xs: np.ndarray) -> Optional[np.ndarray]:
@@ -332,7 +333,9 @@ def _simplest_fixed_points(xs: np.ndarray) -> Optional[np.ndarray]:
     one at a time (7,500 merged runs per position of long addition's sums took 10 µs each
     that way)."""
     out = np.full(len(xs), np.nan)
-    left = np.flatnonzero(np.abs(xs) <= 1e4)         # (where float64 resolves those distances)
+    # (where float64 resolves those distances; few values go one at a time, through
+    # _simplest's cache, quicker than 64 passes)
+    left = np.flatnonzero(np.abs(xs) <= 1e4) if len(xs) > _SIMPLEST_ONE_AT_A_TIME else np.zeros(0, dtype=np.int64)
     for q in range(1, SMALL_DENOMINATORS + 1):
         if not len(left):
             break
