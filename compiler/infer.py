@@ -2165,8 +2165,10 @@ def _sorted_number_arrays(int_arrays: list[np.ndarray], float_arrays: list[np.nd
     """_sorted_plain_numbers of the arrays' values (as Python ints and floats), or None
     where the order of the values could matter (a NaN; -0.0, which a set keeps or drops
     by what came first) or ints are too large to compare with floats exactly."""
+    if any(a.dtype.kind == "u" for a in int_arrays):
+        return None     # (unsigned with signed ints would concatenate as floats)
     ints = np.unique(np.concatenate(int_arrays)) if int_arrays else np.empty(0, dtype=np.int64)
-    if ints.size and (ints.dtype.kind == "u" and ints[-1] >= 2 ** 62 or max(-int(ints[0]), int(ints[-1])) >= 10 ** 11):
+    if ints.size and max(-int(ints[0]), int(ints[-1])) >= 10 ** 11:
         return None     # (ints this far apart from 0 may be within the merge tolerance of each other)
     ints = ints.astype(np.int64)
     floats = np.concatenate(float_arrays) if float_arrays else np.empty(0)
