@@ -32,8 +32,9 @@ PAD_ID, BOS_ID = 0, 1
 
 
 def _fill_column(mat: np.ndarray, col: int, read, layout: Layout) -> None:
-    for f, c in read.terms.items():
-        mat[layout[f], col] += c
+    # (np.add.at adds in the terms' order, as a loop would, repeated rows included)
+    if read.terms:
+        np.add.at(mat[:, col], [layout[f] for f in read.terms], list(read.terms.values()))
 
 
 def assemble(lowered: Lowered, sched: Schedule, lay: Layout) -> Transformer:

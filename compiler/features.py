@@ -67,10 +67,7 @@ class Read:
     __slots__ = ("terms",)
 
     def __init__(self, terms: Optional[dict[Feature, float]] = None) -> None:
-        self.terms: dict[Feature, float] = {}
-        for f, c in (terms or {}).items():
-            if c != 0.0:
-                self.terms[f] = float(c)
+        self.terms: dict[Feature, float] = {f: float(c) for f, c in terms.items() if c != 0.0} if terms else {}
 
     @staticmethod
     def const(value: float) -> "Read":

@@ -157,6 +157,10 @@ def resolve(lin: "Lin | Read") -> Read:
         return lin.read
     if isinstance(lin, Read):
         return lin
+    if len(lin) == 1:
+        (term, coef), = lin.items()
+        if coef == 1.0 and isinstance(term, Ref):
+            return term.read()      # (the same terms as summed below; a Read is never changed)
     acc: dict[Feature, float] = {}
     for term, coef in lin.items():
         if isinstance(term, Ref):
