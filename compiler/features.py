@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable, Optional
@@ -55,7 +56,12 @@ def integer_combination(terms: dict) -> bool:
     """Integer coefficients of features whose values are all integers (`one` and `bos` are
     0/1): float32 sums such a read of near-integer values to near an integer, exactly where
     the values are exact and small."""
-    return all(float(c).is_integer() and f.integer_valued for f, c in terms.items())
+    # (two passes of C-level maps: this is asked of every row of a position embedding)
+    return all(map(float.is_integer, map(float, terms.values()))) and all(map(_integer_valued, terms))
+
+
+_integer_valued = operator.attrgetter("integer_valued")
+
 # largest ratio of a basis combination's summed term sizes to its result's size that
 # express_or_add accepts (float32 rounding grows with it)
 MAX_AMPLIFICATION = 1000.0
@@ -301,7 +307,7 @@ class Basis:
             start = ends[j]
             ind = self._indicator
             fresh_indicator = len(nz) == 1 and nz[0] not in ind and uncovered >= 2 and abs(vals[0]) > 1e-6
-            if not self._only_indicators or not nz or not (fresh_indicator or all(p in ind for p in nz)):
+            if not self._only_indicators or not nz or not (fresh_indicator or all(map(ind.__contains__, nz))):
                 out.append(self.express_or_add(vec, lambda j=j: make(j), integral(j), single(j)))
                 uncovered = int(self._off.sum())
                 continue
