@@ -76,6 +76,10 @@ class TableBound:
     # combinations: at any point one is on and the others' units are off (exactly 0), so
     # their rounding errors do not add up (their AND units' leaks through gate errors do)
     exclusive: Optional[int] = None
+    # gated interpolating tables: per output, the summed |weight| of units that read z and
+    # gates (their gate errors pass on, times the gate gain), whose units stay at least 1
+    # (in z) below firing where a gate is off
+    gated_z_gain: Optional[np.ndarray] = None
 
 
 def estimate_head_problems(heads: list, err: dict[int, float], read_of) -> list[str]:
@@ -623,7 +627,15 @@ def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> lis
         if problem:
             problems.append(problem)
             continue
-        if b.gate_gain and gate_err:
+        if b.gated_z_gain is not None:
+            # (interpolating units gated off stay at least 1 below firing; where their gates
+            # hold, a gate error moves them, and their outputs, like a z error does)
+            if z_err + b.gate_gain * gate_err + 8 * EPS32 * b.max_preactivation >= 0.5:
+                problems.append(f"{b.label}: its one-hot inputs can be off by {gate_err:.2e}, which can turn "
+                                "on its gated units")
+                continue
+            total += b.gated_z_gain * b.gate_gain * gate_err
+        elif b.gate_gain and gate_err:
             left = STEP_MARGIN - shift - 8 * EPS32 * b.max_preactivation
             if b.gate_gain * gate_err >= left:
                 problems.append(f"{b.label}: its one-hot inputs can be off by {gate_err:.2e}, which moves its "

@@ -1811,11 +1811,15 @@ class Lowering:
                 lams = self._projections(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [[1.0] * len(xs)]
             plan = None
             out_rows = output_rows(t_outputs) if lams else None
+            # (gates whose indicators are exact may gate interpolating units, which pass
+            # their errors on: see compiler.bounds)
+            exact_gates = bool(gates) and all(self._exact_indicators(leaves[g]) for g in gates)
             for lam in lams[:PROJECTION_TRIES]:
                 z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
                 plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
-                                   precision=SCORE_PRECISION if precise else None, rows=out_rows)
+                                   precision=SCORE_PRECISION if precise else None, rows=out_rows,
+                                   gated_interpolation=exact_gates)
                 if plan is not None:
                     break
             split = None
@@ -2207,9 +2211,12 @@ class Lowering:
                 and_gain[j] = sum(abs(w) for u, w in plan.out_weights[j].items()
                                   if plan.units[u].z == 0 and plan.units[u].gates)
             gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
+            gated_z_gain = np.array([sum(abs(w) for u, w in plan.out_weights[j].items()
+                                         if plan.units[u].z and plan.units[u].gates) for j in range(len(created))]) \
+                if plan.z_gain is not None and gate_gain else None
             bounds.append(TableBound(part.z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
                                      list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
-                                     part.z_err or 0.0, plan.step_z, plan.step_half, exclusive))
+                                     part.z_err or 0.0, plan.step_z, plan.step_half, exclusive, gated_z_gain))
         for f, e in zip(created, out_err):      # (estimates: compiler.bounds recomputes them)
             self.err[f.uid] = float(e)
         outs = [(f, weights[j], float(biases[j])) for j, f in enumerate(created)]

@@ -409,12 +409,15 @@ def _add_column_sums(total: np.ndarray, z: np.ndarray, ranges: tuple, weights: n
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
                 z_err: float, steps_only: bool = False, low_error: bool = False,
                 precision: "float | None" = None, z_span: Optional[tuple[float, float]] = None,
-                tolerance: Optional[np.ndarray] = None, rows: Optional[OutputRows] = None) -> "TablePlan | None":
+                tolerance: Optional[np.ndarray] = None, rows: Optional[OutputRows] = None,
+                gated_interpolation: bool = False) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
     the activations, or the rounding of the outputs beyond what their readers tolerate.
 
     Without gates, a step table that fails is retried as an interpolating one
-    (`interpolation_table`) unless `steps_only`; with `low_error`, the interpolating table
+    (`interpolation_table`) unless `steps_only`; with gates, as a gated one
+    (`gated_interpolation_table`) where `gated_interpolation` (the caller's gates are
+    exact enough, see compiler.bounds); with `low_error`, the interpolating table
     is also taken when its outputs' error bound is the smaller (a smooth function of a
     fine-grained mean: large step activations round its outputs by up to 1e-3).
     `precision`: the outputs may round by at most this fraction of their size (score
@@ -438,8 +441,10 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
                     np.max(rounding_error(alt, combos, z, 0) + alt.z_gain * z_err) < np.max(step_error):
                 return alt
         return plan
-    if n_gates or steps_only:
+    if steps_only or (n_gates and not gated_interpolation):
         return None
+    if n_gates:
+        return _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span)
     return _checked_interpolation(combos, z, outputs, z_err, rows)
 
 
@@ -513,18 +518,69 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
     return plan
 
 
+def gated_interpolation_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
+                              z_err: float = 0.0, limit: "np.ndarray | None" = None,
+                              z_span: Optional[tuple[float, float]] = None) -> "TablePlan | None":
+    """interpolation_table of each gate combination's points, its units gated: a unit
+    reads every gate of its combination with weight M and M * n_gates less bias, so it is
+    relu(z - z_i) where they all hold and stays at least 1 below firing elsewhere (M is
+    the z range over every point, and `z_span`, plus 1); each combination's constant is an
+    AND unit of its gates, as in build_table. A token times a mean (`x * y`, 155 means of
+    indices over 4 tokens at max_seq_len 8) is one unit per token instead of a step per
+    mean and token, whose large activations rounded past the outputs' gaps. None where a
+    combination's table is (see interpolation_table)."""
+    z = np.asarray(z, dtype=np.float64)
+    n_out = outputs.shape[1]
+    combo_index: dict[tuple, int] = {}
+    code = np.fromiter((combo_index.setdefault(tuple(c), len(combo_index)) for c in combos),
+                       dtype=np.int64, count=len(combos))
+    parts = []
+    for c in range(len(combo_index)):
+        at = np.flatnonzero(code == c)
+        part = interpolation_table(z[at], outputs[at], z_err, limit)
+        if part is None:
+            return None
+        parts.append(part)
+    plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
+    plan.z_gain = np.zeros(n_out)
+    if not len(z):
+        return plan
+    z_lo, z_hi = float(z.min()), float(z.max())
+    if z_span is not None:
+        z_lo, z_hi = min(z_lo, z_span[0]), max(z_hi, z_span[1])
+    lowest = min((-u.bias for part in parts for u in part.units), default=z_lo)
+    gate_m = z_hi - min(lowest, z_lo) + 1.0
+    for combo, part in zip(combo_index, parts):
+        offset = len(plan.units)
+        gates = {(g, v): gate_m for g, v in enumerate(combo)}
+        plan.units += [Unit(u.z, gates, u.bias - gate_m * n_gates) for u in part.units]
+        if np.any(part.out_bias != 0):
+            plan.units.append(Unit(0.0, {(g, v): 1.0 for g, v in enumerate(combo)}, -(n_gates - 1.0)))
+            for o in np.flatnonzero(part.out_bias).tolist():
+                plan.out_weights[o][len(plan.units) - 1] = float(part.out_bias[o])
+        for o, weights in enumerate(part.out_weights):
+            for u, w in weights.items():
+                plan.out_weights[o][offset + u] = w
+        plan.z_gain = np.maximum(plan.z_gain, part.z_gain)
+        plan.min_half_gap = min(plan.min_half_gap, part.min_half_gap)
+    plan.max_preactivation = max(z_hi - min(lowest, z_lo), 1.0) + gate_m * n_gates
+    return plan
+
+
 def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray,
-                           z_err: float, rows: Optional[OutputRows] = None) -> "TablePlan | None":
-    """interpolation_table if its outputs, off by z_gain * z_err plus float32 rounding, stay
-    within what their readers tolerate, and within the 1e-4 * scale that later tables
-    assume of any MLP output (they are lowered first, so they cannot know better); its
-    z_tolerance is the z error that allows."""
+                           z_err: float, rows: Optional[OutputRows] = None, n_gates: int = 0,
+                           z_span: Optional[tuple[float, float]] = None) -> "TablePlan | None":
+    """interpolation_table (with gates: gated_interpolation_table) if its outputs, off by
+    z_gain * z_err plus float32 rounding, stay within what their readers tolerate, and
+    within the 1e-4 * scale that later tables assume of any MLP output (they are lowered
+    first, so they cannot know better); its z_tolerance is the z error that allows."""
     assumed = 1e-4 * np.maximum(1.0, _largest(outputs, rows))
     limit = np.minimum(output_tolerance(outputs, rows), assumed)
-    plan = interpolation_table(z, outputs, z_err, limit, rows)
+    plan = gated_interpolation_table(combos, z, outputs, n_gates, z_err, limit, z_span) if n_gates else \
+        interpolation_table(z, outputs, z_err, limit, rows)
     if plan is None or plan.max_preactivation * EPS32 * 8 > 0.25:
         return None
-    room = limit - rounding_error(plan, combos, z, 0)
+    room = limit - rounding_error(plan, combos, z, n_gates)
     if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
         return None
     with np.errstate(divide="ignore"):

@@ -311,6 +311,22 @@ aggregate(select(is_major, True, ==), tokens, "_");
     assert model.num_layers == 2
 
 
+@pytest.mark.parametrize("max_len", [8, 10])
+def test_a_token_times_a_mean_is_one_gated_interpolating_table(max_len):
+    # x * y of a mean of indices (155 values at 8) and a token: a gated step table rounds
+    # past the outputs' gaps (refused before stop 31); gated interpolating units are exact,
+    # in the heads' layer, and proven
+    import rasp.tracr as T
+    mean = T.numerical(T.Aggregate(T.Select(T.tokens, T.tokens, T.Comparison.LT), T.numerical(T.indices),
+                                   default=0))
+    prog = T.numerical(T.SequenceMap(lambda x, y: x * y, mean, T.tokens))
+    vocab = [0, 1, 2, 3]
+    inputs = all_inputs(vocab, 6) + random_inputs(vocab, max_len, 300, seed=max_len)
+    model = assert_exact(prog, vocab, max_len, inputs=inputs)
+    assert model.num_layers == 1
+    assert model.exactness()["proven_exact"]
+
+
 def test_nan_outputs_compare_equal():
     assert compiler.same_output([float("nan"), 1.0], [float("nan"), 1.0])
     assert not compiler.same_output([float("nan")], [1.0])

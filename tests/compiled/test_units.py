@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.features import Basis, Feature
-from compiler.mlp import build_table, exact_table, interpolation_table
+from compiler.mlp import build_table, exact_table, gated_interpolation_table, interpolation_table
 from compiler.selectors import equality_codes, factorize
 
 
@@ -487,3 +487,39 @@ def test_a_probe_refused_on_its_sample_is_not_built_whole(monkeypatch):
     assert plain_rows.count(1377) == 2 and whole_rows.count(1377) == 1
     assert weights(sampled) == weights(plain) and sampled.num_layers == plain.num_layers
     assert_exact(sop, list("(){}"), 10, inputs=random_inputs(list("(){}"), 10, 30, seed=10), model=sampled)
+
+
+def _run_table(plan, combos, z, n_gates: int) -> np.ndarray:
+    """The table's outputs at each point in float64 (gates as exact one-hots)."""
+    out = np.tile(plan.out_bias, (len(z), 1)).astype(np.float64)
+    for i, (combo, zi) in enumerate(zip(combos, z)):
+        on = {(g, v) for g, v in enumerate(combo)}
+        for u, unit in enumerate(plan.units):
+            act = max(0.0, unit.z * zi + unit.bias + sum(c for key, c in unit.gates.items() if key in on))
+            for o, weights in enumerate(plan.out_weights):
+                out[i, o] += weights.get(u, 0.0) * act
+    return out
+
+
+def test_gated_interpolation_tables_are_exact_per_combination_and_off_elsewhere():
+    # each gate combination's own interpolation, its units off at every other combination's
+    # points (and over z_span), and the combination's constant from an AND unit
+    rng = np.random.default_rng(5)
+    z = np.round(rng.uniform(-3, 5, 60), 3)
+    combos = [(int(a), "xy"[int(b)]) for a, b in zip(rng.integers(0, 3, 60), rng.integers(0, 2, 60))]
+    outputs = np.array([[a * zi + (2 if b == "x" else -1), (zi * zi if a else 7.0)]
+                        for (a, b), zi in zip(combos, z)])
+    plan = gated_interpolation_table(combos, z, outputs, 2, z_span=(-10.0, 12.0))
+    assert np.allclose(_run_table(plan, combos, z, 2), outputs, atol=1e-9)
+    # an unseen z within z_span at a seen combination's gates changes nothing of the others
+    far = [(0, "x")] * 3
+    got = _run_table(plan, far, np.array([-10.0, 0.5, 12.0]), 2)
+    own = [u for u, unit in enumerate(plan.units) if unit.z and set(unit.gates) != {(0, 0), (1, "x")}]
+    for u in own:
+        unit = plan.units[u]
+        for zi in (-10.0, 12.0):
+            on = sum(c for key, c in unit.gates.items() if key in {(0, 0), (1, "x")})
+            assert unit.z * zi + unit.bias + on <= -1.0 + 1e-9
+    assert got[:, 1].tolist() == [7.0, 7.0, 7.0]
+    plan_bad = gated_interpolation_table([(0,), (0,)], np.array([1.0, 1.0]), np.array([[0.0], [1.0]]), 1)
+    assert plan_bad is None
