@@ -1811,9 +1811,9 @@ class Lowering:
                 lams = self._projections(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [[1.0] * len(xs)]
             plan = None
             out_rows = output_rows(t_outputs) if lams else None
-            # (gates whose indicators are exact may gate interpolating units, which pass
-            # their errors on: see compiler.bounds)
-            exact_gates = bool(gates) and all(self._exact_indicators(leaves[g]) for g in gates)
+            # (gates whose indicators are exact, from embeddings, may gate interpolating
+            # units, which pass a gate's error on: see compiler.bounds)
+            exact_gates = bool(gates) and all(self._exact_indicators(leaves[g], copies=False) for g in gates)
             for lam in lams[:PROJECTION_TRIES]:
                 z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
@@ -1940,16 +1940,16 @@ class Lowering:
             self._snapped[key] = f
         return f
 
-    def _exact_indicators(self, node: ir.SOp) -> bool:
+    def _exact_indicators(self, node: ir.SOp, copies: bool = True) -> bool:
         """Whether the node's indicators are exact enough to gate on as they are: embedded
-        ones, or a copy of such a node (through virtual maps) from a select that picks at
-        most one key. A copy of an MLP's output copies its rounding."""
+        ones, or (with `copies`) a copy of such a node (through virtual maps) from a select
+        that picks at most one key. A copy of an MLP's output copies its rounding."""
         kind = self.plan.kind[node.id]
         if kind in (CONST, EMBED_POS, EMBED_TOK):
             return True
         if kind == MAP_VIRTUAL:
-            return all(self._exact_indicators(k) for k in self.graph.children(node) if isinstance(k, ir.SOp))
-        if kind == ATTN_COPY:
+            return all(self._exact_indicators(k, copies) for k in self.graph.children(node) if isinstance(k, ir.SOp))
+        if kind == ATTN_COPY and copies:
             # (one selected key: several with the same value weigh 1/k each, whose float32
             # sum is not exactly 1; a mean over equal tokens, so copied, was wrong at
             # max_seq_len 64)

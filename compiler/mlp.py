@@ -443,9 +443,7 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
         return plan
     if steps_only or (n_gates and not gated_interpolation):
         return None
-    if n_gates:
-        return _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span)
-    return _checked_interpolation(combos, z, outputs, z_err, rows)
+    return _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span)
 
 
 def _largest(outputs: np.ndarray, rows: Optional[OutputRows]) -> np.ndarray:
