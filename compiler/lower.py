@@ -1808,7 +1808,10 @@ class Lowering:
                 lam = _separating_projection(xs, t_outputs, groups=_combo_codes(combos) if gates else None)
                 lams = [lam] if lam is not None else []
             else:
-                lams = self._projections(xs, n_aff, combos, t_outputs) if len(xs) > 1 else [[1.0] * len(xs)]
+                # (the outputs' row codes, found above, where these are the same outputs)
+                lams = self._projections(xs, n_aff, combos, t_outputs,
+                                         row_codes=output_codes if rows is None and len(leaves) > 1 else None) \
+                    if len(xs) > 1 else [[1.0] * len(xs)]
             plan = None
             out_rows = output_rows(t_outputs) if lams else None
             # (gates whose indicators are exact, from embeddings, may gate interpolating
@@ -2024,7 +2027,7 @@ class Lowering:
         return abs(fit[0]) * self._leaf_error_estimate(sources[0])
 
     def _projections(self, xs: list[np.ndarray], n_affine: int, combos: list[tuple],
-                     outputs: np.ndarray) -> list[list[float]]:
+                     outputs: np.ndarray, row_codes: Optional[np.ndarray] = None) -> list[list[float]]:
         """Coefficient vectors lam making the outputs a function of (gates, sum_j lam_j * x_j),
         best first: fewest distinct points, then fewest output changes along z (a step
         table's units).
@@ -2035,7 +2038,8 @@ class Lowering:
         combination merges points. The order matters: `w if c else 0` over w = 0..48 is one
         ramp along z = w + 49 c (48 steps of +1), but 96 alternating jumps along z = c + 2 w,
         whose step units rounded past the output's margin, so that the table fell back to 49
-        one-hot features of w (d_model 55 instead of 8).
+        one-hot features of w (d_model 55 instead of 8). `row_codes`: _output_row_codes of
+        the outputs, where the caller has them.
         """
         k = len(xs)
         candidates = []
@@ -2050,7 +2054,7 @@ class Lowering:
         combo_code = _combo_codes(combos)
         codes = combo_code if len(combo_code) > 0 and bool(np.any(combo_code != combo_code[0])) else None
         fewest_changes = outputs        # (kept as it was: a projection that may undercount)
-        outputs = _output_row_codes(outputs)
+        outputs = _output_row_codes(outputs) if row_codes is None else row_codes
         scored: list[tuple[int, list[float]]] = []
         seen: set[tuple] = set()
 
