@@ -931,7 +931,7 @@ class Lowering:
                 lam = 1.0
             z = x[:, 0] + lam * x[:, 1]
             z_err = (1.0 + lam) * self._width_x_error()
-            if build_table([()] * len(z), z, onehot, 0).precise_enough(z_err):
+            if build_table([()] * len(z), z, onehot, 0, lazy=True).precise_enough(z_err):
                 self._joint_cache[node.id] = (lam, z, rows, z_err, boost)
                 break
         return self._joint_cache[node.id]

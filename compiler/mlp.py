@@ -55,6 +55,15 @@ class TablePlan:
     # width (a z error at such a point may reach a quarter of it; see compiler.bounds)
     step_z: Optional[np.ndarray] = None
     step_half: Optional[np.ndarray] = None
+    # build_table(lazy=True): step units not yet in `units` and `out_weights` (see _Steps)
+    pending: Optional["_Steps"] = None
+
+    def complete(self) -> "TablePlan":
+        """The plan with its pending step units made (as build_table makes them)."""
+        if self.pending is not None:
+            self.pending.make(self)
+            self.pending = None
+        return self
 
     def precise_enough(self, z_err: float) -> bool:
         """An input off by z_err still gives the exact outputs, and no activation is so large
@@ -127,7 +136,7 @@ class InconsistentTable(ValueError):
 
 def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
                 gate_index_ok: bool = True, z_span: Optional[tuple[float, float]] = None,
-                rows: Optional[OutputRows] = None) -> TablePlan:
+                rows: Optional[OutputRows] = None, lazy: bool = False) -> TablePlan:
     """Units computing outputs[i] at input point (combos[i], z[i]) for every i.
 
     combos: per point, the tuple of gate values (length n_gates).
@@ -136,6 +145,9 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     z_span: the range z takes at points outside the table, where its gated units must
     stay off (a table for one gate combination among several, each with its own z).
     rows: `outputs` by its distinct rows (output_rows), where it has them.
+    lazy: the step units are left pending (TablePlan.complete makes them): a table that is
+    only checked (precise_enough, rounding_error) and refused never builds them (the
+    paper's Dyck-2 at max_seq_len 40 tried tables of a million steps in all).
     """
     n_out = outputs.shape[1]
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
@@ -225,27 +237,66 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     bias0 = -sign * mid / half if len(half) else half
     gate_bias = -gate_m * n_gates if n_gates else 0.0
     gates_of = [{(g, v): gate_m for g, v in enumerate(combo)} if n_gates else {} for combo in combos_in_order]
-    first_unit = len(plan.units)
-    for cf, b0, c in zip(coef.tolist(), bias0.tolist(), combo_of.tolist()):
-        gates = gates_of[c]                                   # (shared, never mutated)
-        plan.units.append(Unit(cf, gates, b0 + 0.5 + gate_bias))
-        plan.units.append(Unit(cf, gates, b0 - 0.5 + gate_bias))
-    by_output = np.argsort(out_of, kind="stable")          # (each output's steps in order)
-    ends = np.cumsum(np.bincount(out_of, minlength=n_out)).tolist()
-    units_all = (first_unit + 2 * step_of[by_output]).tolist()
-    ws_all = (step_delta * sign[step_of])[by_output].tolist()
-    start = 0
-    for o in range(n_out):
-        weights = plan.out_weights[o]
-        for u, w in zip(units_all[start:ends[o]], ws_all[start:ends[o]]):
-            weights[u] = w
-            weights[u + 1] = -w
-        start = ends[o]
+    plan.pending = _Steps(combos_in_order, gates_of, coef, bias0, gate_bias, combo_of, step_of, out_of,
+                          step_delta * sign[step_of])
+    if not lazy:
+        plan.complete()
     plan.max_preactivation = max(max_act, 1.0) + (gate_m * n_gates if n_gates else 0.0)
     plan.z_tolerance = plan.min_half_gap / 4 if np.isfinite(plan.min_half_gap) else np.inf
     plan.step_z = np.concatenate([mid - half, mid + half])
     plan.step_half = np.concatenate([half, half])
     return plan
+
+
+@dataclass
+class _Steps:
+    """build_table's step units before they are made: step s is the pair of units
+    relu(coef[s] z + bias0[s] +- 0.5 + gate_bias + its combination's gates), with output
+    weights +-weight[k] for output out_of[k] of step step_of[k]."""
+
+    combos: list                  # the gate combinations, in order of first appearance
+    gates_of: list                # per combination: its gates' coefficients (shared dicts)
+    coef: np.ndarray
+    bias0: np.ndarray
+    gate_bias: float
+    combo_of: np.ndarray          # per step: its combination
+    step_of: np.ndarray
+    out_of: np.ndarray
+    weight: np.ndarray
+
+    def make(self, plan: TablePlan) -> None:
+        first_unit = len(plan.units)
+        gate_bias = self.gate_bias
+        for cf, b0, c in zip(self.coef.tolist(), self.bias0.tolist(), self.combo_of.tolist()):
+            gates = self.gates_of[c]                              # (shared, never mutated)
+            plan.units.append(Unit(cf, gates, b0 + 0.5 + gate_bias))
+            plan.units.append(Unit(cf, gates, b0 - 0.5 + gate_bias))
+        by_output = np.argsort(self.out_of, kind="stable")      # (each output's steps in order)
+        ends = np.cumsum(np.bincount(self.out_of, minlength=len(plan.out_weights))).tolist()
+        units_all = (first_unit + 2 * self.step_of[by_output]).tolist()
+        ws_all = self.weight[by_output].tolist()
+        start = 0
+        for o, weights in enumerate(plan.out_weights):
+            for u, w in zip(units_all[start:ends[o]], ws_all[start:ends[o]]):
+                weights[u] = w
+                weights[u + 1] = -w
+            start = ends[o]
+
+    def arrays(self, codes: dict) -> tuple[np.ndarray, ...]:
+        """rounding_error's per-unit arrays of the units `make` would add (coefficient,
+        bias, summed gate coefficients, combination code among `codes`, -2 ungated) and
+        the (unit, output, |weight|) entries, units counted from 0."""
+        coef = np.repeat(self.coef, 2)
+        bias = np.empty(2 * len(self.coef))
+        bias[0::2] = self.bias0 + 0.5 + self.gate_bias
+        bias[1::2] = self.bias0 - 0.5 + self.gate_bias
+        per_combo_sum = np.array([float(sum(g.values())) for g in self.gates_of])
+        per_combo_code = np.array([codes.get(tuple(c), -1) if g else -2 for c, g in zip(self.combos, self.gates_of)],
+                                  dtype=np.int64)
+        gate_sum = np.repeat(per_combo_sum[self.combo_of], 2) if len(self.combo_of) else np.zeros(0)
+        unit_code = np.repeat(per_combo_code[self.combo_of], 2) if len(self.combo_of) else np.zeros(0, np.int64)
+        units = np.concatenate([2 * self.step_of, 2 * self.step_of + 1])
+        return coef, bias, gate_sum, unit_code, units, np.tile(self.out_of, 2), np.tile(np.abs(self.weight), 2)
 
 
 def and_rounding(plan: TablePlan) -> Optional[np.ndarray]:
@@ -274,9 +325,11 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
     """
     units = plan.units
     n_out = len(plan.out_weights)
-    if not units or len(z) == 0:
+    steps = plan.pending
+    n_units = len(units) + (2 * len(steps.coef) if steps is not None else 0)
+    if not n_units or len(z) == 0:
         return EPS32 * np.abs(plan.out_bias) if n_out else np.zeros(0)
-    W = np.zeros((len(units), n_out))
+    W = np.zeros((n_units, n_out))
     for o, weights in enumerate(plan.out_weights):
         for u, w in weights.items():
             W[u, o] = abs(w)
@@ -286,13 +339,18 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
     codes: dict[tuple, int] = {}
     point_code = np.array([codes.setdefault(tuple(c), len(codes)) for c in combos])
     unit_code = np.array([codes.get(tuple(v for (_, v) in sorted(u.gates)), -1) if u.gates else -2
-                          for u in units])
+                          for u in units], dtype=np.int64)
+    if steps is not None:       # (the pending step units, after the made ones)
+        s_coef, s_bias, s_gates, s_code, s_unit, s_out, s_w = steps.arrays(codes)
+        W[len(units) + s_unit, s_out] = s_w
+        coef, bias = np.concatenate([coef, s_coef]), np.concatenate([bias, s_bias])
+        gate_sum, unit_code = np.concatenate([gate_sum, s_gates]), np.concatenate([unit_code, s_code])
     z = np.asarray(z, dtype=np.float64)
-    if len(z) * len(units) > _DENSE_ROUNDING_LIMIT:
+    if len(z) * n_units > _DENSE_ROUNDING_LIMIT:
         return 2 * EPS32 * _worst_active_sums(z, point_code, unit_code, coef, bias, gate_sum, W) \
             + EPS32 * np.abs(plan.out_bias)
     worst = np.zeros(n_out)
-    step = max(1, 2_000_000 // max(1, len(units)))
+    step = max(1, 2_000_000 // max(1, n_units))
     for start in range(0, len(z), step):
         zs = z[start:start + step]
         pc = point_code[start:start + step]
@@ -438,7 +496,7 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     several projections of one table finds them once).
     """
     rows = output_rows(outputs) if rows is None else rows
-    plan = build_table(combos, z, outputs, n_gates, z_span=z_span, rows=rows)
+    plan = build_table(combos, z, outputs, n_gates, z_span=z_span, rows=rows, lazy=True)
     step_error = rounding_error(plan, combos, z, n_gates) if plan.precise_enough(z_err) else None
     tolerance = output_tolerance(outputs, rows) if tolerance is None else tolerance
     if precision is not None:
@@ -450,7 +508,7 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
             if alt is not None and \
                     np.max(rounding_error(alt, combos, z, 0) + alt.z_gain * z_err) < np.max(step_error):
                 return alt
-        return plan
+        return plan.complete()
     if steps_only or (n_gates and not gated_interpolation):
         return None
     return _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span)

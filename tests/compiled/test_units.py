@@ -523,3 +523,31 @@ def test_gated_interpolation_tables_are_exact_per_combination_and_off_elsewhere(
     assert got[:, 1].tolist() == [7.0, 7.0, 7.0]
     plan_bad = gated_interpolation_table([(0,), (0,)], np.array([1.0, 1.0]), np.array([[0.0], [1.0]]), 1)
     assert plan_bad is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pending_step_units_give_the_made_units_rounding_and_weights(seed):
+    # build_table(lazy=True) leaves its step units pending: rounding_error of the pending
+    # plan equals that of the made one (dense and sorted-breakpoint paths), and completing
+    # it makes the same units and output weights, in the same order, as building them
+    from compiler.mlp import rounding_error
+    rng = np.random.default_rng(seed)
+    n, n_gates = int(rng.integers(20, 400)), int(seed % 3)
+    z = np.round(rng.uniform(-5, 5, n), 2)
+    combos = [tuple(int(v) for v in rng.integers(0, 3, n_gates)) for _ in range(n)]
+    key = {}
+    outputs = np.array([[float(key.setdefault((c, zi), rng.integers(-3, 4))), np.floor(zi) * (1 + len(c))]
+                        for c, zi in zip(combos, z)])
+    made = build_table(combos, z, outputs, n_gates)
+    pending = build_table(combos, z, outputs, n_gates, lazy=True)
+    assert pending.pending is not None and len(pending.units) < len(made.units)
+    for limit in (10 ** 9, 1):          # (dense evaluation, then _worst_active_sums)
+        import compiler.mlp as mlp
+        saved, mlp._DENSE_ROUNDING_LIMIT = mlp._DENSE_ROUNDING_LIMIT, limit
+        try:
+            assert np.array_equal(rounding_error(pending, combos, z, n_gates), rounding_error(made, combos, z, n_gates))
+        finally:
+            mlp._DENSE_ROUNDING_LIMIT = saved
+    pending.complete()
+    assert pending.pending is None and pending.units == made.units
+    assert [list(w.items()) for w in pending.out_weights] == [list(w.items()) for w in made.out_weights]
