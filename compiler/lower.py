@@ -507,7 +507,8 @@ class Lowering:
         for err, margin in readout_errors(readout, self.err):
             if err >= margin:
                 raise ReadoutError(f"the output cannot be decoded exactly in float32: its values are "
-                                   f"{2 * margin:.3g} apart, and the model's error on them can reach {err:.3g} "
+                                   f"{2 * margin:.3g} apart, so each must come out within {margin:.3g} of "
+                                   f"itself, and the model's error on them can reach {err:.3g} "
                                    f"(use a smaller vocabulary or max_seq_len)", readout.node)
 
     def _count_decides_type(self, out: ir.SOp) -> bool:

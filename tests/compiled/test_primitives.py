@@ -185,6 +185,9 @@ def test_output_numbers_closer_than_float32_can_tell_apart_are_refused():
     with pytest.raises(compiler.CompileError) as err:
         compiler.compile(sop, vocab=[-5, 3, 10 ** 8], max_seq_len=4)
     assert "cannot be decoded exactly in float32" in str(err.value)
+    # (the margin is half the gap: a message saying only "0.667 apart, error 0.5" read as
+    # if the error were within it)
+    assert "apart, so each must come out within" in str(err.value)
 
 
 FINE_MEANS = (
