@@ -57,6 +57,9 @@ class TablePlan:
     step_half: Optional[np.ndarray] = None
     # build_table(lazy=True): step units not yet in `units` and `out_weights` (see _Steps)
     pending: Optional["_Steps"] = None
+    # per output, how far the table's outputs at its points are from the tabulated ones
+    # before any rounding (gated interpolation without its noise units; rounding_error adds it)
+    approx: Optional[np.ndarray] = None
 
     def complete(self) -> "TablePlan":
         """The plan with its pending step units made (as build_table makes them)."""
@@ -316,6 +319,14 @@ def and_rounding(plan: TablePlan) -> Optional[np.ndarray]:
 
 
 def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_gates: int) -> np.ndarray:
+    """A bound on each output's error over every tabulated point, with exact inputs: the
+    float32 rounding (_float32_rounding) and how far the table was built from its outputs
+    (TablePlan.approx)."""
+    bound = _float32_rounding(plan, combos, z, n_gates)
+    return bound if plan.approx is None else bound + plan.approx
+
+
+def _float32_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_gates: int) -> np.ndarray:
     """A bound on each output's float32 rounding error over every tabulated point.
 
     At each point, every active unit contributes eps * (its pre-activation terms) * |its
@@ -601,14 +612,16 @@ def gated_interpolation_table(combos: Sequence[tuple], z: np.ndarray, outputs: n
     code = np.fromiter((combo_index.setdefault(tuple(c), len(combo_index)) for c in combos),
                        dtype=np.int64, count=len(combos))
     parts = []
+    plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
+    plan.z_gain = np.zeros(n_out)
+    plan.approx = np.zeros(n_out)
     for c in range(len(combo_index)):
         at = np.flatnonzero(code == c)
         part = interpolation_table(z[at], outputs[at], z_err, limit)
         if part is None:
             return None
+        plan.approx = np.maximum(plan.approx, _drop_noise_units(part, z[at], outputs[at]))
         parts.append(part)
-    plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
-    plan.z_gain = np.zeros(n_out)
     if not len(z):
         return plan
     z_lo, z_hi = float(z.min()), float(z.max())
@@ -631,6 +644,39 @@ def gated_interpolation_table(combos: Sequence[tuple], z: np.ndarray, outputs: n
         plan.min_half_gap = min(plan.min_half_gap, part.min_half_gap)
     plan.max_preactivation = max(z_hi - min(lowest, z_lo), 1.0) + gate_m * n_gates
     return plan
+
+
+def _drop_noise_units(part: TablePlan, z: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Drop an interpolation's units whose slope changes are float64 noise (a linear
+    function's slopes between its points differ in the last bits: x * y of 155 means took
+    a unit per mean and token), where the outputs at every point stay within 1e-12 of
+    their scale; returns by how much they moved (TablePlan.approx), or zeros where nothing
+    was dropped."""
+    n_out = len(part.out_weights)
+    moved = np.zeros(n_out)
+    if not part.units:
+        return moved
+    W = np.zeros((len(part.units), n_out))
+    for o, weights in enumerate(part.out_weights):
+        for u, w in weights.items():
+            W[u, o] = w
+    noise = np.all(np.abs(W) <= 1e-9 * np.maximum(1.0, part.z_gain)[None, :], axis=1)
+    if not noise.any() or noise.all():
+        return moved
+    knots = np.array([-u.bias for u in part.units])
+    keep = np.flatnonzero(~noise)
+    got = part.out_bias[None, :] + np.maximum(z[:, None] - knots[None, keep], 0.0) @ W[keep]
+    moved = np.max(np.abs(got - outputs), axis=0)
+    if np.any(moved > 1e-12 * np.maximum(1.0, np.max(np.abs(outputs), axis=0))):
+        return np.zeros(n_out)
+    part.units = [part.units[u] for u in keep.tolist()]
+    part.out_weights = [{k: float(W[u, o]) for k, u in enumerate(keep.tolist()) if W[u, o] != 0}
+                        for o in range(n_out)]
+    # (the slopes left: each piece's, summed from the kept changes in knot order)
+    order = np.argsort(knots[keep], kind="stable")
+    slopes = np.cumsum(W[keep][order], axis=0)
+    part.z_gain = np.maximum(part.z_gain, np.max(np.abs(slopes), axis=0))
+    return moved
 
 
 def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray,

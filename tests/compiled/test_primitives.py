@@ -328,6 +328,9 @@ def test_a_token_times_a_mean_is_one_gated_interpolating_table(max_len):
     model = assert_exact(prog, vocab, max_len, inputs=inputs)
     assert model.num_layers == 1
     assert model.exactness()["proven_exact"]
+    # (x * y is linear in x for each token: a unit and an AND unit per token at most, not
+    # one per change of slope that float64 noise makes)
+    assert model.d_mlp <= 2 * len(vocab)
 
 
 def test_nan_outputs_compare_equal():

@@ -511,6 +511,19 @@ def test_gated_interpolation_tables_are_exact_per_combination_and_off_elsewhere(
     assert got[:, 1].tolist() == [7.0, 7.0, 7.0]
     plan_bad = gated_interpolation_table([(0,), (0,)], np.array([1.0, 1.0]), np.array([[0.0], [1.0]]), 1)
     assert plan_bad is None
+    # a function linear per combination takes one unit each (and an AND unit), the float64
+    # noise of its slopes dropped; how far that moves the outputs is in approx, which
+    # rounding_error counts
+    from compiler.mlp import rounding_error
+    x = np.array(sorted({k / m for m in range(1, 12) for k in range(0, 3 * m)}))
+    gates = [(g,) for g in range(3) for _ in x]
+    xs = np.tile(x, 3)
+    lin = np.array([[g * xi - 0.5 * g] for (g,), xi in zip(gates, xs)])
+    plan = gated_interpolation_table(gates, xs, lin, 1)
+    assert len([u for u in plan.units if u.z]) <= 3 and plan.approx is not None
+    assert np.all(plan.approx <= 1e-12 * 6)
+    assert np.allclose(_run_table(plan, gates, xs, 1), lin, atol=1e-4)
+    assert np.all(rounding_error(plan, gates, xs, 1) >= plan.approx)
 
 
 @pytest.mark.parametrize("seed", range(6))
