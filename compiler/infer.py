@@ -1521,8 +1521,9 @@ class Inference:
             else:
                 return _sorted_chunks(_apply_by_type(fn, sets))
         may_be_none = any(None in s for s in sets) and not fn.takes_none
-        if fn.op == "lookup" and len(sets) == 1 and isinstance(fn.consts[0], dict):
-            return sorted_values(_dict_lookups(fn.consts[0], sets[0], may_be_none))
+        table = _lookup_dict(fn)
+        if table is not None and len(sets) == 1:
+            return sorted_values(_dict_lookups(table, sets[0], may_be_none))
         results = []
         py = fn.py
         for args in itertools.product(*sets):
@@ -1951,9 +1952,9 @@ def _rounding_flip(fn: ir.ElementFn, rows: Iterable[tuple], fuzzy: list, outs: s
     if len(fuzzy) == 1:
         only = fuzzy[0]
         combos = [args for args in rows if args[0] in only]
-        if fn.op == "lookup" and isinstance(fn.consts[0], dict):
+        table = _lookup_dict(fn)
+        if table is not None:
             # (a key the dict lacks fails, so it is skipped: not called, and not raised)
-            table = fn.consts[0]
             combos = [args for args in combos if args[0] in table]
     else:
         combos = [args for args in rows if any(a in f for a, f in zip(args, fuzzy))]
@@ -2270,6 +2271,12 @@ def call_element(fn: ir.ElementFn, args: Sequence[Any]) -> Any:
         return fn.py(*args)
     except Exception:
         return FAILED
+
+
+def _lookup_dict(fn: ir.ElementFn) -> Optional[dict]:
+    """The dict a `d[x]` lookup reads (rasp.ops.lookup_fn keeps it as its constant), or None
+    for any other function: its value for x is the dict's where x is a key, else an error."""
+    return fn.consts[0] if fn.op == "lookup" and isinstance(fn.consts[0], dict) else None
 
 
 def _dict_lookups(table: dict, values: tuple, none_gives_none: bool) -> list:

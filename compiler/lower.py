@@ -21,6 +21,7 @@ inputs are refs; `Ref.read()` resolves each to a linear combination of features.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import defaultdict
@@ -39,8 +40,8 @@ from .features import ONE, Basis, Feature, Read
 from .graph import ProgramGraph
 from .infer import (FAILED, MAX_TUPLES, Inference, ValueIndex, apply_vectorized, call_element, is_number,
                     out_of_memory)
-from .mlp import (EPS32, InconsistentTable, TablePlan, and_rounding, build_table, exact_table, output_rows,
-                  output_tolerance, rounding_error)
+from .mlp import (EPS32, ROWS_FROM, InconsistentTable, TablePlan, and_rounding, build_table, exact_table,
+                  output_rows, output_tolerance, rounding_error)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -1691,7 +1692,9 @@ class Lowering:
         active = list(range(len(leaves)))
         # drop inputs the outputs do not depend on (functional dependence on the others;
         # asked of the outputs' row codes, which answer alike)
-        output_codes = _output_row_codes(outputs) if len(leaves) > 1 else outputs
+        # (the outputs' distinct rows, found once for the codes and every attempt below)
+        distinct_rows = functools.cache(lambda: output_rows(outputs, from_size=0))
+        output_codes = _output_row_codes(outputs, distinct_rows) if len(leaves) > 1 else outputs
         for j in sorted(range(len(leaves)), key=lambda j: -len(set(codes[j].tolist()))):
             rest = [a for a in active if a != j]
             if _is_function_of([codes[a] for a in rest], output_codes):
@@ -1814,7 +1817,12 @@ class Lowering:
                                          row_codes=output_codes if rows is None and len(leaves) > 1 else None) \
                     if len(xs) > 1 else [[1.0] * len(xs)]
             plan = None
-            out_rows = output_rows(t_outputs) if lams else None
+            if not lams:
+                out_rows = None
+            elif rows is None:          # (output_rows(outputs): the same rows, from ROWS_FROM entries)
+                out_rows = distinct_rows() if outputs.size >= ROWS_FROM else None
+            else:
+                out_rows = output_rows(t_outputs)
             # (gates whose indicators are exact, from embeddings, may gate interpolating
             # units, which pass a gate's error on: see compiler.bounds)
             exact_gates = bool(gates) and all(self._exact_indicators(leaves[g], copies=False) for g in gates)
@@ -2211,13 +2219,9 @@ class Lowering:
             gates: dict[int, list[Lin]] = defaultdict(list)   # per gate: its one-hot reads
             for (g, v) in keys:
                 gates[g].append({gate_refs[(g, v)]: 1.0})
-            and_gain = np.zeros(len(created))
-            for j in range(len(created)):
-                and_gain[j] = sum(abs(w) for u, w in plan.out_weights[j].items()
-                                  if plan.units[u].z == 0 and plan.units[u].gates)
+            and_gain = _weight_sums(plan, lambda unit: unit.z == 0 and unit.gates)
             gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
-            gated_z_gain = np.array([sum(abs(w) for u, w in plan.out_weights[j].items()
-                                         if plan.units[u].z and plan.units[u].gates) for j in range(len(created))]) \
+            gated_z_gain = _weight_sums(plan, lambda unit: unit.z and unit.gates) \
                 if plan.z_gain is not None and gate_gain else None
             bounds.append(TableBound(part.z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
                                      list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
@@ -2243,6 +2247,12 @@ def _width_x(widths: np.ndarray, boost: float = 0.0) -> np.ndarray:
         return 1.0 / (1.0 + widths)
     c = math.exp(boost)
     return widths / (c + widths)
+
+
+def _weight_sums(plan: TablePlan, pick: Callable) -> np.ndarray:
+    """Per output, the summed |weight| of the table's units that `pick` accepts."""
+    return np.array([sum(abs(w) for u, w in weights.items() if pick(plan.units[u])) for weights in plan.out_weights],
+                    dtype=np.float64)
 
 
 def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,
@@ -2359,15 +2369,16 @@ def _min_gap(x: np.ndarray) -> float:
     return float(d.min())
 
 
-def _output_row_codes(outputs: np.ndarray) -> np.ndarray:
+def _output_row_codes(outputs: np.ndarray, distinct_rows: Optional[Callable] = None) -> np.ndarray:
     """One column of row codes standing for the output rows wherever that changes no test
     on them (rows differ by more than 1e-12 exactly where their codes differ: so where
     each column's distinct values lie further apart than that); else the rows. Scoring
     a projection compares neighbouring rows: over the ~300 one-hot outputs of an exact
-    copy (compiler.rewrite) that was most of the paper's Dyck-3 compile."""
+    copy (compiler.rewrite) that was most of the paper's Dyck-3 compile. `distinct_rows`:
+    gives output_rows(outputs, from_size=0), where the caller keeps them."""
     if outputs.ndim != 2 or outputs.shape[1] <= 2 or outputs.shape[0] < 2:
         return outputs
-    rows = output_rows(outputs, from_size=0)
+    rows = distinct_rows() if distinct_rows is not None else output_rows(outputs, from_size=0)
     if rows is None:
         return outputs
     # (each column's values sorted over the distinct rows alone: the same gaps)

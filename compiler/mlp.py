@@ -133,6 +133,31 @@ def output_rows(outputs: np.ndarray, from_size: Optional[int] = None) -> Optiona
 _ROWS_CHECKED_AT_ONCE = 2048
 
 
+def _combination_codes(combos: Sequence[tuple]) -> tuple[np.ndarray, list[tuple]]:
+    """Each point's gate combination as its index among the distinct ones, and those in
+    order of first appearance."""
+    index: dict[tuple, int] = {}
+    code = np.fromiter((index.setdefault(tuple(c), len(index)) for c in combos), dtype=np.int64, count=len(combos))
+    return code, list(index)
+
+
+def _add_and_unit(plan: TablePlan, combo: tuple, values: np.ndarray) -> None:
+    """A unit that is 1 where every gate of `combo` holds and 0 elsewhere (the gates are
+    0/1 indicators), writing `values` (its nonzero ones) to the outputs."""
+    plan.units.append(Unit(0.0, {(g, v): 1.0 for g, v in enumerate(combo)}, -(len(combo) - 1.0)))
+    for o in np.flatnonzero(values).tolist():
+        plan.out_weights[o][len(plan.units) - 1] = float(values[o])
+
+
+def _weight_matrix(out_weights: list[dict[int, float]], n_units: int) -> np.ndarray:
+    """The output weights as a [units, outputs] matrix."""
+    W = np.zeros((n_units, len(out_weights)))
+    for o, weights in enumerate(out_weights):
+        for u, w in weights.items():
+            W[u, o] = w
+    return W
+
+
 class InconsistentTable(ValueError):
     """Two input points that the table cannot tell apart need different outputs."""
 
@@ -154,15 +179,11 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     """
     n_out = outputs.shape[1]
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
-    combo_index: dict[tuple, int] = {}
     if n_gates:
-        code = np.fromiter((combo_index.setdefault(tuple(c), len(combo_index)) for c in combos),
-                           dtype=np.int64, count=len(combos))
+        code, combos_in_order = _combination_codes(combos)
     else:                           # (no gates: one group, without a pass over the points)
         code = np.zeros(len(combos), dtype=np.int64)
-        if len(combos):
-            combo_index[()] = 0
-    combos_in_order = list(combo_index)
+        combos_in_order = [()] if len(combos) else []
     z_all = np.asarray(z, dtype=np.float64)
     z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 0.0)
     if z_span is not None:
@@ -228,13 +249,8 @@ def build_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     else:
         # one AND unit per gate combination with a non-zero base
         for c, combo in enumerate(combos_in_order):
-            if not np.any(base[c] != 0):
-                continue
-            gates = {(g, v): 1.0 for g, v in enumerate(combo)}
-            u = len(plan.units)
-            plan.units.append(Unit(0.0, gates, -(n_gates - 1.0)))
-            for o in np.flatnonzero(base[c]).tolist():
-                plan.out_weights[o][u] = float(base[c, o])
+            if np.any(base[c] != 0):
+                _add_and_unit(plan, combo, base[c])
     sign = np.where(rising, 1.0, -1.0)
     coef = sign / half if len(half) else half
     bias0 = -sign * mid / half if len(half) else half
@@ -340,10 +356,7 @@ def _float32_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n
     n_units = len(units) + (2 * len(steps.coef) if steps is not None else 0)
     if not n_units or len(z) == 0:
         return EPS32 * np.abs(plan.out_bias) if n_out else np.zeros(0)
-    W = np.zeros((n_units, n_out))
-    for o, weights in enumerate(plan.out_weights):
-        for u, w in weights.items():
-            W[u, o] = abs(w)
+    W = np.abs(_weight_matrix(plan.out_weights, n_units))
     coef = np.array([u.z for u in units])
     bias = np.array([u.bias for u in units])
     gate_sum = np.array([sum(u.gates.values()) for u in units])
@@ -608,14 +621,12 @@ def gated_interpolation_table(combos: Sequence[tuple], z: np.ndarray, outputs: n
     combination's table is (see interpolation_table)."""
     z = np.asarray(z, dtype=np.float64)
     n_out = outputs.shape[1]
-    combo_index: dict[tuple, int] = {}
-    code = np.fromiter((combo_index.setdefault(tuple(c), len(combo_index)) for c in combos),
-                       dtype=np.int64, count=len(combos))
+    code, combos_in_order = _combination_codes(combos)
     parts = []
     plan = TablePlan(out_weights=[{} for _ in range(n_out)], out_bias=np.zeros(n_out))
     plan.z_gain = np.zeros(n_out)
     plan.approx = np.zeros(n_out)
-    for c in range(len(combo_index)):
+    for c in range(len(combos_in_order)):
         at = np.flatnonzero(code == c)
         part = interpolation_table(z[at], outputs[at], z_err, limit)
         if part is None:
@@ -629,14 +640,12 @@ def gated_interpolation_table(combos: Sequence[tuple], z: np.ndarray, outputs: n
         z_lo, z_hi = min(z_lo, z_span[0]), max(z_hi, z_span[1])
     lowest = min((-u.bias for part in parts for u in part.units), default=z_lo)
     gate_m = z_hi - min(lowest, z_lo) + 1.0
-    for combo, part in zip(combo_index, parts):
+    for combo, part in zip(combos_in_order, parts):
         offset = len(plan.units)
         gates = {(g, v): gate_m for g, v in enumerate(combo)}
         plan.units += [Unit(u.z, gates, u.bias - gate_m * n_gates) for u in part.units]
         if np.any(part.out_bias != 0):
-            plan.units.append(Unit(0.0, {(g, v): 1.0 for g, v in enumerate(combo)}, -(n_gates - 1.0)))
-            for o in np.flatnonzero(part.out_bias).tolist():
-                plan.out_weights[o][len(plan.units) - 1] = float(part.out_bias[o])
+            _add_and_unit(plan, combo, part.out_bias)
         for o, weights in enumerate(part.out_weights):
             for u, w in weights.items():
                 plan.out_weights[o][offset + u] = w
@@ -656,10 +665,7 @@ def _drop_noise_units(part: TablePlan, z: np.ndarray, outputs: np.ndarray) -> np
     moved = np.zeros(n_out)
     if not part.units:
         return moved
-    W = np.zeros((len(part.units), n_out))
-    for o, weights in enumerate(part.out_weights):
-        for u, w in weights.items():
-            W[u, o] = w
+    W = _weight_matrix(part.out_weights, len(part.units))
     noise = np.all(np.abs(W) <= 1e-9 * np.maximum(1.0, part.z_gain)[None, :], axis=1)
     if not noise.any() or noise.all():
         return moved
