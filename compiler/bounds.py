@@ -28,6 +28,12 @@ replaces the estimates by bounds computed from the blocks' actual inputs:
   float32 rounding, plus, for interpolating tables, the z error times the slope, and
   for AND units (which read gates linearly) the gates' errors.
 
+Every float32 sum and dot product is charged for any order of summation (CPU and GPU
+kernels differ): gamma_(m+1) of its terms' sizes for m nonzero terms (`mlp.gamma32`). A
+table's output sums every active unit, so its rounding is counted point by point
+(`mlp.proof_rounding`), not taken from the lowering's estimate (2 eps of the terms,
+which holds for 3 terms only).
+
 A table whose inputs are further off than it tolerates is where the proof fails; with
 the output read against its decoding margin, this gives `model.exactness()` (see
 `compiler.lower.certify`). Compiling itself is gated by the estimates
@@ -45,7 +51,7 @@ import networkx as nx
 import numpy as np
 
 from .features import Feature, Read, integer_combination
-from .mlp import EPS32
+from .mlp import EPS32, ProofRounding, gamma32, proof_rounding
 
 # a step's pre-activation p = (z - midpoint) / half-gap is at least 1 away from the
 # midpoint at every reachable point, and its ramp spans |p| <= 1/2: the margin all of a
@@ -80,6 +86,25 @@ class TableBound:
     # gates (their gate errors pass on, times the gate gain), whose units stay at least 1
     # (in z) below firing where a gate is off
     gated_z_gain: Optional[np.ndarray] = None
+    # (plan, combos, z, gates) of the table, for its proof rounding (see proof_rounding);
+    # None where `rounding` holds for any order already (a snapped table's AND units: one
+    # is on at any point, and the output is its weight)
+    table: Optional[tuple] = None
+    proof: Optional[ProofRounding] = None     # (computed when the proof first asks)
+
+    def proof_rounding(self, read_of) -> ProofRounding:
+        """The table's float32 rounding for any order of summation (mlp.proof_rounding;
+        the lowering's `rounding` is an estimate)."""
+        if self.proof is None:
+            if self.table is None:      # (one term: its size is the rounding over gamma_2)
+                n = len(self.rounding)
+                self.proof = ProofRounding(self.rounding, np.zeros(n), np.asarray(self.rounding) / gamma32(2.0),
+                                           np.ones(n), np.zeros(n))
+            else:
+                plan, combos, z, n_gates = self.table
+                z_terms = len(read_of(self.z).terms) if self.z else 0
+                self.proof = proof_rounding(plan, combos, z, z_terms + n_gates + 1)
+        return self.proof
 
 
 def estimate_head_problems(heads: list, err: dict[int, float], read_of) -> list[str]:
@@ -142,9 +167,9 @@ def estimate_problems(mlps: list, read_of) -> list[str]:
 
 def read_rounding(read: Read) -> float:
     """A bound on the float32 error of computing `read` from exact residual values: each
-    weight rounds to float32 and the products are summed in float32, each step off by at
-    most eps times the sum of the terms' sizes."""
-    return 2 * EPS32 * _term_sizes(read)
+    weight rounds to float32 and the k products are summed in float32, in any order: off by
+    gamma_(k+1) of the terms' sizes (at least 2 eps of them, as the lowering estimated)."""
+    return max(2 * EPS32, gamma32(len(read.terms) + 1)) * _term_sizes(read)
 
 
 def _table_problem(b: TableBound, z_err: float) -> Optional[str]:
@@ -613,6 +638,11 @@ def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> lis
     problems = []
     total = np.zeros(len(block.outputs))
     worst: dict[int, np.ndarray] = {}       # per exclusive group: its largest rounding
+    # tables that are all on at once sum their units in one dot product per output: their
+    # rounding is gamma of all their terms together (see ProofRounding.combined)
+    together = [b for b in block.bounds if b.exclusive is None]
+    if len(together) > 1:
+        total += ProofRounding.combined([b.proof_rounding(resolve) for b in together])
     for b in block.bounds:
         rz = resolve(b.z) if b.z else Read()
         z_err = read_error(rz, err) + read_rounding(rz)
@@ -641,7 +671,8 @@ def _table_errors(block, err: dict[int, float], resolve, pointwise: dict) -> lis
                 problems.append(f"{b.label}: its one-hot inputs can be off by {gate_err:.2e}, which moves its "
                                 f"steps by {b.gate_gain * gate_err:.2e} where they allow {max(left, 0.0):.2e}")
                 continue
-        own = b.rounding if b.z_gain is None else b.rounding + b.z_gain * z_err
+        rounding = 0.0 if b.exclusive is None and len(together) > 1 else b.proof_rounding(resolve).bound
+        own = rounding if b.z_gain is None else rounding + b.z_gain * z_err
         if b.exclusive is None:
             total += own
         else:
@@ -695,11 +726,12 @@ def read_minimum(read: Read) -> float:
     return total + sum(float(np.min(v, initial=np.inf)) if np.size(v) else 0.0 for v in columns)
 
 
-def readout_errors(readout, err: dict[int, float]) -> list[tuple[float, float]]:
+def readout_errors(readout, err: dict[int, float], any_order: bool = True) -> list[tuple[float, float]]:
     """(error bound, margin) of each read of the output: the margin is half the smallest
     gap between output numbers (snapped to the nearest), or 1/2 for a code (rounded) or
     an indicator (argmax, or the None flag's threshold); the bound adds the float32
-    rounding of the read itself."""
+    rounding of the read itself, for any order of its sum (`any_order`; the lowering's
+    check charges eps of its terms, as it always has)."""
     margins = [0.5] * len(readout.reads)
     if readout.mode == "numeric":
         vals = np.array(readout.values, dtype=object)
@@ -717,6 +749,6 @@ def readout_errors(readout, err: dict[int, float]) -> list[tuple[float, float]]:
         # token code times 1,000,003 plus the position was charged 1.07 against a margin of
         # 1/2); inputs off by a little round again in the sum
         exact = inputs == 0.0 and integer_combination(read.terms) and size < 2.0 ** 24
-        rounding = 0.0 if exact else EPS32 * size
+        rounding = 0.0 if exact else (gamma32(len(read.terms) + 1) if any_order else EPS32) * size
         out.append((inputs + rounding, margin))
     return out

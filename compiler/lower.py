@@ -505,7 +505,7 @@ class Lowering:
 
     def _check_readout(self, readout: Readout) -> None:
         """Refuse a model whose output features may be further off than the decoder's margin."""
-        for err, margin in readout_errors(readout, self.err):
+        for err, margin in readout_errors(readout, self.err, any_order=False):
             if err >= margin:
                 raise ReadoutError(f"the output cannot be decoded exactly in float32: its values are "
                                    f"{2 * margin:.3g} apart, so each must come out within {margin:.3g} of "
@@ -2225,7 +2225,8 @@ class Lowering:
                 if plan.z_gain is not None and gate_gain else None
             bounds.append(TableBound(part.z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
                                      list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
-                                     part.z_err or 0.0, plan.step_z, plan.step_half, exclusive, gated_z_gain))
+                                     part.z_err or 0.0, plan.step_z, plan.step_half, exclusive, gated_z_gain,
+                                     None if exact_and is not None else (plan, part.combos, part.z, len(gate_leaves))))
         for f, e in zip(created, out_err):      # (estimates: compiler.bounds recomputes them)
             self.err[f.uid] = float(e)
         outs = [(f, weights[j], float(biases[j])) for j, f in enumerate(created)]

@@ -343,19 +343,41 @@ def rounding_error(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_ga
 
 
 def _float32_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n_gates: int) -> np.ndarray:
-    """A bound on each output's float32 rounding error over every tabulated point.
+    """An estimate of each output's float32 rounding error over every tabulated point.
 
     At each point, every active unit contributes eps * (its pre-activation terms) * |its
-    output weight| (float32 rounding of a sum is at most eps times the sum of the absolute
-    terms); many active units with large activations cancel to a small output and lose
-    precision, which is what this measures.
+    output weight|; many active units with large activations cancel to a small output and
+    lose precision, which is what this measures. (The lowering's estimate: a sum of m
+    terms rounds by up to about m * eps/2 of its terms' sizes in the worst order, which
+    compiler.bounds charges through proof_rounding; this charges 2 eps, which the
+    differential tests back up.)
     """
+    arrays = _rounding_arrays(plan, combos, z)
+    if arrays is None:
+        return EPS32 * np.abs(plan.out_bias) if len(plan.out_weights) else np.zeros(0)
+    z, W, coef, bias, gate_sum, point_code, unit_code = arrays
+    n_units = len(coef)
+    if len(z) * n_units > _DENSE_ROUNDING_LIMIT:
+        return 2 * EPS32 * _worst_active_sums(z, point_code, unit_code, coef, bias, gate_sum, W) \
+            + EPS32 * np.abs(plan.out_bias)
+    worst = np.zeros(len(plan.out_weights))
+    for zs, act in _active_chunks(z, point_code, unit_code, coef, bias, gate_sum, 2_000_000):
+        terms = np.where(act > 0, act + np.abs(zs[:, None] * coef[None, :]) + np.abs(bias[None, :])
+                         + gate_sum[None, :], 0.0)
+        worst = np.maximum(worst, (terms @ W).max(axis=0))
+    return 2 * EPS32 * worst + EPS32 * np.abs(plan.out_bias)
+
+
+def _rounding_arrays(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray) -> Optional[tuple]:
+    """The table's units as arrays for the rounding bounds: (z, |output weights| [units,
+    outputs], coefficients on z, biases, summed gate coefficients, each point's gate
+    combination code, each unit's code: -2 ungated, -1 a combination no point has);
+    None for a table without units or points."""
     units = plan.units
-    n_out = len(plan.out_weights)
     steps = plan.pending
     n_units = len(units) + (2 * len(steps.coef) if steps is not None else 0)
     if not n_units or len(z) == 0:
-        return EPS32 * np.abs(plan.out_bias) if n_out else np.zeros(0)
+        return None
     W = np.abs(_weight_matrix(plan.out_weights, n_units))
     coef = np.array([u.z for u in units])
     bias = np.array([u.bias for u in units])
@@ -369,22 +391,93 @@ def _float32_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n
         W[len(units) + s_unit, s_out] = s_w
         coef, bias = np.concatenate([coef, s_coef]), np.concatenate([bias, s_bias])
         gate_sum, unit_code = np.concatenate([gate_sum, s_gates]), np.concatenate([unit_code, s_code])
-    z = np.asarray(z, dtype=np.float64)
-    if len(z) * n_units > _DENSE_ROUNDING_LIMIT:
-        return 2 * EPS32 * _worst_active_sums(z, point_code, unit_code, coef, bias, gate_sum, W) \
-            + EPS32 * np.abs(plan.out_bias)
-    worst = np.zeros(n_out)
-    step = max(1, 2_000_000 // max(1, n_units))
+    return np.asarray(z, dtype=np.float64), W, coef, bias, gate_sum, point_code, unit_code
+
+
+def _active_chunks(z: np.ndarray, point_code: np.ndarray, unit_code: np.ndarray, coef: np.ndarray,
+                   bias: np.ndarray, gate_sum: np.ndarray, cells: int):
+    """Per chunk of points (about `cells` points x units at a time): their z and each
+    unit's activation there (0 where its gate combination is not the point's)."""
+    step = max(1, cells // max(1, len(coef)))
     for start in range(0, len(z), step):
         zs = z[start:start + step]
         pc = point_code[start:start + step]
         pre = zs[:, None] * coef[None, :] + bias[None, :] + gate_sum[None, :]
         active = (unit_code[None, :] == -2) | (unit_code[None, :] == pc[:, None])
-        act = np.where(active, np.maximum(pre, 0.0), 0.0)
-        terms = np.where(act > 0, act + np.abs(zs[:, None] * coef[None, :]) + np.abs(bias[None, :])
-                         + gate_sum[None, :], 0.0)
-        worst = np.maximum(worst, (terms @ W).max(axis=0))
-    return 2 * EPS32 * worst + EPS32 * np.abs(plan.out_bias)
+        yield zs, np.where(active, np.maximum(pre, 0.0), 0.0)
+
+
+def gamma32(m: Any) -> Any:
+    """gamma_m = m u / (1 - m u), u = eps/2: a float32 sum or dot product of m terms, in any
+    order (recursive, blocked, pairwise, with or without FMA), is off by at most gamma_m
+    times the sum of its terms' sizes (Higham, Accuracy and Stability of Numerical
+    Algorithms, 3.1)."""
+    u = EPS32 / 2
+    return m * u / (1 - m * u)
+
+
+@dataclass
+class ProofRounding:
+    """compiler.bounds' float32 rounding of a table's outputs, per output, valid for any
+    order of summation: at each point the output is a dot product of its m nonzero terms
+    (active units times their weights, and the bias), off by gamma_(m+1) of their sizes
+    (the +1: the weights' own float32 rounding), plus each active unit's pre-activation
+    rounding (gamma of its terms, likewise) times its weight."""
+
+    bound: np.ndarray       # the largest such error over the table's points (approx included)
+    pre: np.ndarray         # the largest summed pre-activation share (already times its gamma)
+    sums: np.ndarray        # the largest sum of the output's terms' sizes
+    terms: np.ndarray       # the most nonzero terms the output sums at any point
+    approx: np.ndarray      # TablePlan.approx (0 where None)
+
+    @staticmethod
+    def combined(parts: list["ProofRounding"]) -> np.ndarray:
+        """The bound of tables that are all on at once in one MLP (each output one dot
+        product over all their units): their largest shares added, with gamma of every
+        term they may sum."""
+        pre = sum(p.pre for p in parts)
+        sums = sum(p.sums for p in parts)
+        terms = sum(p.terms for p in parts)
+        return pre + gamma32(terms + 1) * sums + sum(p.approx for p in parts)
+
+
+def proof_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, pre_terms: int) -> ProofRounding:
+    """ProofRounding of a table (see there); `pre_terms`: the most terms a unit's
+    pre-activation sums (z's features, the gates, the bias). Points x units up to
+    _DENSE_ROUNDING_LIMIT are evaluated point by point; past it, the largest term sizes
+    (_worst_active_sums) and the most units with a nonzero weight that any point can have
+    on bound it."""
+    pre_factor = gamma32(pre_terms + 1)
+    n_out = len(plan.out_weights)
+    bias_out = np.abs(np.asarray(plan.out_bias, dtype=np.float64)) if n_out else np.zeros(0)
+    has_bias = (bias_out > 0).astype(np.float64)
+    approx = np.zeros(n_out) if plan.approx is None else np.asarray(plan.approx, dtype=np.float64)
+    arrays = _rounding_arrays(plan, combos, z)
+    if arrays is None:
+        bound = gamma32(has_bias + 1) * bias_out
+        return ProofRounding(bound + approx, np.zeros(n_out), bias_out, has_bias, approx)
+    z, W, coef, bias, gate_sum, point_code, unit_code = arrays
+    weighted = (W > 0).astype(np.float64)
+    if len(z) * len(coef) > _DENSE_ROUNDING_LIMIT:
+        total = _worst_active_sums(z, point_code, unit_code, coef, bias, gate_sum, W)
+        shared = weighted[unit_code == -2].sum(axis=0)
+        own = [weighted[unit_code == c].sum(axis=0) for c in np.unique(unit_code[unit_code >= 0]).tolist()]
+        terms = shared + (np.max(own, axis=0) if own else 0.0) + has_bias
+        sums = total + bias_out
+        pre = pre_factor * total
+        return ProofRounding(pre + gamma32(terms + 1) * sums + approx, pre, sums, terms, approx)
+    bound, pre, sums, terms = (np.zeros(n_out) for _ in range(4))
+    for zs, act in _active_chunks(z, point_code, unit_code, coef, bias, gate_sum, 500_000):
+        on = act > 0
+        # (a unit's pre-activation: z * coef + bias + gates, rounded relative to their sizes)
+        pre_sizes = np.where(on, np.abs(zs[:, None] * coef[None, :]) + np.abs(bias[None, :]) + gate_sum[None, :], 0.0)
+        m = on.astype(np.float64) @ weighted + has_bias[None, :]
+        s = act @ W + bias_out[None, :]
+        p = pre_factor * (pre_sizes @ W)
+        bound = np.maximum(bound, (p + gamma32(m + 1) * s).max(axis=0))
+        pre, sums, terms = np.maximum(pre, p.max(axis=0)), np.maximum(sums, s.max(axis=0)), \
+            np.maximum(terms, m.max(axis=0))
+    return ProofRounding(bound + approx, pre, sums, terms, approx)
 
 
 # points x units past which rounding_error sorts the units' breakpoints instead of

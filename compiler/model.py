@@ -33,7 +33,7 @@ def _affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     outputs from many inputs about 3x faster from the weight stored [out, in] (10,496 rows,
     78 -> 4: 150 against 470 µs; 160 -> 246 is 10 % slower that way, so only narrow
     outputs take it). The copy is of the weight alone; the arithmetic is float32 either way
-    (the error bounds hold for any order of summation)."""
+    (compiler.bounds charges every sum for any order of summation)."""
     n_in, n_out = weight.shape
     if x.device.type == "cpu" and n_out <= SKINNY_OUTPUTS and n_in >= 2 * n_out:
         return torch.nn.functional.linear(x, weight.t().contiguous(), bias)

@@ -218,3 +218,92 @@ def test_the_verdict_is_saved_with_the_model(tmp_path):
     model.save(tmp_path / "m.safetensors")
     loaded = compiler.load(tmp_path / "m.safetensors")
     assert loaded.exactness() == model.exactness() and loaded.exactness()["proven_exact"]
+
+
+def test_read_rounding_holds_for_any_order_of_summation():
+    """A float32 sum of many terms can lose each small one: 1 + u + u + ... (u = 2**-24,
+    half of 1's last bit) stays 1 in the order written, off by k u, which passes 2 eps of
+    the terms' sizes from k = 5 (what the proof once charged). read_rounding charges
+    gamma_(k+1) of them, which holds in any order."""
+    from compiler.bounds import read_rounding
+    from compiler.features import ONE, Feature, Read
+    from compiler.mlp import EPS32
+    u = 2.0 ** -24
+    for k in (1, 4, 8, 40):
+        parts = [Feature(f"f{j}", sop_id=1000 + j, fn=np.array([1.0])) for j in range(k)]
+        read = Read({ONE: 1.0, **{f: u for f in parts}})
+        acc = np.float32(1.0)
+        for _ in parts:
+            acc = np.float32(acc + np.float32(u))
+        error = abs(float(acc) - (1.0 + k * u))
+        sizes = 1.0 + k * u
+        assert error == k * u
+        assert read_rounding(read) >= error
+        assert (error > 2 * EPS32 * sizes) == (k > 4)
+
+
+def _float32_table(plan, combos, z, order: str) -> np.ndarray:
+    """The table's outputs at each point as float32 computes them: each unit's
+    pre-activation in float32, then each output's sum over the units in `order`."""
+    f32 = np.float32
+    W = np.zeros((len(plan.units), len(plan.out_weights)), dtype=np.float32)
+    for o, weights in enumerate(plan.out_weights):
+        for u, w in weights.items():
+            W[u, o] = w
+    out = np.zeros((len(z), W.shape[1]))
+    for i, (c, x) in enumerate(zip(combos, z)):
+        act = []
+        for unit in plan.units:
+            pre = f32(f32(unit.z) * f32(x)) + f32(unit.bias)
+            for (g, v), coef in unit.gates.items():
+                pre = f32(pre + f32(coef) * f32(c[g] == v))
+            act.append(max(pre, f32(0.0)))
+        act = np.array(act, dtype=np.float32)
+        for o in range(W.shape[1]):
+            terms = act * W[:, o]
+            if order == "pairwise":
+                vals = [f32(plan.out_bias[o])] + list(terms)
+                while len(vals) > 1:
+                    vals = [f32(vals[j] + vals[j + 1]) if j + 1 < len(vals) else vals[j] for j in range(0, len(vals), 2)]
+                out[i, o] = float(vals[0])
+                continue
+            picks = {"ascending": np.argsort(terms), "descending": np.argsort(-terms),
+                     "natural": np.arange(len(terms))}[order]
+            acc = f32(plan.out_bias[o])
+            for t in terms[picks]:
+                acc = f32(acc + t)
+            out[i, o] = float(acc)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_table_proof_rounding_covers_float32_in_several_orders(seed):
+    """compiler.mlp.proof_rounding bounds a table's float32 outputs at every point whatever
+    order its sums take (here: ascending, descending, as written, pairwise), and counts at
+    each point the terms an output sums (its active units with a weight, and its bias)."""
+    from compiler.mlp import build_table, proof_rounding
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        n, gates = int(rng.integers(5, 40)), int(rng.integers(0, 2))
+        z = np.sort(rng.choice(np.arange(400), n, replace=False)).astype(float) / 7.0
+        combos = [tuple(rng.integers(0, 2, gates).tolist()) for _ in range(n)]
+        outputs = rng.integers(-30, 30, (n, 2)).astype(float)
+        plan = build_table(combos, z, outputs, gates).complete()
+        bound = proof_rounding(plan, combos, z, 2 + gates)
+        for order in ("ascending", "descending", "natural", "pairwise"):
+            error = np.abs(_float32_table(plan, combos, z, order) - outputs).max(axis=0)
+            assert np.all(error <= bound.bound), (order, error, bound.bound)
+        # (no more terms than units with a weight, and the bias)
+        assert np.all(bound.terms <= [len(w) + (b != 0) for w, b in zip(plan.out_weights, plan.out_bias)])
+
+
+def test_tables_on_at_once_share_one_sums_rounding():
+    """Tables all on in one MLP (a width summed over heads) add their units into one dot
+    product per output, so their rounding is gamma of all their terms together, at least
+    the sum of each table's own."""
+    from compiler.mlp import ProofRounding, gamma32
+    one = ProofRounding(np.array([1e-5]), np.array([2e-6]), np.array([40.0]), np.array([30.0]), np.zeros(1))
+    two = ProofRounding(np.array([2e-5]), np.array([3e-6]), np.array([90.0]), np.array([50.0]), np.zeros(1))
+    both = ProofRounding.combined([one, two])
+    assert both[0] == pytest.approx(5e-6 + gamma32(81) * 130.0)
+    assert both[0] >= (2e-6 + gamma32(31) * 40.0) + (3e-6 + gamma32(51) * 90.0)
