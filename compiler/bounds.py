@@ -29,10 +29,11 @@ replaces the estimates by bounds computed from the blocks' actual inputs:
   for AND units (which read gates linearly) the gates' errors.
 
 Every float32 sum and dot product is charged for any order of summation (CPU and GPU
-kernels differ): gamma_(m+1) of its terms' sizes for m nonzero terms (`mlp.gamma32`). A
-table's output sums every active unit, so its rounding is counted point by point
-(`mlp.proof_rounding`), not taken from the lowering's estimate (2 eps of the terms,
-which holds for 3 terms only).
+kernels differ): a read of k terms gamma_(k+1) of their sizes (`mlp.gamma32`). A table's
+output sums every active unit, so its rounding is counted point by point
+(`mlp.proof_rounding`: each addition by u of a partial sum, at most the larger of the
+positive and negative terms' sums), not taken from the lowering's estimate (2 eps of the
+terms, which holds for 3 terms only).
 
 A table whose inputs are further off than it tolerates is where the proof fails; with
 the output read against its decoding margin, this gives `model.exactness()` (see
@@ -86,7 +87,7 @@ class TableBound:
     # gates (their gate errors pass on, times the gate gain), whose units stay at least 1
     # (in z) below firing where a gate is off
     gated_z_gain: Optional[np.ndarray] = None
-    # (plan, combos, z, gates) of the table, for its proof rounding (see proof_rounding);
+    # (plan, combos, z) of the table, for its proof rounding (see proof_rounding);
     # None where `rounding` holds for any order already (a snapped table's AND units: one
     # is on at any point, and the output is its weight)
     table: Optional[tuple] = None
@@ -101,9 +102,8 @@ class TableBound:
                 self.proof = ProofRounding(self.rounding, np.zeros(n), np.asarray(self.rounding) / gamma32(2.0),
                                            np.ones(n), np.zeros(n))
             else:
-                plan, combos, z, n_gates = self.table
-                z_terms = len(read_of(self.z).terms) if self.z else 0
-                self.proof = proof_rounding(plan, combos, z, z_terms + n_gates + 1)
+                plan, combos, z = self.table
+                self.proof = proof_rounding(plan, combos, z, len(read_of(self.z).terms) if self.z else 0)
         return self.proof
 
 

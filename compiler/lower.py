@@ -2226,7 +2226,7 @@ class Lowering:
             bounds.append(TableBound(part.z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
                                      list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
                                      part.z_err or 0.0, plan.step_z, plan.step_half, exclusive, gated_z_gain,
-                                     None if exact_and is not None else (plan, part.combos, part.z, len(gate_leaves))))
+                                     None if exact_and is not None else (plan, part.combos, part.z)))
         for f, e in zip(created, out_err):      # (estimates: compiler.bounds recomputes them)
             self.err[f.uid] = float(e)
         outs = [(f, weights[j], float(biases[j])) for j, f in enumerate(created)]

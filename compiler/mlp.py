@@ -416,13 +416,48 @@ def gamma32(m: Any) -> Any:
     return m * u / (1 - m * u)
 
 
+def _dot_rounding(m: Any, sizes: Any, one_sign: Any) -> Any:
+    """A float32 dot product's error, in any order of summation, for m nonzero terms whose
+    sizes add up to `sizes`, the larger of its positive and its negative terms' sums being
+    `one_sign`: every weight and product rounds by u of its size (2u of `sizes`), and each
+    of the m - 1 additions by u of the sum it forms, which adds up a subset of the terms,
+    at most `one_sign` in size. Higher-order terms: (m+1)^2 u^2 / (1 - (m+1) u) of `sizes`.
+    For a step table, whose units come in pairs of opposite weights, that is about half of
+    gamma_(m+1) of `sizes`."""
+    u = EPS32 / 2
+    k = m + 1
+    return 2 * u * sizes + np.maximum(m - 1, 0) * u * one_sign + k * k * u * u / (1 - k * u) * sizes
+
+
+def _unit_gate_counts(plan: TablePlan) -> np.ndarray:
+    """How many gates each unit reads (pending step units included, after the made ones)."""
+    counts = [len(u.gates) for u in plan.units]
+    steps = plan.pending
+    if steps is not None:
+        per_combo = np.array([len(g) for g in steps.gates_of], dtype=np.int64)
+        counts += np.repeat(per_combo[steps.combo_of], 2).tolist() if len(steps.combo_of) else []
+    return np.array(counts, dtype=np.float64)
+
+
+def _signed_weights(plan: TablePlan, n_units: int) -> np.ndarray:
+    """The output weights as a [units, outputs] matrix with their signs (pending step
+    units included, as _rounding_arrays places them)."""
+    W = _weight_matrix(plan.out_weights, n_units)
+    steps = plan.pending
+    if steps is not None:       # (unit 2k of step k adds its weight, unit 2k + 1 takes it away)
+        units = len(plan.units) + np.concatenate([2 * steps.step_of, 2 * steps.step_of + 1])
+        W[units, np.tile(steps.out_of, 2)] = np.concatenate([steps.weight, -steps.weight])
+    return W
+
+
 @dataclass
 class ProofRounding:
     """compiler.bounds' float32 rounding of a table's outputs, per output, valid for any
     order of summation: at each point the output is a dot product of its m nonzero terms
-    (active units times their weights, and the bias), off by gamma_(m+1) of their sizes
-    (the +1: the weights' own float32 rounding), plus each active unit's pre-activation
-    rounding (gamma of its terms, likewise) times its weight."""
+    (active units times their weights, and the bias), off by _dot_rounding of them (at most
+    gamma_(m+1) of their sizes, the +1 for the weights' own float32 rounding), plus each
+    active unit's pre-activation rounding (gamma of its terms, likewise) times its weight.
+    `pre`, `sums` and `terms` are each the largest over the points, for combined."""
 
     bound: np.ndarray       # the largest such error over the table's points (approx included)
     pre: np.ndarray         # the largest summed pre-activation share (already times its gamma)
@@ -438,16 +473,15 @@ class ProofRounding:
         pre = sum(p.pre for p in parts)
         sums = sum(p.sums for p in parts)
         terms = sum(p.terms for p in parts)
-        return pre + gamma32(terms + 1) * sums + sum(p.approx for p in parts)
+        return pre * (1 + gamma32(terms + 1)) + gamma32(terms + 1) * sums + sum(p.approx for p in parts)
 
 
-def proof_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, pre_terms: int) -> ProofRounding:
-    """ProofRounding of a table (see there); `pre_terms`: the most terms a unit's
-    pre-activation sums (z's features, the gates, the bias). Points x units up to
+def proof_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, z_terms: int) -> ProofRounding:
+    """ProofRounding of a table (see there); `z_terms`: the features the z coordinate
+    reads, which a unit reading z sums with its gates and its bias. Points x units up to
     _DENSE_ROUNDING_LIMIT are evaluated point by point; past it, the largest term sizes
     (_worst_active_sums) and the most units with a nonzero weight that any point can have
     on bound it."""
-    pre_factor = gamma32(pre_terms + 1)
     n_out = len(plan.out_weights)
     bias_out = np.abs(np.asarray(plan.out_bias, dtype=np.float64)) if n_out else np.zeros(0)
     has_bias = (bias_out > 0).astype(np.float64)
@@ -458,23 +492,35 @@ def proof_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, pre_
         return ProofRounding(bound + approx, np.zeros(n_out), bias_out, has_bias, approx)
     z, W, coef, bias, gate_sum, point_code, unit_code = arrays
     weighted = (W > 0).astype(np.float64)
+    # (each unit's pre-activation sums z's features where it reads z, its gates and its
+    # bias, and rounds by gamma of that many terms plus one for its weights' rounding)
+    pre_factor = gamma32(np.where(coef != 0, z_terms, 0) + _unit_gate_counts(plan) + (bias != 0) + 1)
     if len(z) * len(coef) > _DENSE_ROUNDING_LIMIT:
         total = _worst_active_sums(z, point_code, unit_code, coef, bias, gate_sum, W)
         shared = weighted[unit_code == -2].sum(axis=0)
         own = [weighted[unit_code == c].sum(axis=0) for c in np.unique(unit_code[unit_code >= 0]).tolist()]
         terms = shared + (np.max(own, axis=0) if own else 0.0) + has_bias
         sums = total + bias_out
-        pre = pre_factor * total
-        return ProofRounding(pre + gamma32(terms + 1) * sums + approx, pre, sums, terms, approx)
+        pre = float(np.max(pre_factor)) * total
+        return ProofRounding(pre * (1 + gamma32(terms + 1)) + gamma32(terms + 1) * sums + approx, pre, sums, terms,
+                             approx)
+    signed = _signed_weights(plan, len(coef))
+    up, down = np.maximum(signed, 0.0), np.maximum(-signed, 0.0)
+    bias_signed = np.asarray(plan.out_bias, dtype=np.float64) if n_out else np.zeros(0)
     bound, pre, sums, terms = (np.zeros(n_out) for _ in range(4))
     for zs, act in _active_chunks(z, point_code, unit_code, coef, bias, gate_sum, 500_000):
         on = act > 0
         # (a unit's pre-activation: z * coef + bias + gates, rounded relative to their sizes)
         pre_sizes = np.where(on, np.abs(zs[:, None] * coef[None, :]) + np.abs(bias[None, :]) + gate_sum[None, :], 0.0)
         m = on.astype(np.float64) @ weighted + has_bias[None, :]
-        s = act @ W + bias_out[None, :]
-        p = pre_factor * (pre_sizes @ W)
-        bound = np.maximum(bound, (p + gamma32(m + 1) * s).max(axis=0))
+        positive = act @ up + np.maximum(bias_signed, 0.0)[None, :]
+        negative = act @ down + np.maximum(-bias_signed, 0.0)[None, :]
+        s = positive + negative
+        p = (pre_sizes * pre_factor[None, :]) @ W
+        # (the sum rounds the activations as computed, each off by its share of p: p once
+        # more times gamma)
+        bound = np.maximum(bound, (p * (1 + gamma32(m + 1)) + _dot_rounding(m, s, np.maximum(positive, negative)))
+                           .max(axis=0))
         pre, sums, terms = np.maximum(pre, p.max(axis=0)), np.maximum(sums, s.max(axis=0)), \
             np.maximum(terms, m.max(axis=0))
     return ProofRounding(bound + approx, pre, sums, terms, approx)
