@@ -41,7 +41,7 @@ from .graph import ProgramGraph
 from .infer import (FAILED, MAX_TUPLES, Inference, ValueIndex, apply_vectorized, call_element, is_number,
                     out_of_memory)
 from .mlp import (EPS32, ROWS_FROM, InconsistentTable, TablePlan, and_rounding, build_table, exact_table,
-                  output_rows, output_tolerance, rounding_error)
+                  output_rows, output_tolerance, rounding_error, weight_sums)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -1823,15 +1823,16 @@ class Lowering:
                 out_rows = distinct_rows() if outputs.size >= ROWS_FROM else None
             else:
                 out_rows = output_rows(t_outputs)
-            # (gates whose indicators are exact, from embeddings, may gate interpolating
-            # units, which pass a gate's error on: see compiler.bounds)
-            exact_gates = bool(gates) and all(self._exact_indicators(leaves[g], copies=False) for g in gates)
+            # (gates whose indicators are exact, from embeddings, or copied from them by a
+            # head, may gate interpolating units, which pass a gate's error on: see
+            # compiler.bounds and _copied_gate_error)
+            gate_error = self._gate_error(leaves, gates)
             for lam in lams[:PROJECTION_TRIES]:
                 z = canonical(sum(l * x for l, x in zip(lam, xs))) if xs else np.zeros(n)
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
                 plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
                                    precision=SCORE_PRECISION if precise else None, rows=out_rows,
-                                   gated_interpolation=exact_gates)
+                                   gated_interpolation=gate_error)
                 if plan is not None:
                     break
             split = None
@@ -1951,6 +1952,23 @@ class Lowering:
             self.err[f.uid] = 0.0
             self._snapped[key] = f
         return f
+
+    def _gate_error(self, leaves: list[ir.SOp], gates: list[int]) -> Optional[float]:
+        """How far the gates' indicators may be off, for a gated interpolating table: 0 for
+        embedded ones, a copy head's rounding (_copied_gate_error) where some are copies of
+        those; None where any other gate (an MLP's output, a mean) may be further off than
+        a table lowered before it can know."""
+        if not gates or not all(self._exact_indicators(leaves[g]) for g in gates):
+            return None
+        return 0.0 if all(self._exact_indicators(leaves[g], copies=False) for g in gates) else \
+            self._copied_gate_error()
+
+    def _copied_gate_error(self) -> float:
+        """An estimate of the error of an indicator that a head copies from one key of exact
+        0/1 values (its head is lowered after this table): twice compiler.bounds' softmax
+        rounding, 2 * (8 + 2 (n + 1)) eps, where the leak of keys a score gap of 30 below
+        is below 1e-11 (`x * copy_of_token`: 3.0e-6 at max_seq_len 10, proven at 1.5e-6)."""
+        return 4 * (8 + 2 * (self.N + 1)) * EPS32
 
     def _exact_indicators(self, node: ir.SOp, copies: bool = True) -> bool:
         """Whether the node's indicators are exact enough to gate on as they are: embedded
@@ -2219,9 +2237,9 @@ class Lowering:
             gates: dict[int, list[Lin]] = defaultdict(list)   # per gate: its one-hot reads
             for (g, v) in keys:
                 gates[g].append({gate_refs[(g, v)]: 1.0})
-            and_gain = _weight_sums(plan, lambda unit: unit.z == 0 and unit.gates)
+            and_gain = weight_sums(plan, lambda unit: unit.z == 0 and unit.gates)
             gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
-            gated_z_gain = _weight_sums(plan, lambda unit: unit.z and unit.gates) \
+            gated_z_gain = weight_sums(plan, lambda unit: unit.z and unit.gates) \
                 if plan.z_gain is not None and gate_gain else None
             bounds.append(TableBound(part.z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
                                      list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
@@ -2248,12 +2266,6 @@ def _width_x(widths: np.ndarray, boost: float = 0.0) -> np.ndarray:
         return 1.0 / (1.0 + widths)
     c = math.exp(boost)
     return widths / (c + widths)
-
-
-def _weight_sums(plan: TablePlan, pick: Callable) -> np.ndarray:
-    """Per output, the summed |weight| of the table's units that `pick` accepts."""
-    return np.array([sum(abs(w) for u, w in weights.items() if pick(plan.units[u])) for weights in plan.out_weights],
-                    dtype=np.float64)
 
 
 def _separating_projection(xs: list[np.ndarray], outputs: np.ndarray,

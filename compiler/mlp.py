@@ -24,7 +24,7 @@ output weights, plus the error analysis used by the precision checks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -139,6 +139,12 @@ def _combination_codes(combos: Sequence[tuple]) -> tuple[np.ndarray, list[tuple]
     index: dict[tuple, int] = {}
     code = np.fromiter((index.setdefault(tuple(c), len(index)) for c in combos), dtype=np.int64, count=len(combos))
     return code, list(index)
+
+
+def weight_sums(plan: TablePlan, pick: Callable) -> np.ndarray:
+    """Per output, the summed |weight| of the table's units that `pick` accepts."""
+    return np.array([sum(abs(w) for u, w in weights.items() if pick(plan.units[u])) for weights in plan.out_weights],
+                    dtype=np.float64)
 
 
 def _add_and_unit(plan: TablePlan, combo: tuple, values: np.ndarray) -> None:
@@ -641,14 +647,15 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
                 z_err: float, steps_only: bool = False, low_error: bool = False,
                 precision: "float | None" = None, z_span: Optional[tuple[float, float]] = None,
                 tolerance: Optional[np.ndarray] = None, rows: Optional[OutputRows] = None,
-                gated_interpolation: bool = False) -> "TablePlan | None":
+                gated_interpolation: Optional[float] = None) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
     the activations, or the rounding of the outputs beyond what their readers tolerate.
 
     Without gates, a step table that fails is retried as an interpolating one
     (`interpolation_table`) unless `steps_only`; with gates, as a gated one
-    (`gated_interpolation_table`) where `gated_interpolation` (the caller's gates are
-    exact enough, see compiler.bounds); with `low_error`, the interpolating table
+    (`gated_interpolation_table`) where `gated_interpolation` is the most the caller's
+    gate indicators can be off (None: not tried; see _checked_interpolation and
+    compiler.bounds); with `low_error`, the interpolating table
     is also taken when its outputs' error bound is the smaller (a smooth function of a
     fine-grained mean: large step activations round its outputs by up to 1e-3).
     `precision`: the outputs may round by at most this fraction of their size (score
@@ -672,9 +679,9 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
                     np.max(rounding_error(alt, combos, z, 0) + alt.z_gain * z_err) < np.max(step_error):
                 return alt
         return plan.complete()
-    if steps_only or (n_gates and not gated_interpolation):
+    if steps_only or (n_gates and gated_interpolation is None):
         return None
-    return _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span)
+    return _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span, gated_interpolation or 0.0)
 
 
 def _largest(outputs: np.ndarray, rows: Optional[OutputRows]) -> np.ndarray:
@@ -826,11 +833,17 @@ def _drop_noise_units(part: TablePlan, z: np.ndarray, outputs: np.ndarray) -> np
 
 def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray,
                            z_err: float, rows: Optional[OutputRows] = None, n_gates: int = 0,
-                           z_span: Optional[tuple[float, float]] = None) -> "TablePlan | None":
+                           z_span: Optional[tuple[float, float]] = None, gate_err: float = 0.0
+                           ) -> "TablePlan | None":
     """interpolation_table (with gates: gated_interpolation_table) if its outputs, off by
     z_gain * z_err plus float32 rounding, stay within what their readers tolerate, and
     within the 1e-4 * scale that later tables assume of any MLP output (they are lowered
-    first, so they cannot know better); its z_tolerance is the z error that allows."""
+    first, so they cannot know better); its z_tolerance is the z error that allows.
+    Gates off by up to `gate_err` (copied by attention: its rounding) move a gated unit's
+    pre-activation by its gate coefficient M times that per gate: its units must stay off
+    where their gates do not all hold (at least 1 below firing, half of which the z error
+    and rounding may take), and its outputs take M * gate_err times the weights of its
+    gated units, and gate_err times those of its AND units (as compiler.bounds charges)."""
     assumed = 1e-4 * np.maximum(1.0, _largest(outputs, rows))
     limit = np.minimum(output_tolerance(outputs, rows), assumed)
     plan = gated_interpolation_table(combos, z, outputs, n_gates, z_err, limit, z_span) if n_gates else \
@@ -838,6 +851,12 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
     if plan is None or plan.max_preactivation * EPS32 * 8 > 0.25:
         return None
     room = limit - rounding_error(plan, combos, z, n_gates)
+    if gate_err:
+        gate_m = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
+        if z_err + n_gates * gate_m * gate_err + 8 * EPS32 * plan.max_preactivation >= 0.5:
+            return None
+        room = room - gate_err * (gate_m * weight_sums(plan, lambda u: u.z and u.gates)
+                                  + weight_sums(plan, lambda u: u.z == 0 and u.gates))
     if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
         return None
     with np.errstate(divide="ignore"):

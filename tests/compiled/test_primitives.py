@@ -333,6 +333,23 @@ def test_a_token_times_a_mean_is_one_gated_interpolating_table(max_len):
     assert model.d_mlp <= 2 * len(vocab)
 
 
+@pytest.mark.parametrize("max_len", [8, 10])
+def test_a_copied_token_times_a_mean_is_one_gated_interpolating_table(max_len):
+    # the same with the previous token, copied by a head: its indicators carry the head's
+    # rounding, which the table budgets (refused before stop 32: no table fit)
+    import rasp.tracr as T
+    mean = T.numerical(T.Aggregate(T.Select(T.tokens, T.tokens, T.Comparison.LT), T.numerical(T.indices),
+                                   default=0))
+    previous = T.Aggregate(T.Select(T.indices, T.indices, lambda k, q: q == k + 1), T.tokens)
+    prog = T.numerical(T.SequenceMap(lambda x, y: 0 if y is None else x * y, mean, previous))
+    vocab = [0, 1, 2, 3]
+    inputs = all_inputs(vocab, 5) + random_inputs(vocab, max_len, 300, seed=max_len)
+    model = assert_exact(prog, vocab, max_len, inputs=inputs)
+    assert model.num_layers == 1
+    assert model.exactness()["proven_exact"]
+    assert model.d_mlp <= 2 * len(vocab)
+
+
 def test_nan_outputs_compare_equal():
     assert compiler.same_output([float("nan"), 1.0], [float("nan"), 1.0])
     assert not compiler.same_output([float("nan")], [1.0])

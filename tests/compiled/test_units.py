@@ -526,6 +526,26 @@ def test_gated_interpolation_tables_are_exact_per_combination_and_off_elsewhere(
     assert np.all(rounding_error(plan, gates, xs, 1) >= plan.approx)
 
 
+def test_gated_interpolation_budgets_its_gates_error():
+    # gates copied by a head are off by its rounding: a gated unit moves by its gate
+    # coefficient M times that, so the table is taken only where its units stay off and its
+    # outputs within their tolerance (a linear function per gate: x * g over 40 fractions)
+    from compiler.mlp import _checked_interpolation
+    x = np.array(sorted({k / m for m in range(1, 9) for k in range(0, m + 1)}))
+    gates = [(g,) for g in range(4) for _ in x]
+    xs = np.tile(x, 4)
+    outputs = np.array([[g * xi] for (g,), xi in zip(gates, xs)])
+    exact = _checked_interpolation(gates, xs, outputs, 0.0, n_gates=1, gate_err=0.0)
+    copied = _checked_interpolation(gates, xs, outputs, 0.0, n_gates=1, gate_err=1e-6)
+    assert exact is not None and copied is not None
+    # (less z error left for a copied gate: its share of the outputs' room is taken)
+    assert copied.z_tolerance < exact.z_tolerance
+    # (an error moving the units by M * 1e-2 ~ 2e-2 is past the outputs' tolerance)
+    assert _checked_interpolation(gates, xs, outputs, 0.0, n_gates=1, gate_err=1e-2) is None
+    # (and one that could turn a unit on where its gate is off: M * 0.3 > 1/2)
+    assert _checked_interpolation(gates, xs, outputs * 1e6, 0.0, n_gates=1, gate_err=0.3) is None
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_pending_step_units_give_the_made_units_rounding_and_weights(seed):
     # build_table(lazy=True) leaves its step units pending: rounding_error of the pending
