@@ -314,39 +314,26 @@ aggregate(select(is_major, True, ==), tokens, "_");
     assert model.num_layers == 2
 
 
+@pytest.mark.parametrize("gate", ["token", "previous token"])
 @pytest.mark.parametrize("max_len", [8, 10])
-def test_a_token_times_a_mean_is_one_gated_interpolating_table(max_len):
+def test_a_token_times_a_mean_is_one_gated_interpolating_table(max_len, gate):
     # x * y of a mean of indices (155 values at 8) and a token: a gated step table rounds
     # past the outputs' gaps (refused before stop 31); gated interpolating units are exact,
-    # in the heads' layer, and proven
+    # in the heads' layer, and proven. The previous token, copied by a head, carries the
+    # head's rounding, which the table budgets (refused before stop 32: no table fit)
     import rasp.tracr as T
     mean = T.numerical(T.Aggregate(T.Select(T.tokens, T.tokens, T.Comparison.LT), T.numerical(T.indices),
                                    default=0))
-    prog = T.numerical(T.SequenceMap(lambda x, y: x * y, mean, T.tokens))
+    y = T.tokens if gate == "token" else \
+        T.Aggregate(T.Select(T.indices, T.indices, lambda k, q: q == k + 1), T.tokens)
+    prog = T.numerical(T.SequenceMap(lambda x, y: 0 if y is None else x * y, mean, y))
     vocab = [0, 1, 2, 3]
-    inputs = all_inputs(vocab, 6) + random_inputs(vocab, max_len, 300, seed=max_len)
+    inputs = all_inputs(vocab, 6 if gate == "token" else 5) + random_inputs(vocab, max_len, 300, seed=max_len)
     model = assert_exact(prog, vocab, max_len, inputs=inputs)
     assert model.num_layers == 1
     assert model.exactness()["proven_exact"]
     # (x * y is linear in x for each token: a unit and an AND unit per token at most, not
     # one per change of slope that float64 noise makes)
-    assert model.d_mlp <= 2 * len(vocab)
-
-
-@pytest.mark.parametrize("max_len", [8, 10])
-def test_a_copied_token_times_a_mean_is_one_gated_interpolating_table(max_len):
-    # the same with the previous token, copied by a head: its indicators carry the head's
-    # rounding, which the table budgets (refused before stop 32: no table fit)
-    import rasp.tracr as T
-    mean = T.numerical(T.Aggregate(T.Select(T.tokens, T.tokens, T.Comparison.LT), T.numerical(T.indices),
-                                   default=0))
-    previous = T.Aggregate(T.Select(T.indices, T.indices, lambda k, q: q == k + 1), T.tokens)
-    prog = T.numerical(T.SequenceMap(lambda x, y: 0 if y is None else x * y, mean, previous))
-    vocab = [0, 1, 2, 3]
-    inputs = all_inputs(vocab, 5) + random_inputs(vocab, max_len, 300, seed=max_len)
-    model = assert_exact(prog, vocab, max_len, inputs=inputs)
-    assert model.num_layers == 1
-    assert model.exactness()["proven_exact"]
     assert model.d_mlp <= 2 * len(vocab)
 
 
