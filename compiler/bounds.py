@@ -123,7 +123,8 @@ def estimate_head_problems(heads: list, err: dict[int, float], read_of) -> list[
     for head in heads:
         if head.snap:
             problems += [f"{head.label}: its input {f.label} is not within {SNAP_MARGIN} of an integer"
-                         for f, lin, _ in head.values if snap_input_error(read_of(lin), err) > SNAP_MARGIN]
+                         for f, lin, _ in head.values
+                         if snap_input_error(read_of(lin), err, any_order=False) > SNAP_MARGIN]
             continue
         if not head.uniform or head.width:
             continue
@@ -135,13 +136,14 @@ def estimate_head_problems(heads: list, err: dict[int, float], read_of) -> list[
     return problems
 
 
-def snap_input_error(read: Read, err: dict[int, float]) -> float:
+def snap_input_error(read: Read, err: dict[int, float], any_order: bool = True) -> float:
     """How far a snap head's read can be from its integer value, or inf where it is no
     sum of integer multiples of integer-valued features (float32 rounds each partial sum
-    that holds the offset to an integer, so every term must be near one)."""
+    that holds the offset to an integer, so every term must be near one). `any_order`:
+    see read_rounding."""
     if not integer_combination(read.terms):
         return math.inf
-    return read_error(read, err) + read_rounding(read)
+    return read_error(read, err) + read_rounding(read, any_order)
 
 
 def score_input_error(head, err: dict[int, float], resolve) -> float:
@@ -162,14 +164,16 @@ def estimate_problems(mlps: list, read_of) -> list[str]:
     index code and its square (0.018 * 35721 - 7.09 * 189 + 704) rounds by ~1e-4, a
     hundred times the estimate of the index's own error."""
     return [msg for block in mlps for b in block.bounds
-            if (msg := _table_problem(b, b.estimated_z_error + read_rounding(read_of(b.z))))]
+            if (msg := _table_problem(b, b.estimated_z_error + read_rounding(read_of(b.z), any_order=False)))]
 
 
-def read_rounding(read: Read) -> float:
+def read_rounding(read: Read, any_order: bool = True) -> float:
     """A bound on the float32 error of computing `read` from exact residual values: each
     weight rounds to float32 and the k products are summed in float32, in any order: off by
-    gamma_(k+1) of the terms' sizes (at least 2 eps of them, as the lowering estimated)."""
-    return max(2 * EPS32, gamma32(len(read.terms) + 1)) * _term_sizes(read)
+    gamma_(k+1) of the terms' sizes, at least 2 eps of them. (`any_order` False: the
+    lowering's estimate, 2 eps, which its tables were sized for.)"""
+    factor = max(2 * EPS32, gamma32(len(read.terms) + 1)) if any_order else 2 * EPS32
+    return factor * _term_sizes(read)
 
 
 def _table_problem(b: TableBound, z_err: float) -> Optional[str]:

@@ -643,6 +643,15 @@ def _add_column_sums(total: np.ndarray, z: np.ndarray, ranges: tuple, weights: n
         total[:, o] += z * sums[:, 0] + abs_z * sums[:, 1] + sums[:, 2]
 
 
+# a gated step table of more units than this is compared with a gated interpolating one
+FEW_UNITS = 64
+
+
+def _units(plan: TablePlan) -> int:
+    """The units the plan has, its pending steps' included."""
+    return len(plan.units) + (2 * len(plan.pending.coef) if plan.pending is not None else 0)
+
+
 def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_gates: int,
                 z_err: float, steps_only: bool = False, low_error: bool = False,
                 precision: "float | None" = None, z_span: Optional[tuple[float, float]] = None,
@@ -677,6 +686,12 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
             alt = _checked_interpolation(combos, z, outputs, z_err, rows)
             if alt is not None and \
                     np.max(rounding_error(alt, combos, z, 0) + alt.z_gain * z_err) < np.max(step_error):
+                return alt
+        if n_gates and gated_interpolation is not None and not steps_only and _units(plan) > FEW_UNITS:
+            # (a function linear per gate combination, `x * token`: a step per value of x
+            # and token, 364 units at max_seq_len 6, where interpolation takes one per token)
+            alt = _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span, gated_interpolation)
+            if alt is not None and len(alt.units) * 4 <= _units(plan):
                 return alt
         return plan.complete()
     if steps_only or (n_gates and gated_interpolation is None):

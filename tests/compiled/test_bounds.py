@@ -264,7 +264,8 @@ def _float32_table(plan, combos, z, order: str) -> np.ndarray:
             if order == "pairwise":
                 vals = [f32(plan.out_bias[o])] + list(terms)
                 while len(vals) > 1:
-                    vals = [f32(vals[j] + vals[j + 1]) if j + 1 < len(vals) else vals[j] for j in range(0, len(vals), 2)]
+                    vals = [f32(vals[j] + vals[j + 1]) if j + 1 < len(vals) else vals[j]
+                            for j in range(0, len(vals), 2)]
                 out[i, o] = float(vals[0])
                 continue
             picks = {"ascending": np.argsort(terms), "descending": np.argsort(-terms),

@@ -546,6 +546,20 @@ def test_gated_interpolation_budgets_its_gates_error():
     assert _checked_interpolation(gates, xs, outputs * 1e6, 0.0, n_gates=1, gate_err=0.3) is None
 
 
+def test_gated_interpolation_preferred_to_a_far_larger_step_table():
+    # x * g over 40 fractions and 4 gates: the step table fits (a step per value and gate),
+    # but gated interpolation takes a unit per gate; where the gates allow it, it is taken
+    x = np.array(sorted({k / m for m in range(1, 9) for k in range(0, m + 1)}))
+    gates = [(g,) for g in range(4) for _ in x]
+    xs = np.tile(x, 4)
+    outputs = np.array([[g * xi] for (g,), xi in zip(gates, xs)])
+    steps = exact_table(gates, xs, outputs, 1, 1e-6, gated_interpolation=None)
+    chosen = exact_table(gates, xs, outputs, 1, 1e-6, gated_interpolation=0.0)
+    assert steps.z_gain is None and len(steps.units) > 64
+    assert chosen.z_gain is not None and 4 * len(chosen.units) <= len(steps.units)
+    assert np.allclose(_run_table(chosen, gates, xs, 1), outputs, atol=1e-4)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_pending_step_units_give_the_made_units_rounding_and_weights(seed):
     # build_table(lazy=True) leaves its step units pending: rounding_error of the pending
