@@ -41,7 +41,7 @@ from .graph import ProgramGraph
 from .infer import (FAILED, MAX_TUPLES, Inference, ValueIndex, apply_vectorized, call_element, is_number,
                     out_of_memory)
 from .mlp import (EPS32, ROWS_FROM, InconsistentTable, TablePlan, and_rounding, build_table, exact_table,
-                  output_rows, output_tolerance, rounding_error, weight_sums)
+                  output_rows, output_tolerance, rounding_error)
 from .plan import (AFFINE, ANY, ATTN_COPY, ATTN_MEAN, CONST, EMBED_POS, EMBED_TOK, MAP_MLP, MAP_VIRTUAL, WIDTH,
                    Plan, affine_fit, mlp_slot, numbers)
 from .selectors import (Literal, conjunction, disjoint_conjunctions, equality_codes, factorize as factor_matrix,
@@ -2237,10 +2237,8 @@ class Lowering:
             gates: dict[int, list[Lin]] = defaultdict(list)   # per gate: its one-hot reads
             for (g, v) in keys:
                 gates[g].append({gate_refs[(g, v)]: 1.0})
-            and_gain = weight_sums(plan, lambda unit: unit.z == 0 and unit.gates)
-            gate_gain = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
-            gated_z_gain = weight_sums(plan, lambda unit: unit.z and unit.gates) \
-                if plan.z_gain is not None and gate_gain else None
+            gate_gain, gated, and_gain = plan.gate_gains()
+            gated_z_gain = gated if plan.z_gain is not None and gate_gain else None
             bounds.append(TableBound(part.z_lin, plan.z_tolerance, plan.min_half_gap, plan.max_preactivation,
                                      list(gates.values()), gate_gain, and_gain, rounding, plan.z_gain, label,
                                      part.z_err or 0.0, plan.step_z, plan.step_half, exclusive, gated_z_gain,

@@ -68,6 +68,13 @@ class TablePlan:
             self.pending = None
         return self
 
+    def gate_gains(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """How gate errors reach the outputs (compiler.bounds, _checked_interpolation): the
+        coefficient M of a gate in the units that read z, and per output the summed |weight|
+        of those gated units and of the AND units (which read gates alone, linearly)."""
+        gate_m = max((c for u in self.units if u.z for c in u.gates.values()), default=0.0)
+        return gate_m, _weight_sums(self, lambda u: u.z and u.gates), _weight_sums(self, lambda u: u.z == 0 and u.gates)
+
     def precise_enough(self, z_err: float) -> bool:
         """An input off by z_err still gives the exact outputs, and no activation is so large
         that float32 loses the precision the steps need."""
@@ -141,7 +148,7 @@ def _combination_codes(combos: Sequence[tuple]) -> tuple[np.ndarray, list[tuple]
     return code, list(index)
 
 
-def weight_sums(plan: TablePlan, pick: Callable) -> np.ndarray:
+def _weight_sums(plan: TablePlan, pick: Callable) -> np.ndarray:
     """Per output, the summed |weight| of the table's units that `pick` accepts."""
     return np.array([sum(abs(w) for u, w in weights.items() if pick(plan.units[u])) for weights in plan.out_weights],
                     dtype=np.float64)
@@ -308,9 +315,8 @@ class _Steps:
             start = ends[o]
 
     def arrays(self, codes: dict) -> tuple[np.ndarray, ...]:
-        """rounding_error's per-unit arrays of the units `make` would add (coefficient,
-        bias, summed gate coefficients, combination code among `codes`, -2 ungated) and
-        the (unit, output, |weight|) entries, units counted from 0."""
+        """rounding_error's per-unit arrays of the units `make` would add: coefficient,
+        bias, summed gate coefficients, combination code among `codes` (-2 ungated)."""
         coef = np.repeat(self.coef, 2)
         bias = np.empty(2 * len(self.coef))
         bias[0::2] = self.bias0 + 0.5 + self.gate_bias
@@ -320,8 +326,7 @@ class _Steps:
                                   dtype=np.int64)
         gate_sum = np.repeat(per_combo_sum[self.combo_of], 2) if len(self.combo_of) else np.zeros(0)
         unit_code = np.repeat(per_combo_code[self.combo_of], 2) if len(self.combo_of) else np.zeros(0, np.int64)
-        units = np.concatenate([2 * self.step_of, 2 * self.step_of + 1])
-        return coef, bias, gate_sum, unit_code, units, np.tile(self.out_of, 2), np.tile(np.abs(self.weight), 2)
+        return coef, bias, gate_sum, unit_code
 
 
 def and_rounding(plan: TablePlan) -> Optional[np.ndarray]:
@@ -361,7 +366,8 @@ def _float32_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n
     arrays = _rounding_arrays(plan, combos, z)
     if arrays is None:
         return EPS32 * np.abs(plan.out_bias) if len(plan.out_weights) else np.zeros(0)
-    z, W, coef, bias, gate_sum, point_code, unit_code = arrays
+    z, signed, coef, bias, gate_sum, point_code, unit_code = arrays
+    W = np.abs(signed)
     n_units = len(coef)
     if len(z) * n_units > _DENSE_ROUNDING_LIMIT:
         return 2 * EPS32 * _worst_active_sums(z, point_code, unit_code, coef, bias, gate_sum, W) \
@@ -375,16 +381,16 @@ def _float32_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, n
 
 
 def _rounding_arrays(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray) -> Optional[tuple]:
-    """The table's units as arrays for the rounding bounds: (z, |output weights| [units,
+    """The table's units as arrays for the rounding bounds: (z, output weights [units,
     outputs], coefficients on z, biases, summed gate coefficients, each point's gate
     combination code, each unit's code: -2 ungated, -1 a combination no point has);
-    None for a table without units or points."""
+    None for a table without units or points. Pending step units come after the made ones."""
     units = plan.units
     steps = plan.pending
     n_units = len(units) + (2 * len(steps.coef) if steps is not None else 0)
     if not n_units or len(z) == 0:
         return None
-    W = np.abs(_weight_matrix(plan.out_weights, n_units))
+    W = _signed_weights(plan, n_units)
     coef = np.array([u.z for u in units])
     bias = np.array([u.bias for u in units])
     gate_sum = np.array([sum(u.gates.values()) for u in units])
@@ -393,8 +399,7 @@ def _rounding_arrays(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray) ->
     unit_code = np.array([codes.get(tuple(v for (_, v) in sorted(u.gates)), -1) if u.gates else -2
                           for u in units], dtype=np.int64)
     if steps is not None:       # (the pending step units, after the made ones)
-        s_coef, s_bias, s_gates, s_code, s_unit, s_out, s_w = steps.arrays(codes)
-        W[len(units) + s_unit, s_out] = s_w
+        s_coef, s_bias, s_gates, s_code = steps.arrays(codes)
         coef, bias = np.concatenate([coef, s_coef]), np.concatenate([bias, s_bias])
         gate_sum, unit_code = np.concatenate([gate_sum, s_gates]), np.concatenate([unit_code, s_code])
     return np.asarray(z, dtype=np.float64), W, coef, bias, gate_sum, point_code, unit_code
@@ -446,8 +451,8 @@ def _unit_gate_counts(plan: TablePlan) -> np.ndarray:
 
 
 def _signed_weights(plan: TablePlan, n_units: int) -> np.ndarray:
-    """The output weights as a [units, outputs] matrix with their signs (pending step
-    units included, as _rounding_arrays places them)."""
+    """The output weights as a [units, outputs] matrix, pending step units included after
+    the made ones (as _Steps.make would add them)."""
     W = _weight_matrix(plan.out_weights, n_units)
     steps = plan.pending
     if steps is not None:       # (unit 2k of step k adds its weight, unit 2k + 1 takes it away)
@@ -496,7 +501,8 @@ def proof_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, z_te
     if arrays is None:
         bound = gamma32(has_bias + 1) * bias_out
         return ProofRounding(bound + approx, np.zeros(n_out), bias_out, has_bias, approx)
-    z, W, coef, bias, gate_sum, point_code, unit_code = arrays
+    z, signed, coef, bias, gate_sum, point_code, unit_code = arrays
+    W = np.abs(signed)
     weighted = (W > 0).astype(np.float64)
     # (each unit's pre-activation sums z's features where it reads z, its gates and its
     # bias, and rounds by gamma of that many terms plus one for its weights' rounding)
@@ -510,7 +516,6 @@ def proof_rounding(plan: TablePlan, combos: Sequence[tuple], z: np.ndarray, z_te
         pre = float(np.max(pre_factor)) * total
         return ProofRounding(pre * (1 + gamma32(terms + 1)) + gamma32(terms + 1) * sums + approx, pre, sums, terms,
                              approx)
-    signed = _signed_weights(plan, len(coef))
     up, down = np.maximum(signed, 0.0), np.maximum(-signed, 0.0)
     bias_signed = np.asarray(plan.out_bias, dtype=np.float64) if n_out else np.zeros(0)
     bound, pre, sums, terms = (np.zeros(n_out) for _ in range(4))
@@ -867,11 +872,10 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
         return None
     room = limit - rounding_error(plan, combos, z, n_gates)
     if gate_err:
-        gate_m = max((c for u in plan.units if u.z for c in u.gates.values()), default=0.0)
+        gate_m, gated, and_units = plan.gate_gains()
         if z_err + n_gates * gate_m * gate_err + 8 * EPS32 * plan.max_preactivation >= 0.5:
             return None
-        room = room - gate_err * (gate_m * weight_sums(plan, lambda u: u.z and u.gates)
-                                  + weight_sums(plan, lambda u: u.z == 0 and u.gates))
+        room = room - gate_err * (gate_m * gated + and_units)
     if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
         return None
     with np.errstate(divide="ignore"):
