@@ -370,6 +370,7 @@ class Lowering:
         # 19 others summed 0.31 of error, past the snap's 0.25)
         self._snap_inputs: set[int] = set()
         self._position_terms: Optional[tuple] = None
+        self._readout_refs: set[int] = set()      # ids of the readout's refs (see run)
 
     # ---- helpers over value lists
     def values(self, node: ir.Node) -> tuple:
@@ -433,6 +434,7 @@ class Lowering:
     def run(self) -> Lowered:
         out = self.graph.output
         readout = self._readout(out)
+        self._readout_refs = {id(ref) for ref in readout.reads}
         for node in reversed(self.graph.nodes()):
             if isinstance(node, ir.Selector) or not (self.refs.get(node.id) or node.id in self._width_x):
                 continue
@@ -502,6 +504,13 @@ class Lowering:
         # one direction holding the index of the value: decoded by rounding
         reads = [self.request(out, np.arange(len(vals), dtype=np.float64), "out:code")]
         return Readout("code", vals, reads, out)
+
+    def _read_by_readout_only(self, node: ir.SOp) -> bool:
+        """Whether every read of the node is the readout's, which checks the error its
+        inputs come with (_check_readout); a table's outputs read by later tables must stay
+        within what those assumed (see mlp.interpolation_limit)."""
+        refs = self.refs.get(node.id, [])
+        return bool(refs) and all(id(ref) in self._readout_refs for ref in refs)
 
     def _check_readout(self, readout: Readout) -> None:
         """Refuse a model whose output features may be further off than the decoder's margin."""
@@ -1832,7 +1841,7 @@ class Lowering:
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
                 plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
                                    precision=SCORE_PRECISION if precise else None, rows=out_rows,
-                                   gated_interpolation=gate_error)
+                                   gated_interpolation=gate_error, readout_only=self._read_by_readout_only(node))
                 if plan is not None:
                     break
             split = None

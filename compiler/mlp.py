@@ -661,7 +661,7 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
                 z_err: float, steps_only: bool = False, low_error: bool = False,
                 precision: "float | None" = None, z_span: Optional[tuple[float, float]] = None,
                 tolerance: Optional[np.ndarray] = None, rows: Optional[OutputRows] = None,
-                gated_interpolation: Optional[float] = None) -> "TablePlan | None":
+                gated_interpolation: Optional[float] = None, readout_only: bool = False) -> "TablePlan | None":
     """build_table, or None where float32 cannot make it exact: the input error, the size of
     the activations, or the rounding of the outputs beyond what their readers tolerate.
 
@@ -677,7 +677,10 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
     `z_span`: see build_table (gated tables only); `tolerance`: per output, how far it may
     be off (default: output_tolerance of these outputs; a part of a table passes the whole's).
     `rows`: `outputs` by its distinct rows (default: output_rows of them; a caller trying
-    several projections of one table finds them once).
+    several projections of one table finds them once). Where one fails, or a step table
+    takes more than FEW_UNITS units, steps at a few jumps with interpolation between them
+    (_jumps_and_interpolation) are tried; `readout_only`: the outputs are read by the
+    model's readout alone (see interpolation_limit).
     """
     rows = output_rows(outputs) if rows is None else rows
     plan = build_table(combos, z, outputs, n_gates, z_span=z_span, rows=rows, lazy=True)
@@ -698,10 +701,20 @@ def exact_table(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, n_g
             alt = _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span, gated_interpolation)
             if alt is not None and len(alt.units) * 4 <= _units(plan):
                 return alt
+        if not n_gates and not steps_only and _units(plan) > FEW_UNITS:
+            # (a sawtooth of a mean, `m % 1`: a step per value where a few jumps would do)
+            alt = _jumps_and_interpolation(combos, z, outputs, z_err, interpolation_limit(outputs, rows, readout_only),
+                                           rows, max_units=_units(plan) // 4 + 1)
+            if alt is not None:
+                return alt
         return plan.complete()
     if steps_only or (n_gates and gated_interpolation is None):
         return None
-    return _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span, gated_interpolation or 0.0)
+    plan = _checked_interpolation(combos, z, outputs, z_err, rows, n_gates, z_span, gated_interpolation or 0.0)
+    if plan is None and not n_gates:
+        plan = _jumps_and_interpolation(combos, z, outputs, z_err, interpolation_limit(outputs, rows, readout_only),
+                                        rows)
+    return plan
 
 
 def _largest(outputs: np.ndarray, rows: Optional[OutputRows]) -> np.ndarray:
@@ -864,8 +877,7 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
     where their gates do not all hold (at least 1 below firing, half of which the z error
     and rounding may take), and its outputs take M * gate_err times the weights of its
     gated units, and gate_err times those of its AND units (as compiler.bounds charges)."""
-    assumed = 1e-4 * np.maximum(1.0, _largest(outputs, rows))
-    limit = np.minimum(output_tolerance(outputs, rows), assumed)
+    limit = interpolation_limit(outputs, rows)
     plan = gated_interpolation_table(combos, z, outputs, n_gates, z_err, limit, z_span) if n_gates else \
         interpolation_table(z, outputs, z_err, limit, rows)
     if plan is None or plan.max_preactivation * EPS32 * 8 > 0.25:
@@ -880,6 +892,94 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
         return None
     with np.errstate(divide="ignore"):
         plan.z_tolerance = float(np.min(np.where(plan.z_gain > 0, room / plan.z_gain, np.inf)))
+    return plan
+
+
+def interpolation_limit(outputs: np.ndarray, rows: Optional[OutputRows] = None,
+                        readout_only: bool = False) -> np.ndarray:
+    """Per output, how far an interpolating table may leave it off: what its readers
+    tolerate (output_tolerance) and, unless only the readout reads it (which checks the
+    error it is given), the 1e-4 * scale that later tables assume of any MLP output (they
+    are lowered first, so they cannot know better)."""
+    tolerance = output_tolerance(outputs, rows)
+    if readout_only:
+        return tolerance
+    return np.minimum(tolerance, 1e-4 * np.maximum(1.0, _largest(outputs, rows)))
+
+
+# a gap between neighbouring points whose slope is this many times the function's median
+# slope is a jump for _jumps_and_interpolation, which takes tables of at most this many
+# distinct z values (dropping an interpolation's noise units costs points x units; the
+# paper's Dyck-2 and Dyck-3 at max_seq_len 40 and 43 try tables of ~58,000 points, and
+# compiled 4-6 times slower without this limit)
+JUMP_SLOPES = 16
+JUMP_TABLE_MAX_POINTS = 4096
+
+
+def _jumps_and_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.ndarray, z_err: float,
+                             limit: np.ndarray, rows: Optional[OutputRows] = None,
+                             max_units: Optional[int] = None) -> "TablePlan | None":
+    """A function of a fine-grained input that is smooth but for a few jumps, as one plan:
+    the jumps by steps and the rest by interpolation, both summed into the outputs.
+
+    `(2 * m - 1) % 3` of a prefix mean m of digits takes 253 values at max_seq_len 9: a
+    step table needs a step per value, so many that float32 rounds its outputs past their
+    gaps, and interpolating across its six jumps makes slopes of ~200 that pass m's error
+    on past them (it was refused from max_seq_len 9; at 8 its step table took 396 units).
+    Here a gap between neighbouring points is a jump where interpolating across it would
+    pass more than a quarter of `limit` (per output, what the outputs may be off by) of
+    z's error, or where its slope is JUMP_SLOPES times the function's median slope (the
+    units of a steep interpolation cancel, and round); the jumps' total below each point
+    is tabulated by steps (their units reset a z error: exact while it stays within their
+    half gaps) and the rest, flat across the jumps, by interpolation (the z error passed
+    on times the remaining slopes, `z_gain`). Checked as _checked_interpolation checks,
+    but with the proof's rounding; None where it does not apply (more than a few jumps),
+    is not exact, or would take `max_units` units or more."""
+    z = np.asarray(z, dtype=np.float64)
+    if len(z) < 3:
+        return None
+    order = np.argsort(z, kind="stable")
+    uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
+    ys = np.asarray(outputs, dtype=np.float64)[order]
+    if not 3 <= len(uz) <= JUMP_TABLE_MAX_POINTS or \
+            np.max(np.abs(ys - ys[first][inverse.reshape(-1)]), initial=0.0) > 1e-12:
+        return None         # (one z with two outputs: only gates could tell them apart)
+    ys = ys[first]
+    rises = np.diff(ys, axis=0)
+    slopes = np.abs(rises / np.diff(uz)[:, None])
+    # (steeper than z's error allows, or far steeper than the function's usual slope: the
+    # jumps' steep slopes also make interpolation's units cancel, rounding in float32)
+    usual = np.array([np.median(col[col > 0]) if np.any(col > 0) else 0.0 for col in slopes.T])
+    jump = (slopes * z_err > limit[None, :] / 4) | (slopes > JUMP_SLOPES * usual[None, :])
+    n_jumps = int(np.count_nonzero(jump.any(axis=1)))
+    if 2 * n_jumps >= (FEW_UNITS if max_units is None else min(max_units, FEW_UNITS)):
+        return None         # (not a few jumps: a step table, where one fits)
+    below = np.vstack([np.zeros((1, ys.shape[1])), np.cumsum(np.where(jump, rises, 0.0), axis=0)])
+    smooth = interpolation_table(uz, ys - below, z_err, limit)
+    if smooth is None:
+        return None
+    # (the slopes of a function linear between jumps differ in their last bits: a unit each)
+    approx = _drop_noise_units(smooth, uz, ys - below)
+    steps = build_table([()] * len(uz), uz, below, 0)
+    if not steps.precise_enough(z_err) or \
+            (max_units is not None and len(smooth.units) + len(steps.units) >= max_units):
+        return None
+    offset = len(smooth.units)
+    plan = TablePlan(units=smooth.units + steps.units, out_bias=smooth.out_bias + steps.out_bias,
+                     out_weights=[{**mine, **{offset + u: w for u, w in theirs.items()}}
+                                  for mine, theirs in zip(smooth.out_weights, steps.out_weights)],
+                     max_preactivation=max(smooth.max_preactivation, steps.max_preactivation),
+                     min_half_gap=steps.min_half_gap, z_gain=smooth.z_gain, step_z=steps.step_z,
+                     step_half=steps.step_half, approx=approx)
+    if plan.max_preactivation * EPS32 * 8 > 0.25:
+        return None
+    # (its rounding as the proof charges it, for any order of summation (z read as one
+    # feature): where a step table fits as well, one the proof can pass is kept)
+    room = limit - proof_rounding(plan, combos, z, 1).bound
+    if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
+        return None
+    with np.errstate(divide="ignore"):
+        plan.z_tolerance = min(steps.z_tolerance, float(np.min(np.where(plan.z_gain > 0, room / plan.z_gain, np.inf))))
     return plan
 
 

@@ -418,6 +418,17 @@ def test_smooth_function_of_a_fine_grained_mean():
     assert_exact(prog["sq"], "ab", 20, inputs=random_inputs("ab", 20, 30))
 
 
+@pytest.mark.parametrize("max_len", [8, 12])
+def test_sawtooth_of_a_fine_grained_mean(max_len):
+    """(2m - 1) % 3 of a prefix mean of digits: hundreds of values, linear between six
+    jumps. Tabulated by steps at the jumps and interpolation between them (refused from
+    max_len 9 before; 396 units at 8), exact on random inputs of every length."""
+    prog = rasp.parse("m = aggregate(select(indices, indices, <=), tokens_int);\nres = (m * 2 - 1) % 3;", "<t>")
+    digits = list(range(10))
+    model = assert_exact(prog["res"], digits, max_len, inputs=random_inputs(digits, max_len, 150, seed=max_len))
+    assert model.num_layers == 1 and model.d_mlp <= 32
+
+
 def test_output_summing_an_mlp_result_and_a_mean_is_recomputed_by_one_mlp():
     """2 * f * f - f: adding the MLP's 2 * f * f to f added their errors past the output's
     margin (values 0.00245 apart); one MLP computing the whole output from f resets them."""

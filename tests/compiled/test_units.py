@@ -560,6 +560,51 @@ def test_gated_interpolation_preferred_to_a_far_larger_step_table():
     assert np.allclose(_run_table(chosen, gates, xs, 1), outputs, atol=1e-4)
 
 
+def _sawtooth(max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(2m - 1) % 3 over every mean m of digits 0..9 at most max_len long: many values,
+    linear between six jumps."""
+    m = np.array(sorted({k / j for j in range(1, max_len + 1) for k in range(0, 9 * j + 1)}))
+    return 2 * m - 1, np.mod(2 * m - 1, 3.0).reshape(-1, 1)
+
+
+def test_a_few_jumps_are_steps_and_the_rest_interpolation():
+    # a step table takes a step per value, and interpolation across the jumps passes a
+    # z error on ~200-fold; steps at the steep jumps plus interpolation between them take
+    # a few dozen units, reset a z error at the jumps and pass it on at most at the
+    # slopes left (below JUMP_SLOPES times the usual slope, 1)
+    from compiler.mlp import JUMP_SLOPES, _jumps_and_interpolation, interpolation_limit
+    z, outputs = _sawtooth(9)
+    combos = [()] * len(z)
+    z_err = 1e-5
+    limit = interpolation_limit(outputs, readout_only=True)
+    plan = _jumps_and_interpolation(combos, z, outputs, z_err, limit)
+    steps = build_table(combos, z, outputs, 0)
+    assert plan is not None and len(plan.units) <= 32 < len(steps.units)
+    assert plan.z_gain.max() <= JUMP_SLOPES and plan.z_tolerance >= z_err
+    for shift in (-z_err, 0.0, z_err):
+        got = _run_table(plan, combos, z + shift, 0)
+        assert np.abs(got - outputs).max() <= limit.max()
+    # (tolerating only what later tables assume of an MLP output, 1e-4 of its scale, its
+    # steps round too much: refused, as interpolation is)
+    assert _jumps_and_interpolation(combos, z, outputs, z_err, interpolation_limit(outputs)) is None
+    # (not a few jumps: a staircase of 200 steps is left to a step table)
+    stairs = np.floor(np.arange(400) / 2).reshape(-1, 1)
+    assert _jumps_and_interpolation([()] * 400, np.arange(400) / 400, stairs, 1e-6,
+                                    interpolation_limit(stairs, readout_only=True)) is None
+
+
+def test_jumps_with_interpolation_preferred_to_a_far_larger_step_table():
+    # at max_len 8 the sawtooth's step table fits (396 units); read by the readout alone,
+    # steps at its jumps with interpolation between them are taken instead
+    z, outputs = _sawtooth(8)
+    combos = [()] * len(z)
+    steps = exact_table(combos, z, outputs, 0, 1e-6)
+    chosen = exact_table(combos, z, outputs, 0, 1e-6, readout_only=True)
+    assert steps.z_gain is None and len(steps.units) > 64
+    assert chosen.z_gain is not None and 4 * len(chosen.units) <= len(steps.units)
+    assert np.allclose(_run_table(chosen, combos, z, 0), outputs, atol=1e-3)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_pending_step_units_give_the_made_units_rounding_and_weights(seed):
     # build_table(lazy=True) leaves its step units pending: rounding_error of the pending
