@@ -909,10 +909,11 @@ def interpolation_limit(outputs: np.ndarray, rows: Optional[OutputRows] = None,
 
 # a gap between neighbouring points whose slope is this many times the function's median
 # slope is a jump for _jumps_and_interpolation, which takes tables of at most this many
-# distinct z values (dropping an interpolation's noise units costs points x units; the
-# paper's Dyck-2 and Dyck-3 at max_seq_len 40 and 43 try tables of ~58,000 points, and
-# compiled 4-6 times slower without this limit)
+# points times outputs, and distinct z values (dropping an interpolation's noise units
+# costs points x units; the paper's Dyck-2 and Dyck-3 at max_seq_len 40 and 43 try tables
+# of ~48,000 points of many one-hot outputs, and compiled 4-6 times slower without them)
 JUMP_SLOPES = 16
+JUMP_TABLE_MAX_CELLS = 65536
 JUMP_TABLE_MAX_POINTS = 4096
 
 
@@ -925,18 +926,20 @@ def _jumps_and_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np
     `(2 * m - 1) % 3` of a prefix mean m of digits takes 253 values at max_seq_len 9: a
     step table needs a step per value, so many that float32 rounds its outputs past their
     gaps, and interpolating across its six jumps makes slopes of ~200 that pass m's error
-    on past them (it was refused from max_seq_len 9; at 8 its step table took 396 units).
+    on past them (it was refused from max_seq_len 9; at 8 its step table took 396 units,
+    now 13).
     Here a gap between neighbouring points is a jump where interpolating across it would
     pass more than a quarter of `limit` (per output, what the outputs may be off by) of
     z's error, or where its slope is JUMP_SLOPES times the function's median slope (the
     units of a steep interpolation cancel, and round); the jumps' total below each point
     is tabulated by steps (their units reset a z error: exact while it stays within their
-    half gaps) and the rest, flat across the jumps, by interpolation (the z error passed
-    on times the remaining slopes, `z_gain`). Checked as _checked_interpolation checks,
+    half gaps) and the rest, which keeps its slope across the jumps, by interpolation (the
+    z error passed on times the remaining slopes, `z_gain`): one unit per change of slope
+    between the jumps, none for a sawtooth. Checked as _checked_interpolation checks,
     but with the proof's rounding; None where it does not apply (more than a few jumps),
     is not exact, or would take `max_units` units or more."""
     z = np.asarray(z, dtype=np.float64)
-    if len(z) < 3:
+    if not 3 <= len(z) * max(1, outputs.shape[1]) <= JUMP_TABLE_MAX_CELLS:
         return None
     order = np.argsort(z, kind="stable")
     uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
@@ -945,16 +948,25 @@ def _jumps_and_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np
             np.max(np.abs(ys - ys[first][inverse.reshape(-1)]), initial=0.0) > 1e-12:
         return None         # (one z with two outputs: only gates could tell them apart)
     ys = ys[first]
-    rises = np.diff(ys, axis=0)
-    slopes = np.abs(rises / np.diff(uz)[:, None])
+    rises, gaps = np.diff(ys, axis=0), np.diff(uz)[:, None]
+    slopes = rises / gaps
     # (steeper than z's error allows, or far steeper than the function's usual slope: the
     # jumps' steep slopes also make interpolation's units cancel, rounding in float32)
-    usual = np.array([np.median(col[col > 0]) if np.any(col > 0) else 0.0 for col in slopes.T])
-    jump = (slopes * z_err > limit[None, :] / 4) | (slopes > JUMP_SLOPES * usual[None, :])
+    steep = np.abs(slopes)
+    usual = np.array([np.median(col[col > 0]) if np.any(col > 0) else 0.0 for col in steep.T])
+    jump = (steep * z_err > limit[None, :] / 4) | (steep > JUMP_SLOPES * usual[None, :])
     n_jumps = int(np.count_nonzero(jump.any(axis=1)))
     if 2 * n_jumps >= (FEW_UNITS if max_units is None else min(max_units, FEW_UNITS)):
         return None         # (not a few jumps: a step table, where one fits)
-    below = np.vstack([np.zeros((1, ys.shape[1])), np.cumsum(np.where(jump, rises, 0.0), axis=0)])
+    # across a jump the smooth part keeps the slope of the last gap before it that is no
+    # jump (of the first one, before any), so that a function linear between its jumps
+    # stays one line: only the rest of the rise is a step
+    last = np.maximum.accumulate(np.where(jump, -1, np.arange(len(gaps))[:, None]), axis=0)
+    first_smooth = np.argmax(~jump, axis=0)
+    kept = np.where(last >= 0, last, first_smooth[None, :])
+    carried = np.take_along_axis(slopes, kept, axis=0) * ~jump[kept, np.arange(jump.shape[1])[None, :]]
+    step_rises = np.where(jump, rises - carried * gaps, 0.0)
+    below = np.vstack([np.zeros((1, ys.shape[1])), np.cumsum(step_rises, axis=0)])
     smooth = interpolation_table(uz, ys - below, z_err, limit)
     if smooth is None:
         return None
