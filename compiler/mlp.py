@@ -955,9 +955,12 @@ def _jumps_and_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np
     steep = np.abs(slopes)
     usual = np.array([np.median(col[col > 0]) if np.any(col > 0) else 0.0 for col in steep.T])
     jump = (steep * z_err > limit[None, :] / 4) | (steep > JUMP_SLOPES * usual[None, :])
-    n_jumps = int(np.count_nonzero(jump.any(axis=1)))
+    at_jump = jump.any(axis=1)
+    n_jumps = int(np.count_nonzero(at_jump))
     if 2 * n_jumps >= (FEW_UNITS if max_units is None else min(max_units, FEW_UNITS)):
         return None         # (not a few jumps: a step table, where one fits)
+    if n_jumps and z_err > float(gaps[at_jump].min()) / 8:
+        return None         # (its steps allow an eighth of their gaps: build_table's z_tolerance)
     # across a jump the smooth part keeps the slope of the last gap before it that is no
     # jump (of the first one, before any), so that a function linear between its jumps
     # stays one line: only the rest of the rise is a step
