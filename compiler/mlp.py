@@ -928,18 +928,19 @@ def _jumps_and_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np
     gaps, and interpolating across its six jumps makes slopes of ~200 that pass m's error
     on past them (it was refused from max_seq_len 9; at 8 its step table took 396 units,
     now 13).
+
     Here a gap between neighbouring points is a jump where interpolating across it would
     pass more than a quarter of `limit` (per output, what the outputs may be off by) of
     z's error, or where its slope is JUMP_SLOPES times the function's median slope (the
-    units of a steep interpolation cancel, and round); the jumps' total below each point
+    units of a steep interpolation cancel, and round). The jumps' total below each point
     is tabulated by steps (their units reset a z error: exact while it stays within their
-    half gaps) and the rest, which keeps its slope across the jumps, by interpolation (the
+    half gaps), and the rest, which keeps its slope across the jumps, by interpolation (the
     z error passed on times the remaining slopes, `z_gain`): one unit per change of slope
-    between the jumps, none for a sawtooth. Checked as _checked_interpolation checks,
-    but with the proof's rounding; None where it does not apply (more than a few jumps),
-    is not exact, or would take `max_units` units or more."""
+    between the jumps, none for a sawtooth. Checked as _checked_interpolation checks, but
+    with the proof's rounding; None where it does not apply (more than a few jumps), is
+    not exact, or would take `max_units` units or more."""
     z = np.asarray(z, dtype=np.float64)
-    if not 3 <= len(z) * max(1, outputs.shape[1]) <= JUMP_TABLE_MAX_CELLS:
+    if not outputs.shape[1] or not 3 <= len(z) * outputs.shape[1] <= JUMP_TABLE_MAX_CELLS:
         return None
     order = np.argsort(z, kind="stable")
     uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)

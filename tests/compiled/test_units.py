@@ -570,7 +570,7 @@ def _sawtooth(max_len: int) -> tuple[np.ndarray, np.ndarray]:
 def test_a_few_jumps_are_steps_and_the_rest_interpolation():
     # a step table takes a step per value, and interpolation across the jumps passes a
     # z error on ~200-fold; steps at the steep jumps plus interpolation between them take
-    # a few dozen units, reset a z error at the jumps and pass it on at most at the
+    # a handful of units, reset a z error at the jumps and pass it on at most at the
     # slopes left (below JUMP_SLOPES times the usual slope, 1)
     from compiler.mlp import JUMP_SLOPES, _jumps_and_interpolation, interpolation_limit
     z, outputs = _sawtooth(9)
