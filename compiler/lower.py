@@ -1726,6 +1726,7 @@ class Lowering:
             if any(self.plan.time[leaves[j].id] >= decoded_at for j in active if j not in head_read):
                 head_read = set()
         tried: set[tuple] = set()
+        readout_only = self._read_by_readout_only(node)
         # per-gate tables of an attempt whose single table failed: a later attempt in the
         # same layer may take fewer units; taken before any attempt a layer later (decoded
         # inputs after widths read from their heads, the last resort's one-hot means)
@@ -1841,7 +1842,7 @@ class Lowering:
                 err = sum(abs(l) * e for l, e in zip(lam, x_errs))
                 plan = exact_table(combos, z, t_outputs, len(gates), err, low_error=self.low_error,
                                    precision=SCORE_PRECISION if precise else None, rows=out_rows,
-                                   gated_interpolation=gate_error, readout_only=self._read_by_readout_only(node))
+                                   gated_interpolation=gate_error, readout_only=readout_only)
                 if plan is not None:
                     break
             split = None

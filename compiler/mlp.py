@@ -722,6 +722,35 @@ def _largest(outputs: np.ndarray, rows: Optional[OutputRows]) -> np.ndarray:
     return np.max(np.abs(outputs if rows is None else rows.distinct), axis=0, initial=0.0)
 
 
+def _points_by_z(z: np.ndarray, outputs: np.ndarray,
+                 rows: Optional[OutputRows] = None) -> Optional[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A table over z alone by its distinct z values: (the points in ascending z, the
+    distinct z, the position in that order of each one's first point), or None where one
+    z has two outputs (only gates could tell them apart). Each repeated z is checked
+    against the first point of its z, where their rows differ at all (`rows`)."""
+    order = np.argsort(z, kind="stable")
+    uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
+    repeats = np.ones(len(z), dtype=bool)
+    repeats[first] = False
+    repeats = np.flatnonzero(repeats)
+    leader = first[inverse.reshape(-1)[repeats]]
+    if rows is not None:
+        differ = rows.code[order[repeats]] != rows.code[order[leader]]
+        repeats, leader = repeats[differ], leader[differ]
+    if np.max(np.abs(outputs[order[repeats]] - outputs[order[leader]]), initial=0.0) > 1e-12:
+        return None
+    return order, uz, first
+
+
+def _interpolation_z_tolerance(plan: TablePlan, room: np.ndarray, z_err: float) -> Optional[float]:
+    """The z error an interpolating plan allows with `room` left per output after its
+    rounding (z_gain times it must fit), or None where even z_err does not fit."""
+    if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
+        return None
+    with np.errstate(divide="ignore"):
+        return float(np.min(np.where(plan.z_gain > 0, room / plan.z_gain, np.inf)))
+
+
 def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
                         limit: "np.ndarray | None" = None, rows: Optional[OutputRows] = None) -> "TablePlan | None":
     """Units interpolating the outputs linearly between consecutive reachable z values:
@@ -743,18 +772,10 @@ def interpolation_table(z: np.ndarray, outputs: np.ndarray, z_err: float = 0.0,
     plan.z_gain = np.zeros(n_out)
     if len(z) == 0:
         return plan
-    order = np.argsort(z, kind="stable")
-    uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
-    # (each repeated z against the first point of its z, where their rows differ at all)
-    repeats = np.ones(len(z), dtype=bool)
-    repeats[first] = False
-    repeats = np.flatnonzero(repeats)
-    leader = first[inverse.reshape(-1)[repeats]]
-    if rows is not None:
-        differ = rows.code[order[repeats]] != rows.code[order[leader]]
-        repeats, leader = repeats[differ], leader[differ]
-    if np.max(np.abs(outputs[order[repeats]] - outputs[order[leader]]), initial=0.0) > 1e-12:
+    by_z = _points_by_z(z, outputs, rows)
+    if by_z is None:
         return None
+    order, uz, first = by_z
     gaps = np.diff(uz)
     if rows is not None and len(uz) > 1 and limit is not None:
         # (the slopes' largest sizes from the steps where the rows change)
@@ -888,10 +909,10 @@ def _checked_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np.n
         if z_err + n_gates * gate_m * gate_err + 8 * EPS32 * plan.max_preactivation >= 0.5:
             return None
         room = room - gate_err * (gate_m * gated + and_units)
-    if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
+    tolerance = _interpolation_z_tolerance(plan, room, z_err)
+    if tolerance is None:
         return None
-    with np.errstate(divide="ignore"):
-        plan.z_tolerance = float(np.min(np.where(plan.z_gain > 0, room / plan.z_gain, np.inf)))
+    plan.z_tolerance = tolerance
     return plan
 
 
@@ -942,13 +963,11 @@ def _jumps_and_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np
     z = np.asarray(z, dtype=np.float64)
     if not outputs.shape[1] or not 3 <= len(z) * outputs.shape[1] <= JUMP_TABLE_MAX_CELLS:
         return None
-    order = np.argsort(z, kind="stable")
-    uz, first, inverse = np.unique(z[order], return_index=True, return_inverse=True)
-    ys = np.asarray(outputs, dtype=np.float64)[order]
-    if not 3 <= len(uz) <= JUMP_TABLE_MAX_POINTS or \
-            np.max(np.abs(ys - ys[first][inverse.reshape(-1)]), initial=0.0) > 1e-12:
-        return None         # (one z with two outputs: only gates could tell them apart)
-    ys = ys[first]
+    by_z = _points_by_z(z, outputs, rows)
+    if by_z is None or not 3 <= len(by_z[1]) <= JUMP_TABLE_MAX_POINTS:
+        return None
+    order, uz, first = by_z
+    ys = np.asarray(outputs, dtype=np.float64)[order[first]]
     rises, gaps = np.diff(ys, axis=0), np.diff(uz)[:, None]
     slopes = rises / gaps
     # (steeper than z's error allows, or far steeper than the function's usual slope: the
@@ -991,11 +1010,10 @@ def _jumps_and_interpolation(combos: Sequence[tuple], z: np.ndarray, outputs: np
         return None
     # (its rounding as the proof charges it, for any order of summation (z read as one
     # feature): where a step table fits as well, one the proof can pass is kept)
-    room = limit - proof_rounding(plan, combos, z, 1).bound
-    if np.any(room <= 0) or np.any(plan.z_gain * z_err > room):
+    tolerance = _interpolation_z_tolerance(plan, limit - proof_rounding(plan, combos, z, 1).bound, z_err)
+    if tolerance is None:
         return None
-    with np.errstate(divide="ignore"):
-        plan.z_tolerance = min(steps.z_tolerance, float(np.min(np.where(plan.z_gain > 0, room / plan.z_gain, np.inf))))
+    plan.z_tolerance = min(steps.z_tolerance, tolerance)
     return plan
 
 
